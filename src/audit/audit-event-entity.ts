@@ -1,0 +1,24 @@
+// Persistence shape of the append-only audit log.
+import { defineEntity, p } from "@mikro-orm/core";
+
+/** Table schema of one audit event. */
+export const AuditEventSchema = defineEntity({
+  name: "AuditEvent",
+  tableName: "audit_event",
+  properties: {
+    id: p.bigint("string").primary().autoincrement(),
+    tenantId: p.uuid(),
+    createdAt: p.datetime(),
+    actor: p.string().length(300),
+    credential: p.string().length(100),
+    action: p.string().length(64),
+    resource: p.string().length(300),
+    outcome: p.string().length(16),
+    reason: p.string().length(100),
+    requestId: p.string().length(100),
+    details: p.json<Record<string, string>>(),
+  },
+});
+/** An audit event row. */
+export class AuditEvent extends AuditEventSchema.class {}
+AuditEventSchema.setClass(AuditEvent);

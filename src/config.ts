@@ -1,0 +1,168 @@
+// Environment → one frozen, validated configuration object. Every bad value stops the
+// service with a message naming the variable.
+import { isAbsolute, resolve } from "node:path";
+import { StartupError } from "./startup-error.ts";
+
+/** The log levels pino accepts, for LOG_LEVEL. */
+const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** The default permission categories (DESIGN.md §1), plus keyward's own. */
+export const defaultPermissionCategories = [
+  "harden_runner",
+  "orchestrate_security",
+  "workflow_run_policies",
+  "oss_package_security",
+  "apps_and_pats",
+  "secure_registry",
+  "keys",
+  "policies",
+  "directory",
+  "audit",
+] as const;
+
+/** keyward's configuration, validated once at start. */
+export type Config = Readonly<{
+  host: string;
+  port: number;
+  /** Unset: start an embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  audienceDomain: string;
+  oidcIssuers: readonly string[];
+  logLevel: (typeof logLevels)[number];
+  /** Largest request message accepted, in bytes. */
+  maxRequestBytes: number;
+  /** Prefix of every API key, before the kind (e.g. `kw` → `kw_admin_...`). */
+  keyPrefix: string;
+  /** Optional server pepper: when set, secrets are hashed with HMAC-SHA-256. */
+  keyPepper: string | undefined;
+  permissionCategories: readonly string[];
+  /** How long shutdown waits for in-flight calls before closing connections. */
+  shutdownGraceMs: number;
+}>;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads and validates the configuration; throws StartupError naming the bad variable. */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const dataDir = str(env, "KEYWARD_DATA_DIR") ?? ".keyward";
+  return Object.freeze({
+    host: host(env, "HOST") ?? "127.0.0.1",
+    port: integer(env, "PORT", 8080, 0, 65535),
+    databaseUrl: postgresUrl(env, "DATABASE_URL"),
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
+    audienceDomain: domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost",
+    oidcIssuers: Object.freeze(issuers(env, "KEYWARD_OIDC_ISSUERS") ?? ["https://token.actions.githubusercontent.com"]),
+    logLevel: oneOf(env, "LOG_LEVEL", logLevels) ?? "info",
+    maxRequestBytes: integer(env, "KEYWARD_MAX_REQUEST_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+    keyPrefix: pattern(env, "KEYWARD_KEY_PREFIX", /^[a-z][a-z0-9]{1,7}$/, "2 to 8 lowercase letters or digits, starting with a letter") ?? "kw",
+    keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),
+    permissionCategories: Object.freeze(categories(env, "KEYWARD_PERMISSION_CATEGORIES") ?? [...defaultPermissionCategories]),
+    shutdownGraceMs: integer(env, "KEYWARD_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+  });
+}
+
+function invalid(name: string, value: string, why: string): StartupError {
+  const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+  return new StartupError(`invalid ${name}=${JSON.stringify(shown)}: ${why}`);
+}
+
+function str(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw invalid(name, raw, `expected a whole number from ${min} to ${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw invalid(name, raw, `expected a whole number from ${min} to ${max}`);
+  return value;
+}
+
+function host(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (!/^[A-Za-z0-9.\-:\[\]]+$/.test(raw)) throw invalid(name, raw, "expected a host name or IP address");
+  return raw;
+}
+
+function postgresUrl(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new StartupError(`invalid ${name}: not a URL (expected postgres://user:password@host:port/database)`);
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw new StartupError(`invalid ${name}: scheme must be postgres:// or postgresql://, got ${url.protocol}//`);
+  }
+  if (url.hostname === "") throw new StartupError(`invalid ${name}: no host (expected postgres://user:password@host:port/database)`);
+  return raw;
+}
+
+function domain(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (!/^(?=.{1,200}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(raw)) {
+    throw invalid(name, raw, "expected a lowercase DNS domain such as api.example.com");
+  }
+  return raw;
+}
+
+function issuers(env: Env, name: string): string[] | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const issuer of list) {
+    let url: URL;
+    try {
+      url = new URL(issuer);
+    } catch {
+      throw invalid(name, issuer, "each issuer must be an https:// URL (comma-separated)");
+    }
+    const loopback = url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]";
+    if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+      throw invalid(name, issuer, "each issuer must be an https:// URL (http:// only on loopback, for tests)");
+    }
+  }
+  if (list.length === 0) throw invalid(name, raw, "expected at least one issuer URL");
+  return list;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]): T | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  const value = raw.toLowerCase();
+  if (!(allowed as readonly string[]).includes(value)) throw invalid(name, raw, `expected one of ${allowed.join(", ")}`);
+  return value as T;
+}
+
+function pattern(env: Env, name: string, re: RegExp, what: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (!re.test(raw)) throw invalid(name, raw, `expected ${what}`);
+  return raw;
+}
+
+function pepper(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  // Never echo the value: it is a secret.
+  if (raw.length < 32) throw new StartupError(`invalid ${name}: must be at least 32 characters of random data`);
+  return raw;
+}
+
+function categories(env: Env, name: string): string[] | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const c of list) {
+    if (!/^[a-z][a-z0-9_]{0,62}$/.test(c)) throw invalid(name, c, "each category must be lowercase letters, digits and _");
+  }
+  for (const own of ["keys", "policies", "directory", "audit"]) if (!list.includes(own)) list.push(own);
+  return [...new Set(list)];
+}

@@ -1,0 +1,31 @@
+// Persistence shape of a trust policy for OIDC token exchange.
+import { defineEntity, p } from "@mikro-orm/core";
+
+/** The claims a policy requires, stored as one JSON document. */
+export type StoredClaims = Partial<Record<
+  "repositoryOwner" | "repository" | "jobWorkflowRef" | "ref" | "environment" | "repositoryId" | "repositoryOwnerId" | "eventName",
+  string
+>>;
+
+/** Table schema of a trust policy. */
+export const TrustPolicySchema = defineEntity({
+  name: "TrustPolicy",
+  tableName: "trust_policy",
+  properties: {
+    id: p.uuid().primary(),
+    tenantId: p.uuid(),
+    orgId: p.uuid().nullable(),
+    displayName: p.string().length(100),
+    description: p.string().length(1000),
+    claims: p.json<StoredClaims>(),
+    maxSessionSeconds: p.integer(),
+    permissions: p.array(),
+    creatorId: p.uuid(),
+    createdAt: p.datetime(),
+    updatedAt: p.datetime(),
+    version: p.integer().version(),
+  },
+});
+/** A trust policy row. */
+export class TrustPolicy extends TrustPolicySchema.class {}
+TrustPolicySchema.setClass(TrustPolicy);

@@ -1,0 +1,57 @@
+// The one place where failures become Connect errors: KeywardError.kind → Code, with a
+// google.rpc.ErrorInfo detail; anything unexpected is logged and answered "internal error".
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
+import { ErrorKind, isKeywardError, type KeywardError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { loggerKey } from "./context.ts";
+
+/** The ErrorInfo domain of every keyward error. */
+export const errorDomain = "keyward";
+
+const codeOfKind: Record<ErrorKind, Code> = {
+  [ErrorKind.INVALID_ARGUMENT]: Code.InvalidArgument,
+  [ErrorKind.NOT_FOUND]: Code.NotFound,
+  [ErrorKind.ALREADY_EXISTS]: Code.AlreadyExists,
+  [ErrorKind.FAILED_PRECONDITION]: Code.FailedPrecondition,
+  [ErrorKind.PERMISSION_DENIED]: Code.PermissionDenied,
+  [ErrorKind.UNAUTHENTICATED]: Code.Unauthenticated,
+  [ErrorKind.ABORTED]: Code.Aborted,
+  [ErrorKind.RESOURCE_EXHAUSTED]: Code.ResourceExhausted,
+  [ErrorKind.UNAVAILABLE]: Code.Unavailable,
+};
+
+/** Converts a domain error to the ConnectError the client sees. */
+export function keywardErrorToConnect(e: KeywardError): ConnectError {
+  return new ConnectError(e.message, codeOfKind[e.kind], undefined, [
+    { desc: ErrorInfoSchema, value: { reason: e.reason, domain: errorDomain, metadata: { ...e.metadata } } },
+  ]);
+}
+
+/** The status code a failure will be answered with (for logging before the mapping). */
+export function codeOfError(e: unknown): Code {
+  if (isKeywardError(e)) return codeOfKind[e.kind];
+  if (e instanceof ConnectError && e.code !== Code.Unknown) return e.code;
+  return Code.Internal;
+}
+
+/** Maps any failure to a safe ConnectError; the outermost interceptor. */
+export function createErrorInterceptor(fallbackLogger: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (e) {
+      throw toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger);
+    }
+  };
+}
+
+/** Exported for handlers that stream (where errors surface after the interceptor ran). */
+export function toConnectError(e: unknown, logger: Logger): ConnectError {
+  if (isKeywardError(e)) return keywardErrorToConnect(e);
+  // Errors the framework raised itself (decode failures, size limits, unimplemented,
+  // cancellation) carry no secrets and a deliberate code.
+  if (e instanceof ConnectError && e.code !== Code.Internal && e.code !== Code.Unknown) return e;
+  logger.error({ err: e }, "unexpected error");
+  return new ConnectError("internal error", Code.Internal);
+}

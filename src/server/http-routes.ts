@@ -1,0 +1,30 @@
+// Plain HTTP endpoints next to the RPCs: the health probe and (later) the JWKS document.
+import type http from "node:http";
+import type http2 from "node:http2";
+import type { RequestHandler } from "./listener.ts";
+
+type Res = http.ServerResponse | http2.Http2ServerResponse;
+
+/** Wraps the Connect handler with `GET /healthz`; `isServing` decides 200 or 503. */
+export function withHttpRoutes(connectHandler: RequestHandler, opts: { isServing: () => boolean }): RequestHandler {
+  return (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/healthz") {
+      if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: { code: "method_not_allowed", message: "use GET" } });
+      const serving = opts.isServing();
+      return sendJson(res, serving ? 200 : 503, { status: serving ? "SERVING" : "NOT_SERVING" });
+    }
+    connectHandler(req, res);
+  };
+}
+
+/** Writes a small JSON response. */
+export function sendJson(res: Res, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  (res as http.ServerResponse).writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
+  });
+  (res as http.ServerResponse).end(text);
+}

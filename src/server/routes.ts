@@ -1,0 +1,34 @@
+// Which services the server exposes, and the files reflection describes.
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescFile } from "@bufbuild/protobuf";
+import { AuditService, file_keyward_v1_audit_service } from "../../gen/keyward/v1/audit_service_pb.ts";
+import { DirectoryService, file_keyward_v1_directory_service } from "../../gen/keyward/v1/directory_service_pb.ts";
+import { KeyService, file_keyward_v1_key_service } from "../../gen/keyward/v1/key_service_pb.ts";
+import { PolicyService, file_keyward_v1_policy_service } from "../../gen/keyward/v1/policy_service_pb.ts";
+import { TokenExchangeService, file_keyward_v1_token_exchange_service } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
+import { file_health_v1_health } from "../../gen/health/v1/health_pb.ts";
+import { registerHealth, type HealthStatus } from "./health.ts";
+import { registerReflection } from "./reflection.ts";
+
+/** The files whose services are served, for reflection. */
+export const servedFiles: readonly DescFile[] = [
+  file_keyward_v1_key_service,
+  file_keyward_v1_policy_service,
+  file_keyward_v1_token_exchange_service,
+  file_keyward_v1_directory_service,
+  file_keyward_v1_audit_service,
+  file_health_v1_health,
+];
+
+/** Registers every service; methods not built yet answer Unimplemented. */
+export function createRoutes(deps: { health: HealthStatus }): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(KeyService, {});
+    router.service(PolicyService, {});
+    router.service(TokenExchangeService, {});
+    router.service(DirectoryService, {});
+    router.service(AuditService, {});
+    registerHealth(router, deps.health);
+    registerReflection(router, servedFiles);
+  };
+}

@@ -1,0 +1,61 @@
+// Runs the real `keyward` command line in a child process, for tests of startup,
+// configuration, restart and shutdown.
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+
+/** The repository root. */
+export const repoRoot = join(import.meta.dirname, "..");
+const node = join(repoRoot, "node_modules", ".bin", "node");
+const cli = join(repoRoot, "src", "cli.ts");
+
+/** The outcome of a finished CLI run. */
+export type CliResult = { code: number | null; stdout: string; stderr: string };
+
+/** Runs `keyward <args>` to completion (bounded by `timeoutMs`). */
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(node, [cli, ...args], { env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", ...env }, cwd: repoRoot });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`keyward ${args.join(" ")} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A `keyward serve` child process that has started listening. */
+export type ServeProcess = { child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> };
+
+/** Starts `keyward serve` and waits for its "keyward listening" log line. */
+export function startServe(env: Record<string, string>, timeoutMs = 60_000): Promise<ServeProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(node, [cli, "serve"], { env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", PORT: "0", ...env }, cwd: repoRoot });
+    let out = "";
+    const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`keyward serve did not start in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const match = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"keyward listening"/.exec(out);
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve({ child, url: match[1], output: () => out, exited });
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`keyward serve exited with ${code} before listening:\n${out}`));
+    });
+  });
+}
