@@ -1,8 +1,11 @@
 // The `keyward` command line: serve (default), migrate, bootstrap.
 import { parseArgs } from "node:util";
-import { loadConfig } from "./config.ts";
+import { loadConfig, type Config } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { openStore } from "./db/store.ts";
+import { createAuditLog } from "./audit/audit-log.ts";
+import { systemClock } from "./clock.ts";
+import { openStore, type Store } from "./db/store.ts";
+import { bootstrapTenant, isEmptyDirectory, type BootstrapResult } from "./directory/bootstrap.ts";
 import { startKeyward } from "./main.ts";
 import { StartupError } from "./startup-error.ts";
 
@@ -35,20 +38,31 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       return serve(createLogger({ level: config.logLevel }), config);
     case "migrate": {
       const logger = createLogger({ level: config.logLevel });
-      const store = await openStore(config, logger);
+      const store = await openStore(config, logger, { attach: true });
       await store.close();
       process.stdout.write("migrations up to date\n");
       return 0;
     }
-    case "bootstrap":
-      throw new StartupError("bootstrap is not implemented yet");
+    case "bootstrap": {
+      if (values.tenant === undefined) throw new StartupError("bootstrap needs --tenant <slug>");
+      // Logs go to stderr so that stdout holds only the result (JSON with --json).
+      const logger = createLogger({ level: config.logLevel === "info" ? "warn" : config.logLevel, destination: process.stderr });
+      const store = await openStore(config, logger, { attach: true });
+      try {
+        const result = await bootstrap(store, config, logger, values.tenant);
+        process.stdout.write(values.json === true ? `${JSON.stringify(result)}\n` : describeBootstrap(result));
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
     default:
       process.stderr.write(`keyward: unknown command ${JSON.stringify(command)}\n${usage}\n`);
       return 2;
   }
 }
 
-async function serve(logger: Logger, config: ReturnType<typeof loadConfig>): Promise<number> {
+async function serve(logger: Logger, config: Config): Promise<number> {
   // Handlers go in before startup, so a signal during startup still shuts down cleanly.
   let signals = 0;
   let stopRequested!: () => void;
@@ -64,15 +78,51 @@ async function serve(logger: Logger, config: ReturnType<typeof loadConfig>): Pro
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  const keyward = await startKeyward({ config, logger });
-  await stop;
+  const store = await openStore(config, logger);
   try {
+    if (store.embedded && (await isEmptyDirectory(store.db))) await firstStart(store, config, logger);
+    const keyward = await startKeyward({ config, logger, store });
+    await stop;
     await keyward.stop();
     return 0;
   } catch (err) {
+    if (signals === 0) throw err;
     logger.error({ err }, "shutdown failed");
     return 1;
+  } finally {
+    await store.close();
   }
+}
+
+function bootstrap(store: Store, config: Config, logger: Logger, tenant: string): Promise<BootstrapResult> {
+  const audit = createAuditLog({ db: store.db, clock: systemClock, logger });
+  return bootstrapTenant({ db: store.db, clock: systemClock, audit, minting: config }, tenant);
+}
+
+function describeBootstrap(r: BootstrapResult): string {
+  return [
+    r.tenantCreated ? `Created tenant "${r.tenant}".` : `Tenant "${r.tenant}" exists.`,
+    `New tenant admin key (${r.slot} slot${r.replaced === "" ? "" : `, replacing ${r.replaced}`}). It is shown once, now: store it safely.`,
+    "",
+    `  ${r.secret}`,
+    "",
+    `Key: ${r.keyName}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The first start on an empty embedded database creates the tenant `default` and shows its
+ * admin key on the terminal (never in the JSON log). Without a terminal it only says how.
+ */
+async function firstStart(store: Store, config: Config, logger: Logger): Promise<void> {
+  const terminal = process.stdout.isTTY ? process.stdout : process.stderr.isTTY ? process.stderr : undefined;
+  if (terminal === undefined) {
+    logger.info("the database is empty: run `npx keyward bootstrap --tenant <slug>` to create a tenant and its first admin key");
+    return;
+  }
+  const result = await bootstrap(store, config, logger, "default");
+  terminal.write(`\nFirst start: ${describeBootstrap(result)}\n`);
 }
 
 /** Prints a failure as one line (a stack trace only at LOG_LEVEL=debug). */

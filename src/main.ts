@@ -2,39 +2,84 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
-import type { Config } from "./config.ts";
-import { systemClock, type Clock } from "./clock.ts";
-import type { Logger } from "./logger.ts";
-import { openStore, type Store } from "./db/store.ts";
-import { requestIdKey } from "./server/context.ts";
-import { createErrorInterceptor } from "./server/error-interceptor.ts";
-import { createLoggingInterceptor } from "./server/logging-interceptor.ts";
-import { createHealthStatus } from "./server/health.ts";
 import { HealthCheckResponse_ServingStatus } from "../gen/health/v1/health_pb.ts";
+import { createAuditLog } from "./audit/audit-log.ts";
+import { createAuditService } from "./audit/audit-service.ts";
+import { systemClock, type Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import { openStore, type Store } from "./db/store.ts";
+import { callerFromIdentity } from "./directory/caller.ts";
+import { createDirectoryService } from "./directory/directory-service.ts";
+import { createKeyService } from "./keys/key-service.ts";
+import type { Logger } from "./logger.ts";
+import { createAuditHandlers } from "./server/audit-handlers.ts";
+import { createAuthInterceptor } from "./server/auth-interceptor.ts";
+import { requestIdKey } from "./server/context.ts";
+import { createDirectoryHandlers } from "./server/directory-handlers.ts";
+import { createErrorInterceptor } from "./server/error-interceptor.ts";
+import { createHealthStatus } from "./server/health.ts";
 import { withHttpRoutes } from "./server/http-routes.ts";
+import { createKeyHandlers } from "./server/key-handlers.ts";
 import { listen } from "./server/listener.ts";
+import { createLoggingInterceptor } from "./server/logging-interceptor.ts";
 import { createRoutes } from "./server/routes.ts";
+import { createKeyLookup } from "./verify/key-lookup.ts";
+import { createLastUsedRecorder } from "./verify/last-used.ts";
+import { createVerifier } from "./verify/verifier.ts";
 
 /** A running keyward instance. */
 export type Keyward = {
   readonly url: string;
   readonly port: number;
   readonly store: Store;
+  /** Writes the collected last-used times now (they are otherwise written every few seconds). */
+  flushLastUsed(): Promise<void>;
   /** Graceful shutdown: stop accepting, finish in-flight calls, close the database. */
   stop(): Promise<void>;
 };
+
+/** The domain services of one keyward instance, wired to one database. */
+export function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store }) {
+  const { config, logger, clock, store } = opts;
+  const db = store.db;
+  const catalogue = { categories: config.permissionCategories };
+  const audit = createAuditLog({ db, clock, logger });
+  const lastUsed = createLastUsedRecorder({ db, logger });
+  const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed });
+  return {
+    audit,
+    lastUsed,
+    verifier,
+    keys: createKeyService({ db, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
+    directory: createDirectoryService({ db, audit, clock, catalogue }),
+    auditReader: createAuditService({ audit, catalogue }),
+  };
+}
 
 /** Starts keyward with the given configuration (tests inject a logger and a clock). */
 export async function startKeyward(opts: { config: Config; logger: Logger; clock?: Clock; store?: Store }): Promise<Keyward> {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? (await openStore(config, logger));
+  const services = createServices({ config, logger, clock, store });
   const health = createHealthStatus();
-  void clock;
 
   const connectHandler = connectNodeAdapter({
-    routes: createRoutes({ health }),
-    interceptors: [createErrorInterceptor(logger), createLoggingInterceptor(logger)],
+    routes: createRoutes({
+      health,
+      keys: createKeyHandlers({ keys: services.keys, verifier: services.verifier }),
+      directory: createDirectoryHandlers({ directory: services.directory, audienceDomain: config.audienceDomain }),
+      audit: createAuditHandlers({ audit: services.auditReader }),
+    }),
+    // Order matters: errors (outermost) → logging → authentication.
+    interceptors: [
+      createErrorInterceptor(logger),
+      createLoggingInterceptor(logger),
+      createAuthInterceptor(async (credential) => {
+        const identity = await services.verifier.authenticate(credential);
+        return identity === undefined ? undefined : callerFromIdentity(identity);
+      }),
+    ],
     readMaxBytes: config.maxRequestBytes,
     contextValues: (req) => {
       const values = createContextValues();
@@ -53,6 +98,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
       logger,
     });
   } catch (e) {
+    await services.lastUsed.stop();
     if (!opts.store) await store.close();
     throw e;
   }
@@ -65,10 +111,12 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     url,
     port: listener.port,
     store,
+    flushLastUsed: () => services.lastUsed.flush(),
     stop() {
       stopping ??= (async () => {
         health.shutdown();
         await listener.close(config.shutdownGraceMs);
+        await services.lastUsed.stop();
         if (!opts.store) await store.close();
         logger.info("keyward stopped");
       })();

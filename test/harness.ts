@@ -8,6 +8,10 @@ import { loadConfig, type Config } from "../src/config.ts";
 import type { Clock } from "../src/clock.ts";
 import { createLogger } from "../src/logger.ts";
 import { startKeyward, type Keyward } from "../src/main.ts";
+import { createAuditLog } from "../src/audit/audit-log.ts";
+import { bootstrapTenant } from "../src/directory/bootstrap.ts";
+
+const silentLogger = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
 /** A clock the test moves by hand, so expiry is tested without sleeping. */
 export type TestClock = Clock & { advance(ms: number): void; set(date: Date): void };
@@ -71,4 +75,24 @@ export async function startTestServer(opts: { env?: Record<string, string>; cloc
     grpcTransport,
     client: (service, transport = connectTransport) => createClient(service, transport),
   };
+}
+
+let tenantCounter = 0;
+
+/** A fresh tenant with its bootstrap admin key. */
+export type TestTenant = { slug: string; adminKey: string };
+
+/** Creates a tenant no other test uses (unique slug) and returns its admin key. */
+export async function createTestTenant(server: TestServer, prefix = "t"): Promise<TestTenant> {
+  tenantCounter += 1;
+  const slug = `${prefix}-${process.pid}-${tenantCounter}-${Math.random().toString(36).slice(2, 8)}`.slice(0, 63).replace(/-+$/, "");
+  const db = server.store.db;
+  const audit = createAuditLog({ db, clock: server.clock, logger: silentLogger });
+  const result = await bootstrapTenant({ db, clock: server.clock, audit, minting: server.config }, slug);
+  return { slug, adminKey: result.secret };
+}
+
+/** Transport options that send `Authorization: Bearer <key>`. */
+export function withKey(key: string | undefined): { headers?: Record<string, string> } {
+  return key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } };
 }

@@ -8,6 +8,7 @@ export const AuditEventSchema = defineEntity({
   properties: {
     id: p.bigint("string").primary().autoincrement(),
     tenantId: p.uuid(),
+    orgId: p.uuid().nullable(),
     createdAt: p.datetime(),
     actor: p.string().length(300),
     credential: p.string().length(100),

@@ -558,3 +558,22 @@ function messageOf(e: unknown): string {
 function sleep(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
 }
+
+/**
+ * The URL of the embedded PostgreSQL a running keyward already started on `dataDir`, if any:
+ * lets `keyward bootstrap` and `keyward migrate` work while the server runs.
+ */
+export async function findRunningEmbeddedPostgres(dataDir: string): Promise<string | undefined> {
+  const pgDir = join(dataDir, "pg");
+  let lines: string[];
+  try {
+    lines = (await readFile(join(pgDir, "postmaster.pid"), "utf8")).split("\n");
+  } catch {
+    return undefined;
+  }
+  const pid = Number.parseInt(lines[0] ?? "", 10);
+  const port = Number.parseInt(lines[3]?.trim() ?? "", 10);
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || !isAlive(pid) || !(await isPostmasterOf(pid, pgDir))) return undefined;
+  const password = await readPassword(join(dataDir, "postgres-password"), pgDir);
+  return `postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${databaseName}`;
+}

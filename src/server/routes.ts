@@ -7,6 +7,7 @@ import { KeyService, file_keyward_v1_key_service } from "../../gen/keyward/v1/ke
 import { PolicyService, file_keyward_v1_policy_service } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService, file_keyward_v1_token_exchange_service } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
 import { file_health_v1_health } from "../../gen/health/v1/health_pb.ts";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { registerHealth, type HealthStatus } from "./health.ts";
 import { registerReflection } from "./reflection.ts";
 
@@ -21,13 +22,18 @@ export const servedFiles: readonly DescFile[] = [
 ];
 
 /** Registers every service; methods not built yet answer Unimplemented. */
-export function createRoutes(deps: { health: HealthStatus }): (router: ConnectRouter) => void {
+export function createRoutes(deps: {
+  health: HealthStatus;
+  keys: ServiceImpl<typeof KeyService>;
+  directory: ServiceImpl<typeof DirectoryService>;
+  audit: ServiceImpl<typeof AuditService>;
+}): (router: ConnectRouter) => void {
   return (router) => {
-    router.service(KeyService, {});
+    router.service(KeyService, deps.keys);
     router.service(PolicyService, {});
     router.service(TokenExchangeService, {});
-    router.service(DirectoryService, {});
-    router.service(AuditService, {});
+    router.service(DirectoryService, deps.directory);
+    router.service(AuditService, deps.audit);
     registerHealth(router, deps.health);
     registerReflection(router, servedFiles);
   };

@@ -1,8 +1,10 @@
 // The migrations, listed statically: the MikroORM CLI cannot load .ts under plain Node,
 // so `keyward migrate` and startup run the migrator with this list.
 import { Migration20261123000001Initial } from "./Migration20261123000001Initial.ts";
+import { Migration20261123000002AuditOrg } from "./Migration20261123000002AuditOrg.ts";
 
 /** Every migration, oldest first. */
 export const migrations = [
   { name: "Migration20261123000001Initial", class: Migration20261123000001Initial },
+  { name: "Migration20261123000002AuditOrg", class: Migration20261123000002AuditOrg },
 ];

@@ -1,0 +1,127 @@
+// The append-only audit log: state changes are recorded in the caller's transaction;
+// refused calls are recorded on their own; listing is paginated and filtered.
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Clock } from "../clock.ts";
+import type { Database } from "../db/orm.ts";
+import type { CallContext } from "../directory/caller.ts";
+import { isKeywardError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { AuditEvent } from "./audit-event-entity.ts";
+
+/** Whether the audited action happened. */
+export type AuditOutcome = "success" | "denied";
+
+/** One audit entry as written. Never holds a secret. */
+export type AuditEntry = {
+  tenantId: string;
+  orgId?: string | null;
+  actor: string;
+  credential: string;
+  action: string;
+  resource: string;
+  outcome: AuditOutcome;
+  reason?: string;
+  requestId: string;
+  details?: Record<string, string>;
+};
+
+/** One audit event as read back. */
+export type AuditRecord = Required<Omit<AuditEntry, "orgId">> & { id: string; orgId: string | null; createdAt: Date };
+
+/** Filters of a listing. */
+export type AuditFilter = {
+  orgId?: string;
+  action?: string;
+  resource?: string;
+  actor?: string;
+  outcome?: AuditOutcome;
+  start?: Date;
+  end?: Date;
+};
+
+/** The audit log's operations. */
+export type AuditLog = ReturnType<typeof createAuditLog>;
+
+/** The `actor`, `credential` and `requestId` of an entry made on behalf of a caller. */
+export function actorOf(ctx: CallContext): Pick<AuditEntry, "tenantId" | "actor" | "credential" | "requestId"> {
+  return { tenantId: ctx.caller.tenantId, actor: ctx.caller.principalName, credential: ctx.caller.credentialId, requestId: ctx.requestId };
+}
+
+/** Creates the audit log over the database. */
+export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logger }) {
+  const { db, clock, logger } = deps;
+
+  /** Adds an entry to the transaction `em` belongs to (written at its commit). */
+  function record(em: EntityManager, entry: AuditEntry): void {
+    em.create(AuditEvent, {
+      tenantId: entry.tenantId,
+      orgId: entry.orgId ?? null,
+      createdAt: clock.now(),
+      actor: entry.actor.slice(0, 300),
+      credential: entry.credential.slice(0, 100),
+      action: entry.action,
+      resource: entry.resource.slice(0, 300),
+      outcome: entry.outcome,
+      reason: (entry.reason ?? "").slice(0, 100),
+      requestId: entry.requestId.slice(0, 100),
+      details: entry.details ?? {},
+    });
+  }
+
+  /** Records an entry on its own (for refused calls, which change nothing else). */
+  async function recordAlone(entry: AuditEntry): Promise<void> {
+    const em = db.em.fork();
+    record(em, entry);
+    await em.flush();
+  }
+
+  /**
+   * Runs a management operation and, if it is refused with a KeywardError, records the
+   * refusal (action, resource, reason) before passing the error on.
+   */
+  async function guard<T>(ctx: CallContext, action: string, resource: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      if (isKeywardError(e)) {
+        await recordAlone({ ...actorOf(ctx), orgId: ctx.caller.orgId, action, resource, outcome: "denied", reason: e.reason }).catch((err: unknown) =>
+          logger.error({ err, action }, "could not write the audit event of a refused call"),
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** Lists a tenant's events, newest first, after `afterId` (exclusive). */
+  async function list(tenantId: string, filter: AuditFilter, limit: number, afterId: string | undefined): Promise<AuditRecord[]> {
+    const em = db.em.fork();
+    const where: Record<string, unknown> = { tenantId };
+    if (filter.orgId !== undefined) where["orgId"] = filter.orgId;
+    if (filter.action !== undefined) where["action"] = filter.action;
+    if (filter.resource !== undefined) where["resource"] = filter.resource;
+    if (filter.actor !== undefined) where["actor"] = filter.actor;
+    if (filter.outcome !== undefined) where["outcome"] = filter.outcome;
+    const created: Record<string, Date> = {};
+    if (filter.start !== undefined) created["$gte"] = filter.start;
+    if (filter.end !== undefined) created["$lt"] = filter.end;
+    if (Object.keys(created).length > 0) where["createdAt"] = created;
+    if (afterId !== undefined) where["id"] = { $lt: afterId };
+    const rows = await em.find(AuditEvent, where, { orderBy: { id: "desc" }, limit });
+    return rows.map((r) => ({
+      id: r.id,
+      tenantId: r.tenantId,
+      orgId: r.orgId ?? null,
+      createdAt: r.createdAt,
+      actor: r.actor,
+      credential: r.credential,
+      action: r.action,
+      resource: r.resource,
+      outcome: r.outcome as AuditOutcome,
+      reason: r.reason,
+      requestId: r.requestId,
+      details: r.details,
+    }));
+  }
+
+  return { record, recordAlone, guard, list };
+}

@@ -1,0 +1,63 @@
+// The first credential of a tenant: create the tenant (and its `admin` service account) if
+// needed and mint a new tenant admin key, shown once. Used by `keyward bootstrap` and by
+// the first `npm start` on an empty embedded database.
+import type { Clock } from "../clock.ts";
+import type { Database } from "../db/orm.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { rotateSlot, type KeyMinting } from "../keys/key-service.ts";
+import { keyRepository } from "../keys/key-repository.ts";
+import { StartupError } from "../startup-error.ts";
+import { directoryRepository as directory } from "./directory-repository.ts";
+import { resourceName, slugPattern } from "./resource-names.ts";
+
+/** What bootstrap made. `secret` is the raw admin key: print it once, never log it. */
+export type BootstrapResult = { tenant: string; tenantCreated: boolean; keyName: string; keyId: string; slot: string; replaced: string; secret: string };
+
+/** The service account that owns bootstrap admin keys. */
+export const bootstrapPrincipalId = "admin";
+
+/** Creates the tenant if needed and mints a new admin key into a free (or the older) slot. */
+export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit: AuditLog; minting: KeyMinting }, slug: string): Promise<BootstrapResult> {
+  if (!slugPattern.test(slug)) {
+    throw new StartupError(`invalid tenant slug ${JSON.stringify(slug.slice(0, 80))}: use 1 to 63 lowercase letters, digits and inner hyphens`);
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await deps.db.em.fork().transactional(async (em) => {
+        const now = deps.clock.now();
+        let tenant = await directory.findTenantBySlug(em, slug);
+        const tenantCreated = tenant === undefined;
+        tenant ??= await directory.insertTenant(em, { slug, displayName: slug, now });
+        const admin =
+          (await directory.findPrincipal(em, tenant.id, bootstrapPrincipalId)) ??
+          (await directory.insertPrincipal(em, {
+            tenantId: tenant.id, principalId: bootstrapPrincipalId, displayName: "Tenant administrator (bootstrap)", type: "service_account",
+            status: "active", permissions: ["*:write"], orgId: null, now,
+          }));
+        const primary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "primary");
+        const secondary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "secondary");
+        // Fill an empty slot; with both in use, replace the older value.
+        const slot = primary === undefined ? "primary" : secondary === undefined ? "secondary" : primary.createdAt <= secondary.createdAt ? "primary" : "secondary";
+        const { record, secret, replaced } = await rotateSlot(em, deps.minting, {
+          tenantId: tenant.id, orgId: null, kind: "admin", slot, ownerId: admin.id, now, reason: "replaced by keyward bootstrap",
+        });
+        const keyName = resourceName(slug, "keys", record.keyId);
+        const replacedName = replaced === undefined ? "" : resourceName(slug, "keys", replaced.keyId);
+        deps.audit.record(em, {
+          tenantId: tenant.id, actor: "keyward:bootstrap", credential: "", action: "key.rotate", resource: keyName, outcome: "success", requestId: "",
+          details: { kind: "admin", slot, replaced: replacedName, tenantCreated: String(tenantCreated) },
+        });
+        return { tenant: slug, tenantCreated, keyName, keyId: record.keyId, slot, replaced: replacedName, secret };
+      });
+    } catch (e) {
+      // Two bootstraps of a new tenant at once: the loser retries and finds the tenant.
+      if (attempt < 2 && e instanceof Error && /already exists|rotated concurrently/.test(e.message)) continue;
+      throw e;
+    }
+  }
+}
+
+/** True when the database holds no tenant yet (first start). */
+export async function isEmptyDirectory(db: Database): Promise<boolean> {
+  return (await directory.countTenants(db.em.fork())) === 0;
+}

@@ -1,0 +1,88 @@
+// Who is calling a management method, and the checks every service applies to them:
+// the permission a method needs, the tenant and the organization they may touch.
+import { ErrorKind, KeywardError } from "../errors.ts";
+import type { KeyKindName } from "../keys/key-format.ts";
+import { notImplied, type Catalogue, type PermissionSet } from "./permissions.ts";
+
+/** An authenticated caller: the credential, its owner and its effective authority. */
+export type Caller = Readonly<{
+  tenantId: string;
+  tenantSlug: string;
+  /** The owner principal's row id and resource name. */
+  principalRowId: string;
+  principalName: string;
+  /** The key id (or token id) used; safe to log. */
+  credentialId: string;
+  kind: KeyKindName;
+  /** The organization the credential is pinned to; null for tenant scope. */
+  orgId: string | null;
+  orgSlug: string | null;
+  /** Effective permissions: granted ∩ owner's current permissions. */
+  permissions: PermissionSet;
+}>;
+
+/** What a service call knows about its context. */
+export type CallContext = Readonly<{ caller: Caller; requestId: string }>;
+
+/** The message every missing-permission refusal starts with (DESIGN.md, the SDK's 403). */
+export const insufficientScope = "Insufficient scope for this action";
+
+/** Refuses the call unless the caller holds `permission` (PERMISSION_DENIED names it). */
+export function requirePermission(catalogue: Catalogue, caller: Caller, permission: string): void {
+  if (notImplied(catalogue, caller.permissions, [permission]).length > 0) {
+    throw new KeywardError(ErrorKind.PERMISSION_DENIED, "INSUFFICIENT_SCOPE", `${insufficientScope}: needs ${permission}`, { permission });
+  }
+}
+
+/** Refuses granting permissions the caller does not hold (no escalation). */
+export function requireHeld(catalogue: Catalogue, caller: Caller, wanted: readonly string[]): void {
+  const exceeding = notImplied(catalogue, caller.permissions, wanted);
+  if (exceeding.length > 0) {
+    throw new KeywardError(
+      ErrorKind.PERMISSION_DENIED,
+      "PERMISSIONS_EXCEED_CALLER",
+      `${insufficientScope}: cannot grant permissions you do not hold: ${exceeding.join(", ")}`,
+      { exceeding: exceeding.join(",") },
+    );
+  }
+}
+
+/**
+ * Refuses a request about another tenant. The answer is the same whether that tenant
+ * exists or not, so a credential learns nothing about other tenants.
+ */
+export function requireOwnTenant(caller: Caller, tenant: string | undefined): void {
+  if (tenant !== undefined && tenant !== caller.tenantSlug) {
+    throw new KeywardError(ErrorKind.PERMISSION_DENIED, "TENANT_MISMATCH", "the credential is not valid for this tenant");
+  }
+}
+
+/** Refuses callers pinned to an organization, for tenant-wide operations. */
+export function requireTenantScope(caller: Caller): void {
+  if (caller.orgId !== null) {
+    throw new KeywardError(ErrorKind.PERMISSION_DENIED, "TENANT_SCOPE_REQUIRED", `${insufficientScope}: needs a tenant-scoped credential`);
+  }
+}
+
+/** True when a resource pinned to `orgId` (null: tenant-level) is visible to the caller. */
+export function canSeeOrg(caller: Caller, orgId: string | null): boolean {
+  return caller.orgId === null || caller.orgId === orgId;
+}
+
+/** The caller a verified credential stands for. */
+export function callerFromIdentity(identity: {
+  keyId: string; kind: KeyKindName; tenantId: string; tenantSlug: string; orgId: string | null; orgSlug: string | null;
+  ownerRowId: string; ownerName: string; permissions: PermissionSet;
+}): Caller {
+  return {
+    tenantId: identity.tenantId,
+    tenantSlug: identity.tenantSlug,
+    principalRowId: identity.ownerRowId,
+    principalName: identity.ownerName,
+    credentialId: identity.keyId,
+    kind: identity.kind,
+    orgId: identity.orgId,
+    orgSlug: identity.orgSlug,
+    permissions: identity.permissions,
+  };
+}

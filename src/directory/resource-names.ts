@@ -1,0 +1,41 @@
+// AIP resource names: `tenants/{tenant}`, `tenants/{tenant}/keys/{key}`, … parsed in one
+// place so every handler refuses a malformed name the same way.
+import { invalidArgument } from "../errors.ts";
+
+/** Tenant and organization slugs: lowercase letters, digits, inner hyphens, 1–63. */
+export const slugPattern = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Principal ids: lowercase letters, digits, `-`, `_`, `.`, `@`, 1–100. */
+export const principalIdPattern = /^[a-z0-9][a-z0-9._@-]{0,99}$/;
+
+const collections = { keys: /^[0-9A-Za-z]{16}$/, principals: principalIdPattern, orgs: slugPattern, policies: /^[0-9a-f-]{36}$/ } as const;
+/** The collections under a tenant. */
+export type Collection = keyof typeof collections;
+
+function shown(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+}
+
+/** Parses `tenants/{tenant}`; empty means "the caller's tenant" and yields undefined. */
+export function parseTenantName(value: string, field = "parent"): string | undefined {
+  if (value === "") return undefined;
+  const match = /^tenants\/([^/]+)$/.exec(value);
+  if (match === null || !slugPattern.test(match[1] ?? "")) {
+    throw invalidArgument("INVALID_RESOURCE_NAME", `${field}: expected tenants/{tenant}, got ${shown(value)}`, { field });
+  }
+  return match[1];
+}
+
+/** Parses `tenants/{tenant}/{collection}/{id}`. */
+export function parseResourceName(value: string, collection: Collection, field = "name"): { tenant: string; id: string } {
+  const match = /^tenants\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(value);
+  const [, tenant = "", kind = "", id = ""] = match ?? [];
+  if (match === null || kind !== collection || !slugPattern.test(tenant) || !collections[collection].test(id)) {
+    throw invalidArgument("INVALID_RESOURCE_NAME", `${field}: expected tenants/{tenant}/${collection}/{id}, got ${shown(value)}`, { field });
+  }
+  return { tenant, id };
+}
+
+/** Builds `tenants/{tenant}/{collection}/{id}`. */
+export function resourceName(tenant: string, collection: Collection | "auditEvents", id: string): string {
+  return `tenants/${tenant}/${collection}/${id}`;
+}

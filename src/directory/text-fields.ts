@@ -1,0 +1,28 @@
+// Validation of free-text request fields: length limits and no control characters (a
+// NUL byte would otherwise reach PostgreSQL and fail as an internal error).
+import { invalidArgument } from "../errors.ts";
+
+const controlChars = /[\p{Cc}\p{Cs}\p{Co}\u2028\u2029]/u;
+
+/** Trims and checks a required or optional free-text field. */
+export function textField(value: string, field: string, opts: { max: number; required: boolean; multiline?: boolean }): string {
+  const text = value.trim();
+  if (text === "") {
+    if (opts.required) throw invalidArgument("REQUIRED_FIELD", `${field} is required`, { field });
+    return "";
+  }
+  if ([...text].length > opts.max) throw invalidArgument("FIELD_TOO_LONG", `${field} must be at most ${opts.max} characters`, { field, max: String(opts.max) });
+  const checked = opts.multiline === true ? text.replace(/[\n\t]/g, " ") : text;
+  if (controlChars.test(checked)) throw invalidArgument("INVALID_CHARACTERS", `${field} must not contain control characters`, { field });
+  return text;
+}
+
+/** Checks a field against a pattern, with a message that says what is expected. */
+export function patternField(value: string, field: string, pattern: RegExp, expected: string, required = true): string {
+  if (value === "") {
+    if (required) throw invalidArgument("REQUIRED_FIELD", `${field} is required`, { field });
+    return "";
+  }
+  if (!pattern.test(value)) throw invalidArgument("INVALID_FORMAT", `${field}: expected ${expected}`, { field });
+  return value;
+}

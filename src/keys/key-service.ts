@@ -1,0 +1,273 @@
+// The key lifecycle: create, get, list, revoke, clone, rotate. Plain functions over
+// explicit dependencies; every state change and its audit event share one transaction.
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Clock } from "../clock.ts";
+import type { Database } from "../db/orm.ts";
+import { actorOf, type AuditLog } from "../audit/audit-log.ts";
+import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
+import { directoryRepository as directory } from "../directory/directory-repository.ts";
+import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
+import { parsePermissions, type Catalogue } from "../directory/permissions.ts";
+import { principalIdPattern, resourceName, slugPattern } from "../directory/resource-names.ts";
+import { textField } from "../directory/text-fields.ts";
+import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
+import { hashKey, KeyKindName, mintKey } from "./key-format.ts";
+import { keyRepository as keys, keyState, type KeyFilter, type KeyRecord, type KeyState, type SlotName } from "./key-repository.ts";
+
+/** A key as callers see it: the record plus names and state. */
+export type KeyView = KeyRecord & { tenantSlug: string; orgSlug: string | null; ownerName: string; state: KeyState };
+
+/** A key and its raw value, shown once. */
+export type MintedKeyView = { key: KeyView; secret: string };
+
+/** The fixed permissions of the slot kinds. */
+export const slotKindPermissions: Record<Exclude<KeyKindName, "fine_grained">, readonly string[]> = {
+  admin: ["*:write"],
+  read_only: ["*:read"],
+  registry: ["secure_registry:write"],
+};
+
+const dayMs = 24 * 60 * 60 * 1000;
+const maxExpireDays = 365;
+
+function expireDaysOf(days: number, field = "expire_days"): number {
+  if (!Number.isInteger(days) || days < 1 || days > maxExpireDays) {
+    throw invalidArgument("INVALID_EXPIRY", `${field} must be 7, 30, 90, 365 or a custom number of days from 1 to ${maxExpireDays}`, { field });
+  }
+  return days;
+}
+
+function notFound(): KeywardError {
+  return new KeywardError(ErrorKind.NOT_FOUND, "KEY_NOT_FOUND", "key not found");
+}
+
+/** How raw keys are minted and hashed in this deployment. */
+export type KeyMinting = { keyPrefix: string; keyPepper: string | undefined };
+
+/** Mints a raw key and stores its row (hash only); the raw key is returned once. */
+export async function storeNewKey(
+  em: EntityManager,
+  minting: KeyMinting,
+  data: Omit<KeyRecord, "keyId" | "hint" | "lastUsedAt" | "revokedAt" | "revokeReason">,
+): Promise<{ record: KeyRecord; secret: string }> {
+  const minted = mintKey(minting.keyPrefix, data.kind);
+  const record = await keys.insert(em, { ...data, keyId: minted.keyId, hint: minted.hint, secretHash: hashKey(minted.raw, minting.keyPepper) });
+  return { record, secret: minted.raw };
+}
+
+/** Replaces the live value of a slot (if any) with a new one, inside `em`'s transaction. */
+export async function rotateSlot(
+  em: EntityManager,
+  minting: KeyMinting,
+  target: { tenantId: string; orgId: string | null; kind: Exclude<KeyKindName, "fine_grained">; slot: SlotName; ownerId: string; now: Date; reason: string },
+): Promise<{ record: KeyRecord; secret: string; replaced: KeyRecord | undefined }> {
+  const { tenantId, orgId, kind, slot, now } = target;
+  const old = await keys.findLiveSlot(em, tenantId, orgId, kind, slot);
+  if (old !== undefined && !(await keys.revoke(em, tenantId, old.keyId, target.reason, now))) {
+    throw new KeywardError(ErrorKind.ABORTED, "CONCURRENT_ROTATION", "the slot was rotated concurrently; retry", { slot });
+  }
+  const { record, secret } = await storeNewKey(em, minting, {
+    tenantId, kind, slot, displayName: `${kind} (${slot})`, orgId, permissions: slotKindPermissions[kind],
+    ownerId: target.ownerId, createdAt: now, expiresAt: null, rotatedAt: now, clonedFrom: null,
+  });
+  return { record, secret, replaced: old };
+}
+
+/** Creates the key service. */
+export function createKeyService(deps: { db: Database; audit: AuditLog; clock: Clock; catalogue: Catalogue; keyPrefix: string; keyPepper: string | undefined }) {
+  const { db, audit, clock, catalogue } = deps;
+
+  async function views(em: EntityManager, tenantSlug: string, records: readonly KeyRecord[]): Promise<KeyView[]> {
+    const orgs = await directory.orgSlugs(em, records.flatMap((r) => (r.orgId === null ? [] : [r.orgId])));
+    const owners = await directory.principalIds(em, records.map((r) => r.ownerId));
+    const now = clock.now();
+    return records.map((r) => ({
+      ...r,
+      tenantSlug,
+      orgSlug: r.orgId === null ? null : (orgs.get(r.orgId) ?? null),
+      ownerName: resourceName(tenantSlug, "principals", owners.get(r.ownerId) ?? "unknown"),
+      state: keyState(r, now),
+    }));
+  }
+
+  async function view(em: EntityManager, tenantSlug: string, record: KeyRecord): Promise<KeyView> {
+    const [one] = await views(em, tenantSlug, [record]);
+    return one!;
+  }
+
+  /** Resolves the org a new key is pinned to: the caller's own for org-scoped callers. */
+  async function scopeOrg(em: EntityManager, ctx: CallContext, orgSlug: string): Promise<{ id: string; slug: string } | null> {
+    const { caller } = ctx;
+    if (orgSlug !== "" && !slugPattern.test(orgSlug)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
+    if (caller.orgId !== null) {
+      if (orgSlug !== "" && orgSlug !== caller.orgSlug) {
+        throw new KeywardError(ErrorKind.PERMISSION_DENIED, "ORG_SCOPE", "the credential is pinned to another organization");
+      }
+      return { id: caller.orgId, slug: caller.orgSlug ?? "" };
+    }
+    if (orgSlug === "") return null;
+    const org = await directory.findOrgBySlug(em, caller.tenantId, orgSlug);
+    if (org === undefined) throw invalidArgument("UNKNOWN_ORG", `org: no organization ${JSON.stringify(orgSlug)} in this tenant`, { field: "org" });
+    return { id: org.id, slug: org.slug };
+  }
+
+  /** Loads a key the caller may see; NOT_FOUND otherwise (same answer either way). */
+  async function visibleKey(em: EntityManager, ctx: CallContext, keyId: string): Promise<KeyRecord> {
+    const key = await keys.find(em, ctx.caller.tenantId, keyId);
+    if (key === undefined || !canSeeOrg(ctx.caller, key.orgId)) throw notFound();
+    return key;
+  }
+
+  return {
+    async create(ctx: CallContext, input: { tenant: string | undefined; displayName: string; permissions: readonly string[]; org: string; expireDays: number }): Promise<MintedKeyView> {
+      return audit.guard(ctx, "key.create", resourceName(ctx.caller.tenantSlug, "keys", "-"), async () => {
+        requirePermission(catalogue, ctx.caller, "keys:write");
+        requireOwnTenant(ctx.caller, input.tenant);
+        const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
+        if (input.permissions.length === 0) throw invalidArgument("REQUIRED_FIELD", "permissions: at least one permission is required", { field: "permissions" });
+        const permissions = parsePermissions(catalogue, input.permissions);
+        const days = expireDaysOf(input.expireDays);
+        requireHeld(catalogue, ctx.caller, permissions);
+        return db.em.fork().transactional(async (em) => {
+          const org = await scopeOrg(em, ctx, input.org);
+          const now = clock.now();
+          const { record, secret } = await storeNewKey(em, deps, {
+            tenantId: ctx.caller.tenantId, kind: KeyKindName.FINE_GRAINED, slot: null, displayName, orgId: org?.id ?? null, permissions,
+            ownerId: ctx.caller.principalRowId, createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
+          });
+          audit.record(em, {
+            ...actorOf(ctx), orgId: record.orgId, action: "key.create", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
+            details: { permissions: permissions.join(","), expireDays: String(days), org: org?.slug ?? "" },
+          });
+          return { key: await view(em, ctx.caller.tenantSlug, record), secret };
+        });
+      });
+    },
+
+    async get(ctx: CallContext, input: { tenant: string; keyId: string }): Promise<KeyView> {
+      return audit.guard(ctx, "key.get", resourceName(input.tenant, "keys", input.keyId), async () => {
+        requirePermission(catalogue, ctx.caller, "keys:read");
+        requireOwnTenant(ctx.caller, input.tenant);
+        const em = db.em.fork();
+        return view(em, ctx.caller.tenantSlug, await visibleKey(em, ctx, input.keyId));
+      });
+    },
+
+    async list(
+      ctx: CallContext,
+      input: { tenant: string | undefined; pageSize: number; pageToken: string; kind?: KeyKindName; state?: KeyState; owner: string; org: string },
+    ): Promise<{ keys: KeyView[]; nextPageToken: string }> {
+      return audit.guard(ctx, "key.list", `tenants/${ctx.caller.tenantSlug}`, async () => {
+        requirePermission(catalogue, ctx.caller, "keys:read");
+        requireOwnTenant(ctx.caller, input.tenant);
+        const limit = pageSizeOf(input.pageSize);
+        const filters = { kind: input.kind, state: input.state, owner: input.owner, org: input.org };
+        const position = decodePageToken(input.pageToken, filters);
+        const em = db.em.fork();
+        const filter: KeyFilter = {};
+        if (input.kind !== undefined) filter.kind = input.kind;
+        if (input.state !== undefined) filter.state = input.state;
+        if (ctx.caller.orgId !== null) filter.onlyOrgId = ctx.caller.orgId;
+        if (input.owner !== "") {
+          const match = /^tenants\/([^/]+)\/principals\/([^/]+)$/.exec(input.owner);
+          if (match === null || !principalIdPattern.test(match[2] ?? "")) throw invalidArgument("INVALID_RESOURCE_NAME", "owner: expected tenants/{tenant}/principals/{principal}", { field: "owner" });
+          requireOwnTenant(ctx.caller, match[1]);
+          const owner = await directory.findPrincipal(em, ctx.caller.tenantId, match[2] ?? "");
+          if (owner === undefined) return { keys: [], nextPageToken: "" };
+          filter.ownerId = owner.id;
+        }
+        if (input.org !== "") {
+          if (!slugPattern.test(input.org)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
+          const org = await directory.findOrgBySlug(em, ctx.caller.tenantId, input.org);
+          if (org === undefined) return { keys: [], nextPageToken: "" };
+          filter.orgId = org.id;
+        }
+        const after = position === undefined ? undefined : { createdAt: new Date(String(position[0])), keyId: String(position[1]) };
+        if (after !== undefined && Number.isNaN(after.createdAt.getTime())) throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request", { field: "page_token" });
+        const rows = await keys.list(em, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
+        const page = rows.slice(0, limit);
+        const last = page[page.length - 1];
+        const nextPageToken = rows.length > limit && last !== undefined ? encodePageToken([last.createdAt.toISOString(), last.keyId], filters) : "";
+        return { keys: await views(em, ctx.caller.tenantSlug, page), nextPageToken };
+      });
+    },
+
+    async revoke(ctx: CallContext, input: { tenant: string; keyId: string; reason: string }): Promise<KeyView> {
+      const resource = resourceName(input.tenant, "keys", input.keyId);
+      return audit.guard(ctx, "key.revoke", resource, async () => {
+        requirePermission(catalogue, ctx.caller, "keys:write");
+        requireOwnTenant(ctx.caller, input.tenant);
+        const reason = textField(input.reason, "reason", { max: 500, required: true, multiline: true });
+        return db.em.fork().transactional(async (em) => {
+          const key = await visibleKey(em, ctx, input.keyId);
+          if (key.revokedAt !== null) throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "ALREADY_REVOKED", "the key is already revoked");
+          const now = clock.now();
+          if (!(await keys.revoke(em, ctx.caller.tenantId, key.keyId, reason, now))) {
+            throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "ALREADY_REVOKED", "the key is already revoked");
+          }
+          audit.record(em, { ...actorOf(ctx), orgId: key.orgId, action: "key.revoke", resource, outcome: "success", details: { reason } });
+          return view(em, ctx.caller.tenantSlug, { ...key, revokedAt: now, revokeReason: reason });
+        });
+      });
+    },
+
+    async clone(ctx: CallContext, input: { tenant: string; keyId: string; displayName: string; expireDays: number }): Promise<MintedKeyView> {
+      const source = resourceName(input.tenant, "keys", input.keyId);
+      return audit.guard(ctx, "key.clone", source, async () => {
+        requirePermission(catalogue, ctx.caller, "keys:write");
+        requireOwnTenant(ctx.caller, input.tenant);
+        const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
+        const days = input.expireDays === 0 ? undefined : expireDaysOf(input.expireDays);
+        return db.em.fork().transactional(async (em) => {
+          const from = await visibleKey(em, ctx, input.keyId);
+          if (from.kind !== KeyKindName.FINE_GRAINED) {
+            throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "NOT_CLONEABLE", "only fine-grained keys can be cloned; use RotateKey for admin, read-only and registry keys");
+          }
+          const now = clock.now();
+          if (keyState(from, now) !== "active") throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "KEY_NOT_ACTIVE", "only an active key can be cloned");
+          requireHeld(catalogue, ctx.caller, from.permissions);
+          const lifetimeMs = days !== undefined ? days * dayMs : (from.expiresAt?.getTime() ?? now.getTime()) - from.createdAt.getTime();
+          const { record, secret } = await storeNewKey(em, deps, {
+            tenantId: from.tenantId, kind: from.kind, slot: null, displayName, orgId: from.orgId, permissions: from.permissions,
+            ownerId: ctx.caller.principalRowId, createdAt: now, expiresAt: new Date(now.getTime() + Math.min(lifetimeMs, maxExpireDays * dayMs)),
+            rotatedAt: null, clonedFrom: from.keyId,
+          });
+          audit.record(em, {
+            ...actorOf(ctx), orgId: record.orgId, action: "key.clone", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
+            details: { clonedFrom: source, permissions: record.permissions.join(",") },
+          });
+          return { key: await view(em, ctx.caller.tenantSlug, record), secret };
+        });
+      });
+    },
+
+    async rotate(ctx: CallContext, input: { tenant: string | undefined; kind: KeyKindName | undefined; slot: SlotName | undefined; org: string }): Promise<MintedKeyView & { replaced: string }> {
+      return audit.guard(ctx, "key.rotate", `tenants/${ctx.caller.tenantSlug}`, async () => {
+        requirePermission(catalogue, ctx.caller, "keys:write");
+        requireOwnTenant(ctx.caller, input.tenant);
+        const kind = input.kind;
+        if (kind === undefined || kind === KeyKindName.FINE_GRAINED) {
+          throw invalidArgument("INVALID_KIND", "kind must be KEY_KIND_ADMIN, KEY_KIND_READ_ONLY or KEY_KIND_REGISTRY (clone and revoke fine-grained keys instead)", { field: "kind" });
+        }
+        if (input.slot === undefined) throw invalidArgument("REQUIRED_FIELD", "slot must be KEY_SLOT_PRIMARY or KEY_SLOT_SECONDARY", { field: "slot" });
+        const slot = input.slot;
+        requireHeld(catalogue, ctx.caller, slotKindPermissions[kind]);
+        return db.em.fork().transactional(async (em) => {
+          const org = await scopeOrg(em, ctx, input.org);
+          const orgId = org?.id ?? null;
+          const now = clock.now();
+          const { record, secret, replaced: old } = await rotateSlot(em, deps, { tenantId: ctx.caller.tenantId, orgId, kind, slot, ownerId: ctx.caller.principalRowId, now, reason: "rotated" });
+          const replaced = old === undefined ? "" : resourceName(ctx.caller.tenantSlug, "keys", old.keyId);
+          audit.record(em, {
+            ...actorOf(ctx), orgId, action: "key.rotate", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
+            details: { kind, slot, org: org?.slug ?? "", replaced },
+          });
+          return { key: await view(em, ctx.caller.tenantSlug, record), secret, replaced };
+        });
+      });
+    },
+  };
+}
+
+/** The key service's operations. */
+export type KeyService = ReturnType<typeof createKeyService>;

@@ -1,0 +1,40 @@
+// Caller authentication for management methods: `Authorization: Bearer <key>`. Missing or
+// bad credentials get one answer, with no hint of why. Permission checks are business
+// rules and happen in the services.
+import { createContextKey, type Interceptor } from "@connectrpc/connect";
+import type { Caller, CallContext } from "../directory/caller.ts";
+import { ErrorKind, KeywardError } from "../errors.ts";
+import { requestIdKey } from "./context.ts";
+
+/** The authenticated caller of the current management call. */
+export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });
+
+/** Methods anyone may call: their credential travels in the request itself. */
+const publicProcedures = new Set([
+  "keyward.v1.KeyService/VerifyKey",
+  "keyward.v1.TokenExchangeService/ExchangeToken",
+  "keyward.v1.TokenExchangeService/GetJwks",
+]);
+
+/** The one message for every authentication failure (DESIGN.md §3). */
+export const unauthenticatedMessage = "Missing or invalid API key";
+
+/** Authenticates keyward.v1 management calls; health and reflection stay open. */
+export function createAuthInterceptor(authenticate: (credential: string) => Promise<Caller | undefined>): Interceptor {
+  return (next) => async (req) => {
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    if (!req.service.typeName.startsWith("keyward.") || publicProcedures.has(procedure)) return next(req);
+    const match = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i.exec(req.header.get("authorization") ?? "");
+    const caller = match?.[1] === undefined ? undefined : await authenticate(match[1]);
+    if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
+    req.contextValues.set(callerKey, caller);
+    return next(req);
+  };
+}
+
+/** The CallContext of a handler's call; only reachable behind the auth interceptor. */
+export function callContextOf(values: { get<T>(key: { id: symbol; defaultValue: T }): T }): CallContext {
+  const caller = values.get(callerKey);
+  if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
+  return { caller, requestId: values.get(requestIdKey) };
+}

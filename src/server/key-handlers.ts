@@ -1,0 +1,82 @@
+// KeyService handlers: read the caller, convert the request, call one service method,
+// convert the result.
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { KeyService, VerifyKeyResponseSchema } from "../../gen/keyward/v1/key_service_pb.ts";
+import { parseResourceName, parseTenantName } from "../directory/resource-names.ts";
+import type { KeyService as KeyDomainService } from "../keys/key-service.ts";
+import type { Verifier } from "../verify/verifier.ts";
+import { callContextOf } from "./auth-interceptor.ts";
+import { keyKinds, keySlots, keyStates, keyToProto, timestamp, verifyResults } from "./convert.ts";
+
+/** The KeyService implementation. */
+export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Verifier }): ServiceImpl<typeof KeyService> {
+  const { keys, verifier } = deps;
+  return {
+    async createKey(req, ctx) {
+      const { key, secret } = await keys.create(callContextOf(ctx.values), {
+        tenant: parseTenantName(req.parent),
+        displayName: req.displayName,
+        permissions: req.permissions,
+        org: req.org,
+        expireDays: req.expireDays,
+      });
+      return { key: keyToProto(key), secret };
+    },
+    async getKey(req, ctx) {
+      const { tenant, id } = parseResourceName(req.name, "keys");
+      return { key: keyToProto(await keys.get(callContextOf(ctx.values), { tenant, keyId: id })) };
+    },
+    async listKeys(req, ctx) {
+      const kind = keyKinds.name(req.kind);
+      const state = keyStates.name(req.state);
+      const page = await keys.list(callContextOf(ctx.values), {
+        tenant: parseTenantName(req.parent),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        ...(kind === undefined ? {} : { kind }),
+        ...(state === undefined ? {} : { state }),
+        owner: req.owner,
+        org: req.org,
+      });
+      return { keys: page.keys.map(keyToProto), nextPageToken: page.nextPageToken };
+    },
+    async revokeKey(req, ctx) {
+      const { tenant, id } = parseResourceName(req.name, "keys");
+      return { key: keyToProto(await keys.revoke(callContextOf(ctx.values), { tenant, keyId: id, reason: req.reason })) };
+    },
+    async cloneKey(req, ctx) {
+      const { tenant, id } = parseResourceName(req.name, "keys");
+      const { key, secret } = await keys.clone(callContextOf(ctx.values), { tenant, keyId: id, displayName: req.displayName, expireDays: req.expireDays });
+      return { key: keyToProto(key), secret };
+    },
+    async rotateKey(req, ctx) {
+      const { key, secret, replaced } = await keys.rotate(callContextOf(ctx.values), {
+        tenant: parseTenantName(req.parent),
+        kind: keyKinds.name(req.kind),
+        slot: keySlots.name(req.slot),
+        org: req.org,
+      });
+      return { key: keyToProto(key), secret, replaced };
+    },
+    async verifyKey(req) {
+      const outcome = await verifier.verify({ key: req.key, requiredPermissions: req.requiredPermissions, org: req.org });
+      const id = outcome.identity;
+      return create(VerifyKeyResponseSchema, {
+        result: verifyResults.number(outcome.result),
+        ...(id === undefined
+          ? {}
+          : {
+              keyId: id.keyId,
+              kind: keyKinds.number(id.kind),
+              tenant: id.tenantSlug,
+              org: id.orgSlug ?? "",
+              owner: id.ownerName,
+              expireTime: timestamp(id.expiresAt),
+            }),
+        permissions: [...(outcome.permissions ?? [])],
+        missingPermissions: [...(outcome.missing ?? [])],
+      });
+    },
+  };
+}

@@ -1,0 +1,71 @@
+// The hot-path read of a key: one indexed query (by primary key) joining what verification
+// needs — no ORM unit of work, no entity hydration.
+import type { Database } from "../db/orm.ts";
+import type { PrincipalStatus } from "../directory/directory-repository.ts";
+import type { KeyKindName } from "../keys/key-format.ts";
+
+/** Everything VerifyKey needs to judge a key, read in one query. */
+export type KeyLookupRecord = Readonly<{
+  keyId: string;
+  tenantId: string;
+  tenantSlug: string;
+  disableKeysOfSuspendedPrincipals: boolean;
+  kind: KeyKindName;
+  orgId: string | null;
+  orgSlug: string | null;
+  permissions: readonly string[];
+  ownerRowId: string;
+  ownerPrincipalId: string;
+  ownerStatus: PrincipalStatus;
+  ownerPermissions: readonly string[];
+  secretHash: Uint8Array;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}>;
+
+/** Finds a key by id. */
+export type KeyLookup = (keyId: string) => Promise<KeyLookupRecord | undefined>;
+
+const query = `
+select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
+       k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
+       k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
+       k.secret_hash, k.expires_at, k.revoked_at
+  from api_key k
+  join tenant t on t.id = k.tenant_id
+  join principal p on p.id = k.owner_id
+  left join organization o on o.id = coalesce(k.org_id, p.org_id)
+ where k.key_id = ?`;
+
+type Row = {
+  key_id: string; tenant_id: string; tenant_slug: string; disable_keys_of_suspended_principals: boolean; kind: KeyKindName;
+  org_id: string | null; org_slug: string | null; permissions: string[]; owner_id: string; principal_id: string;
+  owner_status: PrincipalStatus; owner_permissions: string[]; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
+};
+
+/** Creates the lookup over the database's connection pool. */
+export function createKeyLookup(db: Database): KeyLookup {
+  const connection = db.orm.driver.getConnection();
+  return async (keyId) => {
+    const rows = await connection.execute<Row[]>(query, [keyId], "all");
+    const r = rows[0];
+    if (r === undefined) return undefined;
+    return {
+      keyId: r.key_id,
+      tenantId: r.tenant_id,
+      tenantSlug: r.tenant_slug,
+      disableKeysOfSuspendedPrincipals: r.disable_keys_of_suspended_principals,
+      kind: r.kind,
+      orgId: r.org_id,
+      orgSlug: r.org_slug,
+      permissions: r.permissions,
+      ownerRowId: r.owner_id,
+      ownerPrincipalId: r.principal_id,
+      ownerStatus: r.owner_status,
+      ownerPermissions: r.owner_permissions,
+      secretHash: r.secret_hash,
+      expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
+      revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
+    };
+  };
+}

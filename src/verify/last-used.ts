@@ -1,0 +1,47 @@
+// Last-used times collected in memory and written in batches, so a successful VerifyKey
+// never waits for (or causes) a database write of its own.
+import type { Database } from "../db/orm.ts";
+import type { Logger } from "../logger.ts";
+
+/** Records uses; `flush` writes what was collected. */
+export type LastUsedRecorder = { record(keyId: string, at: Date): void; flush(): Promise<void>; stop(): Promise<void> };
+
+const update = `
+update api_key k set last_used_at = v.at
+  from (select unnest(?::text[]) as key_id, unnest(?::timestamptz[]) as at) v
+ where k.key_id = v.key_id and (k.last_used_at is null or k.last_used_at < v.at)`;
+
+/** Creates a recorder that flushes every `intervalMs`. */
+export function createLastUsedRecorder(deps: { db: Database; logger: Logger; intervalMs?: number }): LastUsedRecorder {
+  const pending = new Map<string, Date>();
+  const connection = deps.db.orm.driver.getConnection();
+  let flushing: Promise<void> = Promise.resolve();
+
+  const flush = (): Promise<void> => {
+    flushing = flushing.then(async () => {
+      if (pending.size === 0) return;
+      const batch = [...pending];
+      pending.clear();
+      try {
+        await connection.execute(update, [batch.map(([id]) => id), batch.map(([, at]) => at.toISOString())], "run");
+      } catch (err) {
+        deps.logger.warn({ err, keys: batch.length }, "could not record last-used times");
+      }
+    });
+    return flushing;
+  };
+  const timer = setInterval(() => void flush(), deps.intervalMs ?? 5000);
+  timer.unref();
+
+  return {
+    record(keyId, at) {
+      const seen = pending.get(keyId);
+      if (seen === undefined || seen < at) pending.set(keyId, at);
+    },
+    flush,
+    async stop() {
+      clearInterval(timer);
+      await flush();
+    },
+  };
+}
