@@ -35,9 +35,9 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const config = loadConfig();
   switch (command) {
     case "serve":
-      return serve(createLogger({ level: config.logLevel }), config);
+      return serve(createLogger({ level: config.logLevel, ...prettyOption(config) }), config);
     case "migrate": {
-      const logger = createLogger({ level: config.logLevel });
+      const logger = createLogger({ level: config.logLevel, ...prettyOption(config) });
       const store = await openStore(config, logger, { attach: true });
       await store.close();
       process.stdout.write("migrations up to date\n");
@@ -78,6 +78,7 @@ async function serve(logger: Logger, config: Config): Promise<number> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  process.on("SIGHUP", onSignal);
   const store = await openStore(config, logger);
   try {
     if (store.embedded && (await isEmptyDirectory(store.db))) await firstStart(store, config, logger);
@@ -123,6 +124,10 @@ async function firstStart(store: Store, config: Config, logger: Logger): Promise
   }
   const result = await bootstrap(store, config, logger, "default");
   terminal.write(`\nFirst start: ${describeBootstrap(result)}\n`);
+}
+
+function prettyOption(config: Config): { pretty?: boolean } {
+  return config.logFormat === "auto" ? {} : { pretty: config.logFormat === "pretty" };
 }
 
 /** Prints a failure as one line (a stack trace only at LOG_LEVEL=debug). */

@@ -30,6 +30,8 @@ export type Config = Readonly<{
   audienceDomain: string;
   oidcIssuers: readonly string[];
   logLevel: (typeof logLevels)[number];
+  /** `json`, `pretty`, or `auto` (pretty when stdout is a terminal). */
+  logFormat: "json" | "pretty" | "auto";
   /** Largest request message accepted, in bytes. */
   maxRequestBytes: number;
   /** Prefix of every API key, before the kind (e.g. `kw` → `kw_admin_...`). */
@@ -54,6 +56,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     audienceDomain: domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost",
     oidcIssuers: Object.freeze(issuers(env, "KEYWARD_OIDC_ISSUERS") ?? ["https://token.actions.githubusercontent.com"]),
     logLevel: oneOf(env, "LOG_LEVEL", logLevels) ?? "info",
+    logFormat: oneOf(env, "KEYWARD_LOG_FORMAT", ["json", "pretty", "auto"] as const) ?? "auto",
     maxRequestBytes: integer(env, "KEYWARD_MAX_REQUEST_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
     keyPrefix: pattern(env, "KEYWARD_KEY_PREFIX", /^[a-z][a-z0-9]{1,7}$/, "2 to 8 lowercase letters or digits, starting with a letter") ?? "kw",
     keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),

@@ -34,9 +34,14 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
 export type ServeProcess = { child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> };
 
 /** Starts `keyward serve` and waits for its "keyward listening" log line. */
-export function startServe(env: Record<string, string>, timeoutMs = 60_000): Promise<ServeProcess> {
+export function startServe(env: Record<string, string>, timeoutMs = 60_000, opts: { terminal?: boolean } = {}): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(node, [cli, "serve"], { env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", PORT: "0", ...env }, cwd: repoRoot });
+    const fullEnv = { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", PORT: "0", ...env };
+    // With `terminal`, util-linux `script` runs keyward on a pseudo-terminal (as a shell would).
+    const child =
+      opts.terminal === true
+        ? spawn("script", ["-qfec", `${node} ${cli} serve`, "/dev/null"], { env: fullEnv, cwd: repoRoot })
+        : spawn(node, [cli, "serve"], { env: fullEnv, cwd: repoRoot });
     let out = "";
     const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
     const timer = setTimeout(() => {

@@ -39,8 +39,17 @@ describe("configuration", () => {
   });
 });
 
+async function verify(url: string, key: string): Promise<string> {
+  const res = await fetch(`${url}/keyward.v1.KeyService/VerifyKey`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ key }),
+  });
+  return ((await res.json()) as { result: string }).result;
+}
+
 describe("embedded PostgreSQL", () => {
-  test("when keyward restarts on the same data folder, then its data is still there; SIGTERM shuts it down cleanly", async () => {
+  test("when keyward restarts on the same data folder, then its data is still there; bootstrap works with and without a running server; SIGTERM shuts down cleanly", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "keyward-lifecycle-"));
     chmodSync(dataDir, 0o755);
     try {
@@ -48,24 +57,75 @@ describe("embedded PostgreSQL", () => {
       const first = await startServe(env, 90_000);
       expect(first.output()).toContain("initialising a new embedded PostgreSQL cluster");
       expect(first.output()).toContain("applied migration");
+      // Without a terminal, the first start creates no tenant and says how to.
+      expect(first.output()).toContain("keyward bootstrap --tenant");
       const health = await fetch(`${first.url}/healthz`);
       expect(health.status).toBe(200);
+
+      // bootstrap attaches to the embedded PostgreSQL the running server started.
+      const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
+      expect(boot.code).toBe(0);
+      const made = JSON.parse(boot.stdout) as { tenant: string; tenantCreated: boolean; slot: string; secret: string };
+      expect(made).toMatchObject({ tenant: "acme", tenantCreated: true, slot: "primary" });
+      expect(made.secret).toMatch(/^kwadm_/);
+      expect(await verify(first.url, made.secret)).toBe("VERIFY_RESULT_VALID");
+      expect(first.output()).not.toContain(made.secret);
+
       first.child.kill("SIGTERM");
       expect(await first.exited).toBe(0);
       expect(first.output()).toContain("keyward stopped");
       expect(existsSync(join(dataDir, "pg", "postmaster.pid"))).toBe(false);
 
+      // bootstrap with no server running starts (and stops) the embedded PostgreSQL itself.
+      const again = await runCli(["bootstrap", "--tenant", "acme"], env, 90_000);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain("exists");
+      expect(again.stdout).toContain("secondary slot");
+      const secondKey = /\n  (kwadm_\S+)\n/.exec(again.stdout)?.[1];
+      expect(secondKey).toBeDefined();
+      expect(existsSync(join(dataDir, "pg", "postmaster.pid"))).toBe(false);
+
       const second = await startServe(env, 90_000);
       expect(second.output()).not.toContain("initialising a new embedded PostgreSQL cluster");
       expect(second.output()).not.toContain("applied migration");
+      expect(await verify(second.url, made.secret)).toBe("VERIFY_RESULT_VALID");
+      expect(await verify(second.url, secondKey!)).toBe("VERIFY_RESULT_VALID");
       second.child.kill("SIGTERM");
       expect(await second.exited).toBe(0);
 
       const migrate = await runCli(["migrate"], env, 90_000);
       expect(migrate.code).toBe(0);
       expect(migrate.stdout).toContain("migrations up to date");
+
+      const bad = await runCli(["bootstrap", "--tenant", "Not A Slug"], env, 30_000);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain("invalid tenant slug");
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
-  }, 240_000);
+  }, 300_000);
+
+  test("when the first start on an empty embedded database has a terminal, then it prints the default tenant's admin key there and not in the JSON log", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "keyward-firststart-"));
+    chmodSync(dataDir, 0o755);
+    try {
+      // `script` gives the process a pseudo-terminal, as `npm start` in a shell has.
+      const served = await startServe({ KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info", KEYWARD_LOG_FORMAT: "json" }, 90_000, { terminal: true });
+      const out = served.output();
+      const key = /\n  (kwadm_\S+)/.exec(out.replace(/\r/g, ""))?.[1];
+      expect(key).toBeDefined();
+      expect(out).toContain('Created tenant "default"');
+      expect(await verify(served.url, key!)).toBe("VERIFY_RESULT_VALID");
+      const jsonLines = out.replace(/\r/g, "").split("\n").filter((l) => l.startsWith("{"));
+      expect(jsonLines.length).toBeGreaterThan(0);
+      for (const line of jsonLines) expect(line).not.toContain(key!);
+      served.child.kill("SIGTERM");
+      await served.exited;
+      // The terminal hangs up; keyward shuts down and stops its PostgreSQL.
+      for (let i = 0; i < 100 && existsSync(join(dataDir, "pg", "postmaster.pid")); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(join(dataDir, "pg", "postmaster.pid"))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -296,8 +296,8 @@ export const PrincipalStatus = {
   ACTIVE: 1,
 
   /**
-   * The principal may not call keyward; its keys keep verifying unless the tenant's
-   * `disable_keys_of_suspended_principals` is set.
+   * The principal is suspended. Its keys keep working (for VerifyKey and management
+   * calls alike) unless the tenant's `disable_keys_of_suspended_principals` is set.
    *
    * @generated from enum value: PRINCIPAL_STATUS_SUSPENDED = 2;
    */
