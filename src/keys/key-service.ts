@@ -5,9 +5,9 @@ import type { Clock } from "../clock.ts";
 import type { Database } from "../db/orm.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
-import { directoryRepository as directory } from "../directory/directory-repository.ts";
+import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
 import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
-import { parsePermissions, type Catalogue } from "../directory/permissions.ts";
+import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { principalIdPattern, resourceName, slugPattern } from "../directory/resource-names.ts";
 import { textField } from "../directory/text-fields.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
@@ -95,10 +95,37 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
     return one!;
   }
 
-  /** Resolves the org a new key is pinned to: the caller's own for org-scoped callers. */
-  async function scopeOrg(em: EntityManager, ctx: CallContext, orgSlug: string): Promise<{ id: string; slug: string } | null> {
+  /** The principal a new key is made for: visible to the caller, active, holding the permissions. */
+  async function ownerFor(em: EntityManager, ctx: CallContext, name: string, permissions: readonly string[]): Promise<PrincipalRecord> {
+    const match = /^tenants\/([^/]+)\/principals\/([^/]+)$/.exec(name);
+    if (match === null || !principalIdPattern.test(match[2] ?? "")) {
+      throw invalidArgument("INVALID_RESOURCE_NAME", "owner: expected tenants/{tenant}/principals/{principal}", { field: "owner" });
+    }
+    requireOwnTenant(ctx.caller, match[1]);
+    const owner = await directory.findPrincipal(em, ctx.caller.tenantId, match[2] ?? "");
+    if (owner === undefined || (ctx.caller.orgId !== null && owner.orgId !== ctx.caller.orgId)) {
+      throw new KeywardError(ErrorKind.NOT_FOUND, "PRINCIPAL_NOT_FOUND", "owner: principal not found");
+    }
+    if (owner.status !== "active") throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "OWNER_SUSPENDED", "owner: the principal is suspended");
+    const exceeding = notImplied(catalogue, toPermissionSet(catalogue, owner.permissions), permissions);
+    if (exceeding.length > 0) {
+      throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "PERMISSIONS_EXCEED_OWNER", `the owner does not hold: ${exceeding.join(", ")}`, { exceeding: exceeding.join(",") });
+    }
+    return owner;
+  }
+
+  /**
+   * Resolves the org a new key is pinned to: the caller's own for org-scoped callers, the
+   * owner's for owners confined to an org.
+   */
+  async function scopeOrg(em: EntityManager, ctx: CallContext, orgSlug: string, ownerOrgId?: string): Promise<{ id: string; slug: string } | null> {
     const { caller } = ctx;
     if (orgSlug !== "" && !slugPattern.test(orgSlug)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
+    if (ownerOrgId !== undefined && caller.orgId === null) {
+      const slug = (await directory.orgSlugs(em, [ownerOrgId])).get(ownerOrgId) ?? "";
+      if (orgSlug !== "" && orgSlug !== slug) throw invalidArgument("OWNER_ORG_MISMATCH", "org: the owner is confined to another organization", { field: "org" });
+      return { id: ownerOrgId, slug };
+    }
     if (caller.orgId !== null) {
       if (orgSlug !== "" && orgSlug !== caller.orgSlug) {
         throw new KeywardError(ErrorKind.PERMISSION_DENIED, "ORG_SCOPE", "the credential is pinned to another organization");
@@ -119,7 +146,10 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
   }
 
   return {
-    async create(ctx: CallContext, input: { tenant: string | undefined; displayName: string; permissions: readonly string[]; org: string; expireDays: number }): Promise<MintedKeyView> {
+    async create(
+      ctx: CallContext,
+      input: { tenant: string | undefined; displayName: string; permissions: readonly string[]; org: string; expireDays: number; owner: string },
+    ): Promise<MintedKeyView> {
       return audit.guard(ctx, "key.create", resourceName(ctx.caller.tenantSlug, "keys", "-"), async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
         requireOwnTenant(ctx.caller, input.tenant);
@@ -129,11 +159,12 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         const days = expireDaysOf(input.expireDays);
         requireHeld(catalogue, ctx.caller, permissions);
         return db.em.fork().transactional(async (em) => {
-          const org = await scopeOrg(em, ctx, input.org);
+          const owner = input.owner === "" ? undefined : await ownerFor(em, ctx, input.owner, permissions);
+          const org = owner?.orgId != null ? await scopeOrg(em, ctx, input.org, owner.orgId) : await scopeOrg(em, ctx, input.org);
           const now = clock.now();
           const { record, secret } = await storeNewKey(em, deps, {
             tenantId: ctx.caller.tenantId, kind: KeyKindName.FINE_GRAINED, slot: null, displayName, orgId: org?.id ?? null, permissions,
-            ownerId: ctx.caller.principalRowId, createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
+            ownerId: owner?.id ?? ctx.caller.principalRowId, createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
           });
           audit.record(em, {
             ...actorOf(ctx), orgId: record.orgId, action: "key.create", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",

@@ -20,6 +20,7 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
         permissions: req.permissions,
         org: req.org,
         expireDays: req.expireDays,
+        owner: req.owner,
       });
       return { key: keyToProto(key), secret };
     },
