@@ -146,10 +146,10 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         requireHeld(catalogue, ctx.caller, permissions);
         return db.em.fork().transactional(async (em) => {
           let orgId: string | null = ctx.caller.orgId;
-          if (input.org !== "") {
+          if (patternField(input.org, "org", slugPattern, "an organization slug", false) !== "") {
             const org = await directory.findOrgBySlug(em, ctx.caller.tenantId, input.org);
             if (ctx.caller.orgId !== null && org?.id !== ctx.caller.orgId) throw new KeywardError(ErrorKind.PERMISSION_DENIED, "ORG_SCOPE", "the credential is pinned to another organization");
-            if (org === undefined) throw invalidArgument("UNKNOWN_ORG", `org: no organization ${JSON.stringify(input.org.slice(0, 63))} in this tenant`, { field: "org" });
+            if (org === undefined) throw invalidArgument("UNKNOWN_ORG", `org: no organization ${JSON.stringify(input.org)} in this tenant`, { field: "org" });
             orgId = org.id;
           }
           const created = await directory.insertPrincipal(em, {

@@ -31,10 +31,11 @@ export function isPermission(catalogue: Catalogue, value: string): boolean {
 export function parsePermissions(catalogue: Catalogue, values: readonly string[], field = "permissions"): string[] {
   const unknown = values.filter((v) => !isPermission(catalogue, v));
   if (unknown.length > 0) {
-    const shown = unknown.slice(0, 5).map((v) => JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v));
+    // Only short values are echoed: a long one may be a secret pasted into the wrong field.
+    const shown = unknown.slice(0, 5).map((v) => (v.length <= 40 ? JSON.stringify(v) : `(a value of ${v.length} characters)`));
     throw invalidArgument("UNKNOWN_PERMISSION", `${field}: unknown permission ${shown.join(", ")}; valid permissions are: ${validPermissions(catalogue).join(", ")}`, {
       field,
-      unknown: unknown.slice(0, 5).join(","),
+      unknown: shown.join(","),
     });
   }
   return [...new Set(values)].sort();

@@ -1,5 +1,6 @@
 // AIP resource names: `tenants/{tenant}`, `tenants/{tenant}/keys/{key}`, … parsed in one
-// place so every handler refuses a malformed name the same way.
+// place so every handler refuses a malformed name the same way. Refusals never echo the
+// value: a caller may have pasted a secret into the wrong field.
 import { invalidArgument } from "../errors.ts";
 
 /** Tenant and organization slugs: lowercase letters, digits, inner hyphens, 1–63. */
@@ -11,16 +12,12 @@ const collections = { keys: /^[0-9A-Za-z]{16}$/, principals: principalIdPattern,
 /** The collections under a tenant. */
 export type Collection = keyof typeof collections;
 
-function shown(value: string): string {
-  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-}
-
 /** Parses `tenants/{tenant}`; empty means "the caller's tenant" and yields undefined. */
 export function parseTenantName(value: string, field = "parent"): string | undefined {
   if (value === "") return undefined;
   const match = /^tenants\/([^/]+)$/.exec(value);
   if (match === null || !slugPattern.test(match[1] ?? "")) {
-    throw invalidArgument("INVALID_RESOURCE_NAME", `${field}: expected tenants/{tenant}, got ${shown(value)}`, { field });
+    throw invalidArgument("INVALID_RESOURCE_NAME", `${field}: expected tenants/{tenant}`, { field });
   }
   return match[1];
 }
@@ -30,7 +27,7 @@ export function parseResourceName(value: string, collection: Collection, field =
   const match = /^tenants\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(value);
   const [, tenant = "", kind = "", id = ""] = match ?? [];
   if (match === null || kind !== collection || !slugPattern.test(tenant) || !collections[collection].test(id)) {
-    throw invalidArgument("INVALID_RESOURCE_NAME", `${field}: expected tenants/{tenant}/${collection}/{id}, got ${shown(value)}`, { field });
+    throw invalidArgument("INVALID_RESOURCE_NAME", `${field}: expected tenants/{tenant}/${collection}/{id}`, { field });
   }
   return { tenant, id };
 }
