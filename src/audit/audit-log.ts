@@ -39,6 +39,11 @@ export type AuditFilter = {
   end?: Date;
 };
 
+/** Audit text is for humans: control characters (NUL would fail the insert) become U+FFFD. */
+function clean(text: string, max: number): string {
+  return text.replace(/[\p{Cc}\p{Cs}]/gu, "\uFFFD").slice(0, max);
+}
+
 /** The audit log's operations. */
 export type AuditLog = ReturnType<typeof createAuditLog>;
 
@@ -57,14 +62,14 @@ export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logge
       tenantId: entry.tenantId,
       orgId: entry.orgId ?? null,
       createdAt: clock.now(),
-      actor: entry.actor.slice(0, 300),
-      credential: entry.credential.slice(0, 100),
+      actor: clean(entry.actor, 300),
+      credential: clean(entry.credential, 100),
       action: entry.action,
-      resource: entry.resource.slice(0, 300),
+      resource: clean(entry.resource, 300),
       outcome: entry.outcome,
-      reason: (entry.reason ?? "").slice(0, 100),
-      requestId: entry.requestId.slice(0, 100),
-      details: entry.details ?? {},
+      reason: clean(entry.reason ?? "", 100),
+      requestId: clean(entry.requestId, 100),
+      details: Object.fromEntries(Object.entries(entry.details ?? {}).map(([k, v]) => [k, clean(v, 1000)])),
     });
   }
 

@@ -3,6 +3,7 @@
 import { requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
 import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
 import type { Catalogue } from "../directory/permissions.ts";
+import { textField } from "../directory/text-fields.ts";
 import { invalidArgument } from "../errors.ts";
 import type { AuditFilter, AuditLog, AuditRecord } from "./audit-log.ts";
 
@@ -15,7 +16,7 @@ export function createAuditService(deps: { audit: AuditLog; catalogue: Catalogue
         requirePermission(catalogue, ctx.caller, "audit:read");
         requireOwnTenant(ctx.caller, tenant);
         for (const [field, value] of [["action", filter.action], ["resource", filter.resource], ["actor", filter.actor]] as const) {
-          if (value !== undefined && value.length > 300) throw invalidArgument("FIELD_TOO_LONG", `${field} must be at most 300 characters`, { field });
+          if (value !== undefined) textField(value, field, { max: 300, required: false });
         }
         const limit = pageSizeOf(pageSize);
         const scoped: AuditFilter = ctx.caller.orgId === null ? filter : { ...filter, orgId: ctx.caller.orgId };

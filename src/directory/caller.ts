@@ -69,11 +69,17 @@ export function canSeeOrg(caller: Caller, orgId: string | null): boolean {
   return caller.orgId === null || caller.orgId === orgId;
 }
 
-/** The caller a verified credential stands for. */
+/**
+ * The caller a verified credential stands for. A suspended principal's keys may keep
+ * verifying for the services that check them, but never administer keyward.
+ */
 export function callerFromIdentity(identity: {
   keyId: string; kind: KeyKindName; tenantId: string; tenantSlug: string; orgId: string | null; orgSlug: string | null;
-  ownerRowId: string; ownerName: string; permissions: PermissionSet;
+  ownerRowId: string; ownerName: string; permissions: PermissionSet; ownerActive: boolean;
 }): Caller {
+  if (!identity.ownerActive) {
+    throw new KeywardError(ErrorKind.PERMISSION_DENIED, "PRINCIPAL_SUSPENDED", "the principal that owns this key is suspended");
+  }
   return {
     tenantId: identity.tenantId,
     tenantSlug: identity.tenantSlug,

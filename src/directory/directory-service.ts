@@ -18,6 +18,13 @@ export type OrgView = OrgRecord & { tenantSlug: string };
 
 const githubOwnerPattern = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
 
+/** A decoded page position, checked before it reaches SQL (tokens are opaque, not secret). */
+function checkedPosition(value: string | number | undefined, pattern: RegExp): string {
+  const text = String(value);
+  if (!pattern.test(text)) throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request", { field: "page_token" });
+  return text;
+}
+
 function notFound(what: string): KeywardError {
   return new KeywardError(ErrorKind.NOT_FOUND, `${what.toUpperCase()}_NOT_FOUND`, `${what} not found`);
 }
@@ -102,7 +109,7 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         const position = decodePageToken(pageToken, "orgs");
         const opts: { onlyId?: string; afterSlug?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.onlyId = ctx.caller.orgId;
-        if (position !== undefined) opts.afterSlug = String(position[0]);
+        if (position !== undefined) opts.afterSlug = checkedPosition(position[0], slugPattern);
         const rows = await directory.listOrgs(db.em.fork(), ctx.caller.tenantId, opts);
         const page = rows.slice(0, limit);
         const last = page[page.length - 1];
@@ -181,7 +188,7 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         const opts: { orgId?: string; status?: PrincipalStatus; afterId?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.orgId = ctx.caller.orgId;
         if (status !== undefined) opts.status = status;
-        if (position !== undefined) opts.afterId = String(position[0]);
+        if (position !== undefined) opts.afterId = checkedPosition(position[0], principalIdPattern);
         const em = db.em.fork();
         const rows = await directory.listPrincipals(em, ctx.caller.tenantId, opts);
         const page = rows.slice(0, limit);
@@ -216,6 +223,9 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
           clean.status = patch.status;
         }
         const target = await visiblePrincipal(ctx, principalId);
+        if (clean.status === "suspended" && target.id === ctx.caller.principalRowId) {
+          throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself");
+        }
         return db.em.fork().transactional(async (em) => {
           const updated = await directory.updatePrincipal(em, target.id, etag, clean, clock.now());
           const details: Record<string, string> = {};

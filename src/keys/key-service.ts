@@ -11,7 +11,7 @@ import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from ".
 import { principalIdPattern, resourceName, slugPattern } from "../directory/resource-names.ts";
 import { textField } from "../directory/text-fields.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
-import { hashKey, KeyKindName, mintKey } from "./key-format.ts";
+import { hashKey, isKeyId, KeyKindName, mintKey } from "./key-format.ts";
 import { keyRepository as keys, keyState, type KeyFilter, type KeyRecord, type KeyState, type SlotName } from "./key-repository.ts";
 
 /** A key as callers see it: the record plus names and state. */
@@ -214,7 +214,10 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
           filter.orgId = org.id;
         }
         const after = position === undefined ? undefined : { createdAt: new Date(String(position[0])), keyId: String(position[1]) };
-        if (after !== undefined && Number.isNaN(after.createdAt.getTime())) throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request", { field: "page_token" });
+        // Page tokens are opaque but not secret: check a decoded position before it reaches SQL.
+        if (after !== undefined && !(isKeyId(after.keyId) && after.createdAt.getTime() >= 0 && after.createdAt.getFullYear() <= 9999)) {
+          throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request", { field: "page_token" });
+        }
         const rows = await keys.list(em, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
         const page = rows.slice(0, limit);
         const last = page[page.length - 1];

@@ -25,6 +25,8 @@ export type CredentialIdentity = Readonly<{
   /** granted ∩ owner's current permissions. */
   permissions: PermissionSet;
   expiresAt: Date | null;
+  /** False when the owner is suspended (its keys may still verify: see the tenant setting). */
+  ownerActive: boolean;
 }>;
 
 /** The answer to one verification. */
@@ -78,6 +80,7 @@ export function createVerifier(deps: {
       ownerName: resourceName(record.tenantSlug, "principals", record.ownerPrincipalId),
       permissions: effective,
       expiresAt: record.expiresAt,
+      ownerActive: record.ownerStatus === "active",
     };
     if (record.revokedAt !== null) return { result: "revoked", identity };
     if (record.expiresAt !== null && record.expiresAt.getTime() <= clock.now().getTime()) return { result: "expired", identity };

@@ -296,8 +296,10 @@ export const PrincipalStatus = {
   ACTIVE: 1,
 
   /**
-   * The principal is suspended. Its keys keep working (for VerifyKey and management
-   * calls alike) unless the tenant's `disable_keys_of_suspended_principals` is set.
+   * The principal is suspended: its keys can no longer call keyward's management methods
+   * (PERMISSION_DENIED, reason PRINCIPAL_SUSPENDED), but keep verifying through VerifyKey
+   * unless the tenant's `disable_keys_of_suspended_principals` is set. A principal cannot
+   * suspend itself.
    *
    * @generated from enum value: PRINCIPAL_STATUS_SUSPENDED = 2;
    */

@@ -1,0 +1,141 @@
+// Configuration without a server: defaults, every bad value stops start-up with a
+// StartupError naming the variable (never echoing a secret), and the result is frozen.
+import { describe, expect, test } from "@jest/globals";
+import { join } from "node:path";
+import { defaultPermissionCategories, loadConfig } from "../../src/config.ts";
+import { StartupError } from "../../src/startup-error.ts";
+
+const cwd = "/srv/keyward";
+
+function startupErrorOf(env: Record<string, string>): StartupError {
+  try {
+    loadConfig(env, cwd);
+  } catch (e) {
+    if (e instanceof StartupError) return e;
+    throw e;
+  }
+  throw new Error(`expected ${JSON.stringify(env).slice(0, 100)} to be refused`);
+}
+
+describe("defaults", () => {
+  test("when nothing is set, then PORT 8080, HOST 127.0.0.1, embedded PostgreSQL under ./.keyward, the default catalogue", () => {
+    const config = loadConfig({}, cwd);
+    expect(config).toMatchObject({
+      port: 8080,
+      host: "127.0.0.1",
+      databaseUrl: undefined,
+      dataDir: join(cwd, ".keyward"),
+      logLevel: "info",
+      keyPrefix: "kw",
+      keyPepper: undefined,
+    });
+    expect(config.oidcIssuers).toEqual(["https://token.actions.githubusercontent.com"]);
+    expect([...config.permissionCategories].sort()).toEqual([...defaultPermissionCategories].sort());
+  });
+
+  test("when variables are set but empty or blank, then the defaults apply", () => {
+    const config = loadConfig({ PORT: "", HOST: "  ", LOG_LEVEL: "", KEYWARD_DATA_DIR: "" }, cwd);
+    expect([config.port, config.host, config.logLevel, config.dataDir]).toEqual([8080, "127.0.0.1", "info", join(cwd, ".keyward")]);
+  });
+
+  test("when KEYWARD_DATA_DIR is relative, then it is resolved against the working directory; absolute stays", () => {
+    expect(loadConfig({ KEYWARD_DATA_DIR: "data/kw" }, cwd).dataDir).toBe(join(cwd, "data/kw"));
+    expect(loadConfig({ KEYWARD_DATA_DIR: "/var/lib/keyward" }, cwd).dataDir).toBe("/var/lib/keyward");
+  });
+
+  test("when good values are set, then they are used", () => {
+    const config = loadConfig(
+      {
+        PORT: "9090",
+        HOST: "0.0.0.0",
+        DATABASE_URL: "postgresql://kw:pw@db:5432/keyward",
+        LOG_LEVEL: "DEBUG",
+        KEYWARD_OIDC_ISSUERS: "https://a.example.com, http://127.0.0.1:9999",
+        KEYWARD_KEY_PEPPER: "x".repeat(32),
+        KEYWARD_PERMISSION_CATEGORIES: "deploy,billing",
+      },
+      cwd,
+    );
+    expect(config).toMatchObject({ port: 9090, host: "0.0.0.0", databaseUrl: "postgresql://kw:pw@db:5432/keyward", logLevel: "debug", keyPepper: "x".repeat(32) });
+    expect(config.oidcIssuers).toEqual(["https://a.example.com", "http://127.0.0.1:9999"]);
+    expect([...config.permissionCategories].sort()).toEqual(["audit", "billing", "deploy", "directory", "keys", "policies"]);
+  });
+
+  test("when http issuers are on loopback (localhost, 127.0.0.1, [::1]), then they are accepted", () => {
+    const issuers = "http://localhost:8000,http://127.0.0.1:9000,http://[::1]:7000";
+    expect(loadConfig({ KEYWARD_OIDC_ISSUERS: issuers }, cwd).oidcIssuers).toHaveLength(3);
+  });
+});
+
+describe("bad values", () => {
+  test.each([
+    ["PORT", "abc"],
+    ["PORT", "99999"],
+    ["PORT", "65536"],
+    ["PORT", "-1"],
+    ["PORT", "80.5"],
+    ["PORT", "0x50"],
+    ["HOST", "not a host!"],
+    ["DATABASE_URL", "garbage"],
+    ["DATABASE_URL", "mysql://user@db/keyward"],
+    ["DATABASE_URL", "http://db:5432/keyward"],
+    ["DATABASE_URL", "postgres://"],
+    ["LOG_LEVEL", "loud"],
+    ["KEYWARD_OIDC_ISSUERS", "http://evil.example.com"],
+    ["KEYWARD_OIDC_ISSUERS", "http://localhost.evil.example.com"],
+    ["KEYWARD_OIDC_ISSUERS", "http://127.0.0.1.nip.io"],
+    ["KEYWARD_OIDC_ISSUERS", "https://ok.example.com,http://evil.example.com"],
+    ["KEYWARD_OIDC_ISSUERS", "not a url"],
+    ["KEYWARD_OIDC_ISSUERS", "ftp://issuer.example.com"],
+    ["KEYWARD_OIDC_ISSUERS", ",,"],
+    ["KEYWARD_KEY_PEPPER", "tooshort"],
+    ["KEYWARD_KEY_PEPPER", "y".repeat(31)],
+    ["KEYWARD_PERMISSION_CATEGORIES", "Deploy"],
+    ["KEYWARD_PERMISSION_CATEGORIES", "deploy,bad category"],
+    ["KEYWARD_PERMISSION_CATEGORIES", "keys:read"],
+    ["KEYWARD_PERMISSION_CATEGORIES", "*"],
+    ["KEYWARD_KEY_PREFIX", "Bad_Prefix"],
+    ["KEYWARD_AUDIENCE_DOMAIN", "Not A Domain"],
+    ["KEYWARD_MAX_REQUEST_BYTES", "10"],
+  ])("when %s=%j, then a one-line StartupError names the variable", (name, value) => {
+    const e = startupErrorOf({ [name]: value });
+    expect(e.message).toContain(name);
+    expect(e.message).not.toContain("\n");
+  });
+
+  test("when KEYWARD_KEY_PEPPER is too short, then the message does not contain the value", () => {
+    const value = "hunter2-Secret!";
+    const e = startupErrorOf({ KEYWARD_KEY_PEPPER: value });
+    expect(e.message).toContain("KEYWARD_KEY_PEPPER");
+    expect(e.message).not.toContain(value);
+    expect(e.message).not.toContain("hunter2");
+  });
+
+  test("when DATABASE_URL has a password but a wrong scheme or no host, then the message does not contain the password", () => {
+    for (const url of ["mysql://kw:hunter2secret@db/keyward", "postgres://kw:hunter2secret@/keyward", "kw:hunter2secret@db"]) {
+      const e = startupErrorOf({ DATABASE_URL: url });
+      expect(e.message).toContain("DATABASE_URL");
+      expect(e.message).not.toContain("hunter2secret");
+    }
+  });
+
+  test("when a bad value is very long, then the message stays short", () => {
+    expect(startupErrorOf({ HOST: "!".repeat(5_000) }).message.length).toBeLessThan(300);
+  });
+});
+
+describe("immutability", () => {
+  test("when the configuration is loaded, then it and its lists are frozen", () => {
+    const config = loadConfig({ KEYWARD_PERMISSION_CATEGORIES: "deploy" }, cwd);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.oidcIssuers)).toBe(true);
+    expect(Object.isFrozen(config.permissionCategories)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (config.permissionCategories as string[]).push("extra");
+    }).toThrow(TypeError);
+    expect(config.port).toBe(8080);
+  });
+});
