@@ -6,9 +6,11 @@ import type { Logger } from "../logger.ts";
 /** Records uses; `flush` writes what was collected. */
 export type LastUsedRecorder = { record(keyId: string, at: Date): void; flush(): Promise<void>; stop(): Promise<void> };
 
+// One JSON parameter carries the whole batch (the driver would spread a JS array into
+// separate parameters).
 const update = `
 update api_key k set last_used_at = v.at
-  from (select unnest(?::text[]) as key_id, unnest(?::timestamptz[]) as at) v
+  from jsonb_to_recordset(?::jsonb) as v(key_id text, at timestamptz)
  where k.key_id = v.key_id and (k.last_used_at is null or k.last_used_at < v.at)`;
 
 /** Creates a recorder that flushes every `intervalMs`. */
@@ -23,9 +25,9 @@ export function createLastUsedRecorder(deps: { db: Database; logger: Logger; int
       const batch = [...pending];
       pending.clear();
       try {
-        await connection.execute(update, [batch.map(([id]) => id), batch.map(([, at]) => at.toISOString())], "run");
+        await connection.execute(update, [JSON.stringify(batch.map(([keyId, at]) => ({ key_id: keyId, at: at.toISOString() })))], "run");
       } catch (err) {
-        deps.logger.warn({ err, keys: batch.length }, "could not record last-used times");
+        deps.logger.error({ err, keys: batch.length }, "could not record last-used times");
       }
     });
     return flushing;
