@@ -11,6 +11,7 @@ import { openStore, type Store } from "./db/store.ts";
 import { callerFromIdentity } from "./directory/caller.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
 import { createKeyService } from "./keys/key-service.ts";
+import { isKeywardError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
@@ -75,9 +76,21 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     interceptors: [
       createErrorInterceptor(logger),
       createLoggingInterceptor(logger),
-      createAuthInterceptor(async (credential) => {
+      createAuthInterceptor(async (credential, call) => {
         const identity = await services.verifier.authenticate(credential);
-        return identity === undefined ? undefined : callerFromIdentity(identity);
+        if (identity === undefined) return undefined;
+        try {
+          return callerFromIdentity(identity);
+        } catch (e) {
+          // A known credential refused (its owner is suspended): audit it in its tenant.
+          if (isKeywardError(e)) {
+            await services.audit.recordAlone({
+              tenantId: identity.tenantId, orgId: identity.orgId, actor: identity.ownerName, credential: identity.keyId,
+              action: "auth.refused", resource: "", outcome: "denied", reason: e.reason, requestId: call.requestId, details: { procedure: call.procedure },
+            });
+          }
+          throw e;
+        }
       }),
     ],
     readMaxBytes: config.maxRequestBytes,

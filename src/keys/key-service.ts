@@ -8,7 +8,7 @@ import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, type CallC
 import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
 import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
 import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
-import { principalIdPattern, resourceName, slugPattern } from "../directory/resource-names.ts";
+import { parseResourceName, resourceName, slugPattern } from "../directory/resource-names.ts";
 import { textField } from "../directory/text-fields.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { hashKey, isKeyId, KeyKindName, mintKey } from "./key-format.ts";
@@ -97,12 +97,9 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
 
   /** The principal a new key is made for: visible to the caller, active, holding the permissions. */
   async function ownerFor(em: EntityManager, ctx: CallContext, name: string, permissions: readonly string[]): Promise<PrincipalRecord> {
-    const match = /^tenants\/([^/]+)\/principals\/([^/]+)$/.exec(name);
-    if (match === null || !principalIdPattern.test(match[2] ?? "")) {
-      throw invalidArgument("INVALID_RESOURCE_NAME", "owner: expected tenants/{tenant}/principals/{principal}", { field: "owner" });
-    }
-    requireOwnTenant(ctx.caller, match[1]);
-    const owner = await directory.findPrincipal(em, ctx.caller.tenantId, match[2] ?? "");
+    const { tenant, id } = parseResourceName(name, "principals", "owner");
+    requireOwnTenant(ctx.caller, tenant);
+    const owner = await directory.findPrincipal(em, ctx.caller.tenantId, id);
     if (owner === undefined || (ctx.caller.orgId !== null && owner.orgId !== ctx.caller.orgId)) {
       throw new KeywardError(ErrorKind.NOT_FOUND, "PRINCIPAL_NOT_FOUND", "owner: principal not found");
     }
@@ -160,7 +157,7 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         requireHeld(catalogue, ctx.caller, permissions);
         return db.em.fork().transactional(async (em) => {
           const owner = input.owner === "" ? undefined : await ownerFor(em, ctx, input.owner, permissions);
-          const org = owner?.orgId != null ? await scopeOrg(em, ctx, input.org, owner.orgId) : await scopeOrg(em, ctx, input.org);
+          const org = await scopeOrg(em, ctx, input.org, owner?.orgId ?? undefined);
           const now = clock.now();
           const { record, secret } = await storeNewKey(em, deps, {
             tenantId: ctx.caller.tenantId, kind: KeyKindName.FINE_GRAINED, slot: null, displayName, orgId: org?.id ?? null, permissions,
@@ -200,10 +197,9 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         if (input.state !== undefined) filter.state = input.state;
         if (ctx.caller.orgId !== null) filter.onlyOrgId = ctx.caller.orgId;
         if (input.owner !== "") {
-          const match = /^tenants\/([^/]+)\/principals\/([^/]+)$/.exec(input.owner);
-          if (match === null || !principalIdPattern.test(match[2] ?? "")) throw invalidArgument("INVALID_RESOURCE_NAME", "owner: expected tenants/{tenant}/principals/{principal}", { field: "owner" });
-          requireOwnTenant(ctx.caller, match[1]);
-          const owner = await directory.findPrincipal(em, ctx.caller.tenantId, match[2] ?? "");
+          const { tenant, id } = parseResourceName(input.owner, "principals", "owner");
+          requireOwnTenant(ctx.caller, tenant);
+          const owner = await directory.findPrincipal(em, ctx.caller.tenantId, id);
           if (owner === undefined) return { keys: [], nextPageToken: "" };
           filter.ownerId = owner.id;
         }

@@ -19,13 +19,16 @@ const publicProcedures = new Set([
 /** The one message for every authentication failure (DESIGN.md §3). */
 export const unauthenticatedMessage = "Missing or invalid API key";
 
+/** What the authenticator knows of the call it authenticates (for auditing refusals). */
+export type AuthenticatedCall = { procedure: string; requestId: string };
+
 /** Authenticates keyward.v1 management calls; health and reflection stay open. */
-export function createAuthInterceptor(authenticate: (credential: string) => Promise<Caller | undefined>): Interceptor {
+export function createAuthInterceptor(authenticate: (credential: string, call: AuthenticatedCall) => Promise<Caller | undefined>): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     if (!req.service.typeName.startsWith("keyward.") || publicProcedures.has(procedure)) return next(req);
     const match = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i.exec(req.header.get("authorization") ?? "");
-    const caller = match?.[1] === undefined ? undefined : await authenticate(match[1]);
+    const caller = match?.[1] === undefined ? undefined : await authenticate(match[1], { procedure, requestId: req.contextValues.get(requestIdKey) });
     if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
     req.contextValues.set(callerKey, caller);
     return next(req);

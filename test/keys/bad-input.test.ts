@@ -1,7 +1,7 @@
 // Bad input through the real server: every malformed, oversized, unknown or hostile value
 // is refused with a clear status and ErrorInfo reason (never Internal), and a refused call
 // writes nothing (keys, principals, organizations and success audit events unchanged).
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
+import { describe, expect, test } from "@jest/globals";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
@@ -11,15 +11,10 @@ import { PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
 import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyKind, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createTestTenant, withKey, type TestTenant } from "../harness.ts";
+import { server, useServer } from "../rpc.ts";
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+useServer();
 
 const keys = (transport?: Transport) => server.client(KeyService, transport);
 const directory = () => server.client(DirectoryService);

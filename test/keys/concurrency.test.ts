@@ -1,30 +1,15 @@
 // Races through the real server: many identical calls at once must produce exactly one
 // effect (or a clean, retryable refusal), and nothing half-written in keys or audit.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
+import { describe, expect, test } from "@jest/globals";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { AuditOutcome } from "../../gen/keyward/v1/audit_pb.ts";
-import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
-import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyKind, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
-import { KeyService, VerifyResult, type RotateKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { VerifyResult, type RotateKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
+import { createTestTenant, withKey, type TestTenant } from "../harness.ts";
+import { audit, directory, keys, reasonOf, server, useServer } from "../rpc.ts";
 
-let server: TestServer;
-let keys: Client<typeof KeyService>;
-let directory: Client<typeof DirectoryService>;
-let audit: Client<typeof AuditService>;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  keys = server.client(KeyService);
-  directory = server.client(DirectoryService);
-  audit = server.client(AuditService);
-});
-afterAll(async () => {
-  await server?.stop();
-});
+useServer();
 
 type Settled<T> = { ok: T[]; failed: ConnectError[] };
 
@@ -45,7 +30,7 @@ async function race<T>(n: number, call: (i: number) => Promise<T>): Promise<Sett
 function tally(failed: readonly ConnectError[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const e of failed) {
-    const label = `${Code[e.code]}/${e.findDetails(ErrorInfoSchema)[0]?.reason ?? "-"}`;
+    const label = `${Code[e.code]}/${reasonOf(e) ?? "-"}`;
     out[label] = (out[label] ?? 0) + 1;
   }
   return out;

@@ -1,23 +1,13 @@
 // Keys made for another principal: the owner bounds the key, now and later.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
+import { describe, expect, test } from "@jest/globals";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer } from "../harness.ts";
+import { createTestTenant, withKey } from "../harness.ts";
+import { reasonOf, server, useServer } from "../rpc.ts";
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
-
-function reasonOf(e: unknown): string | undefined {
-  return e instanceof ConnectError ? e.findDetails(ErrorInfoSchema)[0]?.reason : undefined;
-}
+useServer();
 
 describe("CreateKey with an owner", () => {
   test("when an admin makes a key for a principal, then the principal owns it and its permissions bound the key", async () => {

@@ -1,57 +1,24 @@
 // The key lifecycle end to end through the real server: create, verify, revoke, rotate,
 // clone, expiry (with the injectable clock), every VerifyKey verdict, owner changes,
 // listing filters and pagination, last-used times.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { describe, expect, test } from "@jest/globals";
+import { Code } from "@connectrpc/connect";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { crc32 } from "node:zlib";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
-import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyKind, KeySchema, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
-import { KeyService, VerifyResult, type CreateKeyResponse, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
+import { VerifyResult, type CreateKeyResponse, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
 import { KeyKindName, mintKey, parseKey } from "../../src/keys/key-format.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createTestTenant, withKey, type TestTenant } from "../harness.ts";
+import { directory, keyIdOf, keys, reasonOf, rpcError, server, useServer } from "../rpc.ts";
 
 const dayMs = 24 * 60 * 60 * 1000;
 
-let server: TestServer;
-let keys: Client<typeof KeyService>;
-let directory: Client<typeof DirectoryService>;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  keys = server.client(KeyService);
-  directory = server.client(DirectoryService);
-});
-afterAll(async () => {
-  await server?.stop();
-});
-
-/** The ConnectError a call fails with (fails the test if the call succeeds). */
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (e) {
-    if (e instanceof ConnectError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
-
-function reasonOf(e: ConnectError): string | undefined {
-  return e.findDetails(ErrorInfoSchema)[0]?.reason;
-}
+useServer();
 
 function ms(ts: Timestamp | undefined): number | undefined {
   return ts === undefined ? undefined : timestampDate(ts).getTime();
-}
-
-function keyIdOf(raw: string): string {
-  const parsed = parseKey(server.config.keyPrefix, raw);
-  if (parsed === undefined) throw new Error("not a key of this deployment");
-  return parsed.keyId;
 }
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

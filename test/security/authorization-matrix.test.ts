@@ -4,7 +4,7 @@
 // org-scoped inside and outside its org, another tenant's admin, revoked, expired,
 // missing, garbage and mistyped keys. Refused writes must change nothing; allowed writes
 // must take effect; refusals are audited.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
+import { beforeAll, describe, expect, test } from "@jest/globals";
 import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
@@ -14,7 +14,8 @@ import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_p
 import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyKind, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer } from "../harness.ts";
+import { createTestTenant, withKey } from "../harness.ts";
+import { attempt, keyIdOf, reasonOf, runTag, server, uniq, useServer } from "../rpc.ts";
 
 type Clients = { keys: Client<typeof KeyService>; directory: Client<typeof DirectoryService>; audit: Client<typeof AuditService> };
 
@@ -48,7 +49,8 @@ const dayMs = 24 * 60 * 60 * 1000;
 const unauthenticatedMessage = "Missing or invalid API key";
 const missingKeyId = "NoSuchKey0000000";
 
-let server: TestServer;
+useServer();
+
 let clients: Clients;
 let grpcClients: Clients;
 let fx: Fixture;
@@ -76,39 +78,17 @@ type Fixture = {
 
 type CredentialName = "admin" | "readOnly" | "registry" | "orgScoped" | "revoked" | "expired" | "otherTenantAdmin";
 
-let counter = 0;
-const runTag = Math.random().toString(36).slice(2, 7);
-function uniq(prefix: string): string {
-  counter += 1;
-  return `${prefix}-${runTag}-${counter}`;
-}
-
 function clientsOn(transport: Transport): Clients {
   return { keys: server.client(KeyService, transport), directory: server.client(DirectoryService, transport), audit: server.client(AuditService, transport) };
 }
 
 const asAdmin = (): CallOptions => withKey(fx.adminKey);
-const keyIdOf = (raw: string): string => raw.split("_")[1] ?? "";
 const keyName = (id: string): string => `${fx.parent}/keys/${id}`;
 const principalName = (id: string): string => `${fx.parent}/principals/${id}`;
 const orgName = (slug: string): string => `${fx.parent}/orgs/${slug}`;
 const missingTenant = (): string => `tenants/no-such-tenant-${runTag}`;
 /** The org slug a new key/principal/rotation is pinned to for a place. */
 const orgSlugAt = (place: Place): string => (place === "tenant" ? "" : place === "own" ? fx.orgOwn : fx.orgOther);
-
-async function attempt(p: Promise<unknown>): Promise<ConnectError | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    if (e instanceof ConnectError) return e;
-    throw e;
-  }
-}
-
-function reasonOf(err: ConnectError): string | undefined {
-  return err.findDetails(ErrorInfoSchema)[0]?.reason;
-}
 
 /** Code name and reason of a failure, or "OK", so a failed assertion shows both at once. */
 function verdict(err: ConnectError | undefined): string {
@@ -472,7 +452,6 @@ async function check(spec: MethodSpec, place: Place, key: string | undefined, ex
 }
 
 beforeAll(async () => {
-  server = await startTestServer();
   clients = clientsOn(server.connectTransport);
   grpcClients = clientsOn(server.grpcTransport);
   const categories = server.config.permissionCategories;
@@ -530,10 +509,6 @@ beforeAll(async () => {
     fx.exact[permission] = (await keys.createKey({ parent: fx.parent, displayName: `exact ${permission}`, permissions: [permission], expireDays: 365 }, admin)).secret;
     fx.without[permission] = (await keys.createKey({ parent: fx.parent, displayName: `without ${permission}`, permissions: lacking, expireDays: 365 }, admin)).secret;
   }
-});
-
-afterAll(async () => {
-  await server?.stop();
 });
 
 describe("authorization matrix over Connect (every management method)", () => {
@@ -673,6 +648,10 @@ describe("suspended owners", () => {
     }
     const { keys: all } = await clients.keys.listKeys({ parent }, as);
     expect(all.filter((k) => k.displayName === displayName)).toHaveLength(0);
+    // Both refusals are in the tenant's audit log, attributed to the suspended principal's key.
+    const { events } = await clients.audit.listAuditEvents({ parent, action: "auth.refused" }, as);
+    expect(events).toHaveLength(2);
+    for (const e of events) expect(e).toMatchObject({ actor: principal!.name, credential: keyIdOf(owned.secret), outcome: AuditOutcome.DENIED, reason: "PRINCIPAL_SUSPENDED" });
   });
 
   test("when an admin tries to suspend its own principal, then FailedPrecondition SELF_SUSPENSION and it stays active", async () => {

@@ -1,6 +1,6 @@
 // Raw keys are shown once, in the response that minted them, and nowhere else: not in
 // logs (at debug level), not in the audit log, not in key listings, not in errors.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
+import { describe, expect, test } from "@jest/globals";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { toJsonString } from "@bufbuild/protobuf";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
@@ -8,18 +8,10 @@ import { AuditService, ListAuditEventsResponseSchema } from "../../gen/keyward/v
 import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyKind, KeySlot } from "../../gen/keyward/v1/key_pb.ts";
 import { GetKeyResponseSchema, KeyService, ListKeysResponseSchema, VerifyKeyResponseSchema, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createTestTenant, withKey, type TestTenant } from "../harness.ts";
+import { keys, rpcError, server, useServer } from "../rpc.ts";
 
-let server: TestServer;
-let keys: Client<typeof KeyService>;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  keys = server.client(KeyService);
-});
-afterAll(async () => {
-  await server?.stop();
-});
+useServer();
 
 /** The part of a raw key after its public key id: the secret and its checksum. */
 function secretPart(raw: string): string {
@@ -44,16 +36,6 @@ function leaked(text: string, raws: readonly string[]): string[] {
 function errorText(e: ConnectError): string {
   const details = e.details.map((d) => ("value" in d && d.value instanceof Uint8Array ? Buffer.from(d.value).toString("latin1") : JSON.stringify(d)));
   return [e.message, e.rawMessage, JSON.stringify([...e.metadata.entries()]), ...details, JSON.stringify(e.findDetails(ErrorInfoSchema))].join("\n");
-}
-
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (e) {
-    if (e instanceof ConnectError) return e;
-    throw e;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
 }
 
 type Workload = { t: TestTenant; secrets: string[]; errors: { label: string; error: ConnectError }[]; verifyJson: string[] };

@@ -2,38 +2,16 @@
 // B's admin key never sees, changes or learns anything of A: A's names are refused with
 // TENANT_MISMATCH, A's ids under B's name are simply not found, B's listings and audit log
 // hold nothing of A, and B's attempts on A's keys leave them verifying.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
-import { Code, ConnectError, type CallOptions, type Client } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
+import { describe, expect, test } from "@jest/globals";
+import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import { AuditOutcome } from "../../gen/keyward/v1/audit_pb.ts";
-import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
-import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyKind, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
-import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer } from "../harness.ts";
+import { VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { createTestTenant, withKey } from "../harness.ts";
+import { attempt, audit, directory, keyIdOf, keys, reasonOf, runTag, server, uniq, useServer } from "../rpc.ts";
 
-let server: TestServer;
-let keys: Client<typeof KeyService>;
-let directory: Client<typeof DirectoryService>;
-let audit: Client<typeof AuditService>;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  keys = server.client(KeyService);
-  directory = server.client(DirectoryService);
-  audit = server.client(AuditService);
-});
-afterAll(async () => {
-  await server?.stop();
-});
-
-let counter = 0;
-const runTag = Math.random().toString(36).slice(2, 7);
-function uniq(prefix: string): string {
-  counter += 1;
-  return `${prefix}-${runTag}-${counter}`;
-}
+useServer();
 
 /** One tenant with an org, an org-confined principal, a tenant-wide principal and keys at both scopes. */
 type World = {
@@ -49,8 +27,6 @@ type World = {
   orgKeySecret: string;
   as: CallOptions;
 };
-
-const keyIdOf = (raw: string): string => raw.split("_")[1] ?? "";
 
 async function makeWorld(prefix: string): Promise<World> {
   const t = await createTestTenant(server, prefix);
@@ -79,20 +55,10 @@ async function makeWorld(prefix: string): Promise<World> {
   };
 }
 
-async function attempt(p: Promise<unknown>): Promise<ConnectError | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    if (e instanceof ConnectError) return e;
-    throw e;
-  }
-}
-
 function expectRefused(err: ConnectError | undefined, code: Code, reason: string): ConnectError {
   expect(err).toBeInstanceOf(ConnectError);
   const e = err as ConnectError;
-  expect({ code: Code[e.code], reason: e.findDetails(ErrorInfoSchema)[0]?.reason }).toEqual({ code: Code[code], reason });
+  expect({ code: Code[e.code], reason: reasonOf(e) }).toEqual({ code: Code[code], reason });
   return e;
 }
 
