@@ -2,6 +2,7 @@
 // reflection, Unimplemented, malformed and oversized requests, request ids.
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -71,6 +72,18 @@ describe("reflection", () => {
 });
 
 describe("protocols and errors", () => {
+  test("when called over gRPC-Web (HTTP/1.1), Connect binary (HTTP/2) and Connect JSON (HTTP/1.1), then the same port answers", async () => {
+    const transports = [
+      createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+      createConnectTransport({ baseUrl: server.url, httpVersion: "2", useBinaryFormat: true }),
+      server.connectTransport,
+    ];
+    for (const transport of transports) {
+      const res = await createClient(Health, transport).check({ service: "" });
+      expect(res.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    }
+  });
+
   test("when a method is not built yet, then gRPC and Connect both answer Unimplemented", async () => {
     for (const transport of [server.grpcTransport, server.connectTransport]) {
       const tokens = createClient(TokenExchangeService, transport);
