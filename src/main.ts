@@ -7,6 +7,7 @@ import { createAuditLog } from "./audit/audit-log.ts";
 import { createAuditService } from "./audit/audit-service.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import { isDatabaseUnavailable } from "./db/database-errors.ts";
 import { openStore, type Store } from "./db/store.ts";
 import { callerFromIdentity } from "./directory/caller.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
@@ -64,6 +65,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   const store = opts.store ?? (await openStore(config, logger));
   const services = createServices({ config, logger, clock, store });
   const health = createHealthStatus();
+  const errorClassifier = { isUnavailable: isDatabaseUnavailable };
 
   const connectHandler = connectNodeAdapter({
     routes: createRoutes({
@@ -74,8 +76,8 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     }),
     // Order matters: errors (outermost) → logging → authentication.
     interceptors: [
-      createErrorInterceptor(logger),
-      createLoggingInterceptor(logger),
+      createErrorInterceptor(logger, errorClassifier),
+      createLoggingInterceptor(logger, errorClassifier),
       createAuthInterceptor(async (credential, call) => {
         const identity = await services.verifier.authenticate(credential);
         if (identity === undefined) return undefined;

@@ -29,29 +29,36 @@ export function keywardErrorToConnect(e: KeywardError): ConnectError {
 }
 
 /** The status code a failure will be answered with (for logging before the mapping). */
-export function codeOfError(e: unknown): Code {
+export function codeOfError(e: unknown, classifier: ErrorClassifier): Code {
   if (isKeywardError(e)) return codeOfKind[e.kind];
   if (e instanceof ConnectError && e.code !== Code.Unknown) return e.code;
-  return Code.Internal;
+  return classifier.isUnavailable(e) ? Code.Unavailable : Code.Internal;
 }
 
+/** Tells infrastructure failures apart; injected so the transport knows no ORM. */
+export type ErrorClassifier = { isUnavailable(e: unknown): boolean };
+
 /** Maps any failure to a safe ConnectError; the outermost interceptor. */
-export function createErrorInterceptor(fallbackLogger: Logger): Interceptor {
+export function createErrorInterceptor(fallbackLogger: Logger, classifier: ErrorClassifier): Interceptor {
   return (next) => async (req) => {
     try {
       return await next(req);
     } catch (e) {
-      throw toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger);
+      throw toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger, classifier);
     }
   };
 }
 
-/** Exported for handlers that stream (where errors surface after the interceptor ran). */
-export function toConnectError(e: unknown, logger: Logger): ConnectError {
+/** The ConnectError the client sees for any failure; never the raw message of an unexpected one. */
+export function toConnectError(e: unknown, logger: Logger, classifier: ErrorClassifier): ConnectError {
   if (isKeywardError(e)) return keywardErrorToConnect(e);
   // Errors the framework raised itself (decode failures, size limits, unimplemented,
   // cancellation) carry no secrets and a deliberate code.
   if (e instanceof ConnectError && e.code !== Code.Internal && e.code !== Code.Unknown) return e;
+  if (classifier.isUnavailable(e)) {
+    logger.error({ err: e }, "database unavailable");
+    return new ConnectError("service unavailable: the database cannot be reached, retry later", Code.Unavailable);
+  }
   logger.error({ err: e }, "unexpected error");
   return new ConnectError("internal error", Code.Internal);
 }

@@ -3,11 +3,11 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
 import { loggerKey, requestIdKey } from "./context.ts";
-import { codeOfError } from "./error-interceptor.ts";
+import { codeOfError, type ErrorClassifier } from "./error-interceptor.ts";
 import { callerKey } from "./auth-interceptor.ts";
 
 /** Logs every call once it has an outcome, and gives handlers a per-RPC child logger. */
-export function createLoggingInterceptor(logger: Logger): Interceptor {
+export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassifier): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const requestId = req.contextValues.get(requestIdKey);
@@ -17,7 +17,7 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const caller = req.contextValues.get(callerKey);
       const fields = { code: code === undefined ? "OK" : Code[code], durationMs, ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }) };
-      if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss) log.error(fields, "rpc");
+      if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable) log.error(fields, "rpc");
       else log.info(fields, "rpc");
     };
     try {
@@ -25,7 +25,7 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
       done(undefined);
       return res;
     } catch (e) {
-      done(codeOfError(e));
+      done(codeOfError(e, classifier));
       throw e;
     }
   };

@@ -1,7 +1,7 @@
 // The real `keyward` process: configuration checks, embedded PostgreSQL that keeps its
 // data across restarts, graceful shutdown on SIGTERM, and unreachable databases.
 import { describe, expect, test } from "@jest/globals";
-import { existsSync, mkdtempSync, chmodSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, chmodSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli, startServe } from "../cli.ts";
@@ -38,6 +38,15 @@ describe("configuration", () => {
     expect(stderr).toContain("usage: keyward");
   });
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function verify(url: string, key: string): Promise<string> {
   const res = await fetch(`${url}/keyward.v1.KeyService/VerifyKey`, {
@@ -104,6 +113,34 @@ describe("embedded PostgreSQL", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  test("when PostgreSQL dies under a running server, then calls answer Unavailable (not Internal) and SIGTERM still stops it", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "keyward-dbdown-"));
+    chmodSync(dataDir, 0o755);
+    try {
+      const env = { KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" };
+      const served = await startServe(env, 90_000);
+      const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
+      const { secret } = JSON.parse(boot.stdout) as { secret: string };
+      const postmaster = Number(readFileSync(join(dataDir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
+      process.kill(postmaster, "SIGKILL");
+      for (let i = 0; i < 50 && isAlive(postmaster); i++) await new Promise((r) => setTimeout(r, 100));
+      const call = async (path: string, body: unknown, key?: string) => {
+        const res = await fetch(`${served.url}/keyward.v1.${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) },
+          body: JSON.stringify(body),
+        });
+        return ((await res.json()) as { code?: string }).code;
+      };
+      expect(await call("KeyService/VerifyKey", { key: secret })).toBe("unavailable");
+      expect(await call("KeyService/ListKeys", {}, secret)).toBe("unavailable");
+      served.child.kill("SIGTERM");
+      expect(await served.exited).toBe(0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   test("when the first start on an empty embedded database has a terminal, then it prints the default tenant's admin key there and not in the JSON log", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "keyward-firststart-"));
