@@ -86,10 +86,14 @@ export type TestTenant = { slug: string; adminKey: string };
 export async function createTestTenant(server: TestServer, prefix = "t"): Promise<TestTenant> {
   tenantCounter += 1;
   const slug = `${prefix}-${process.pid}-${tenantCounter}-${Math.random().toString(36).slice(2, 8)}`.slice(0, 63).replace(/-+$/, "");
+  return { slug, adminKey: await bootstrap(server, slug) };
+}
+
+/** Runs `keyward bootstrap --tenant <slug>` against the server's database; returns the new admin key. */
+export async function bootstrap(server: TestServer, slug: string): Promise<string> {
   const db = server.store.db;
   const audit = createAuditLog({ db, clock: server.clock, logger: silentLogger });
-  const result = await bootstrapTenant({ db, clock: server.clock, audit, minting: server.config }, slug);
-  return { slug, adminKey: result.secret };
+  return (await bootstrapTenant({ db, clock: server.clock, audit, minting: server.config }, slug)).secret;
 }
 
 /** Transport options that send `Authorization: Bearer <key>`. */

@@ -2,6 +2,7 @@
 // events of their organization only.
 import { requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
 import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
+import { parseTenantName } from "../directory/resource-names.ts";
 import type { Catalogue } from "../directory/permissions.ts";
 import { textField } from "../directory/text-fields.ts";
 import { invalidArgument } from "../errors.ts";
@@ -11,10 +12,15 @@ import type { AuditFilter, AuditLog, AuditRecord } from "./audit-log.ts";
 export function createAuditService(deps: { audit: AuditLog; catalogue: Catalogue }) {
   const { audit, catalogue } = deps;
   return {
-    async list(ctx: CallContext, tenant: string | undefined, filter: AuditFilter, pageSize: number, pageToken: string): Promise<{ events: AuditRecord[]; nextPageToken: string }> {
+    async list(ctx: CallContext, parent: string, filter: AuditFilter, pageSize: number, pageToken: string): Promise<{ events: AuditRecord[]; nextPageToken: string }> {
       return audit.guard(ctx, "audit.list", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "audit:read");
-        requireOwnTenant(ctx.caller, tenant);
+        requireOwnTenant(ctx.caller, parseTenantName(parent));
+        for (const [field, date] of [["start_time", filter.start], ["end_time", filter.end]] as const) {
+          if (date !== undefined && !(date.getTime() >= 0 && date.getFullYear() <= 9999)) {
+            throw invalidArgument("INVALID_TIME", `${field} must be between 1970 and 9999`, { field });
+          }
+        }
         for (const [field, value] of [["action", filter.action], ["resource", filter.resource], ["actor", filter.actor]] as const) {
           if (value !== undefined) textField(value, field, { max: 300, required: false });
         }

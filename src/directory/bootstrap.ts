@@ -1,11 +1,13 @@
 // The first credential of a tenant: create the tenant (and its `admin` service account) if
 // needed and mint a new tenant admin key, shown once. Used by `keyward bootstrap` and by
-// the first `npm start` on an empty embedded database.
+// the first `npm start` on an empty embedded database. It is also the break-glass path:
+// it restores the `admin` principal (active, `*:write`) if someone suspended or stripped it.
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/orm.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { rotateSlot, type KeyMinting } from "../keys/key-service.ts";
 import { keyRepository } from "../keys/key-repository.ts";
+import { isKeywardError } from "../errors.ts";
 import { StartupError } from "../startup-error.ts";
 import { directoryRepository as directory } from "./directory-repository.ts";
 import { resourceName, slugPattern } from "./resource-names.ts";
@@ -21,6 +23,7 @@ export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit:
   if (!slugPattern.test(slug)) {
     throw new StartupError(`invalid tenant slug ${JSON.stringify(slug.slice(0, 80))}: use 1 to 63 lowercase letters, digits and inner hyphens`);
   }
+  const { audit } = deps;
   for (let attempt = 0; ; attempt++) {
     try {
       return await deps.db.em.fork().transactional(async (em) => {
@@ -28,12 +31,21 @@ export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit:
         let tenant = await directory.findTenantBySlug(em, slug);
         const tenantCreated = tenant === undefined;
         tenant ??= await directory.insertTenant(em, { slug, displayName: slug, now });
-        const admin =
-          (await directory.findPrincipal(em, tenant.id, bootstrapPrincipalId)) ??
-          (await directory.insertPrincipal(em, {
+        const bootstrapActor = { tenantId: tenant.id, actor: "keyward:bootstrap", credential: "", requestId: "", outcome: "success" as const };
+        if (tenantCreated) audit.record(em, { ...bootstrapActor, action: "tenant.create", resource: `tenants/${slug}` });
+        const adminName = resourceName(slug, "principals", bootstrapPrincipalId);
+        let admin = await directory.findPrincipal(em, tenant.id, bootstrapPrincipalId);
+        if (admin === undefined) {
+          admin = await directory.insertPrincipal(em, {
             tenantId: tenant.id, principalId: bootstrapPrincipalId, displayName: "Tenant administrator (bootstrap)", type: "service_account",
             status: "active", permissions: ["*:write"], orgId: null, now,
-          }));
+          });
+          audit.record(em, { ...bootstrapActor, action: "principal.create", resource: adminName, details: { permissions: "*:write" } });
+        } else if (admin.status !== "active" || admin.permissions.join(",") !== "*:write" || admin.orgId !== null) {
+          // Break-glass: the admin principal may have been suspended or stripped; restore it.
+          admin = await directory.updatePrincipal(em, admin.id, "", { status: "active", permissions: ["*:write"] }, now);
+          audit.record(em, { ...bootstrapActor, action: "principal.update", resource: adminName, details: { status: "active", permissions: "*:write" } });
+        }
         const primary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "primary");
         const secondary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "secondary");
         // Fill an empty slot; with both in use, replace the older value.
@@ -43,15 +55,12 @@ export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit:
         });
         const keyName = resourceName(slug, "keys", record.keyId);
         const replacedName = replaced === undefined ? "" : resourceName(slug, "keys", replaced.keyId);
-        deps.audit.record(em, {
-          tenantId: tenant.id, actor: "keyward:bootstrap", credential: "", action: "key.rotate", resource: keyName, outcome: "success", requestId: "",
-          details: { kind: "admin", slot, replaced: replacedName, tenantCreated: String(tenantCreated) },
-        });
+        audit.record(em, { ...bootstrapActor, action: "key.rotate", resource: keyName, details: { kind: "admin", slot, replaced: replacedName } });
         return { tenant: slug, tenantCreated, keyName, keyId: record.keyId, slot, replaced: replacedName, secret };
       });
     } catch (e) {
       // Two bootstraps of a new tenant at once: the loser retries and finds the tenant.
-      if (attempt < 2 && e instanceof Error && /already exists|rotated concurrently/.test(e.message)) continue;
+      if (attempt < 2 && isKeywardError(e) && ["ALREADY_EXISTS", "CONCURRENT_ROTATION", "CONCURRENT_MODIFICATION"].includes(e.reason)) continue;
       throw e;
     }
   }

@@ -1,6 +1,6 @@
 // Reads and writes of tenants, organizations and principals. The only directory code that
 // touches the EntityManager; it returns plain objects and checks no authorization.
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { OptimisticLockError, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import { ErrorKind, KeywardError } from "../errors.ts";
@@ -50,6 +50,18 @@ async function uniquely<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Flushes an update; a concurrent change of the same row becomes ABORTED (retry). */
+async function flushUpdate(em: EntityManager): Promise<void> {
+  try {
+    await em.flush();
+  } catch (e) {
+    if (e instanceof OptimisticLockError) {
+      throw new KeywardError(ErrorKind.ABORTED, "CONCURRENT_MODIFICATION", "the resource was changed concurrently: read it again and retry");
+    }
+    throw e;
+  }
+}
+
 /** Refuses an update whose etag is stale. */
 export function checkEtag(given: string, version: number): void {
   if (given !== "" && given !== String(version)) {
@@ -75,7 +87,7 @@ export const directoryRepository = {
     const row = await em.findOneOrFail(Tenant, { id });
     checkEtag(etag, row.version);
     em.assign(row, { ...patch, updatedAt: now });
-    await em.flush();
+    await flushUpdate(em);
     return tenantOf(row);
   },
 
@@ -104,7 +116,7 @@ export const directoryRepository = {
     const row = await em.findOneOrFail(Organization, { id });
     checkEtag(etag, row.version);
     em.assign(row, { ...patch, updatedAt: now });
-    await em.flush();
+    await flushUpdate(em);
     return orgOf(row);
   },
 
@@ -147,7 +159,7 @@ export const directoryRepository = {
     const row = await em.findOneOrFail(Principal, { id });
     checkEtag(etag, row.version);
     em.assign(row, { ...patch, updatedAt: now });
-    await em.flush();
+    await flushUpdate(em);
     return principalOf(row);
   },
 };

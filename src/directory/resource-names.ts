@@ -36,3 +36,14 @@ export function parseResourceName(value: string, collection: Collection, field =
 export function resourceName(tenant: string, collection: Collection | "auditEvents", id: string): string {
   return `tenants/${tenant}/${collection}/${id}`;
 }
+
+/**
+ * The resource an audit event of a refused call names: the given name when it is
+ * well-formed, otherwise `tenants/{caller's tenant}/{collection}/-` (a malformed value may
+ * be a secret pasted into the wrong field, and is never recorded).
+ */
+export function auditedName(value: string, collection: Collection, callerTenant: string): string {
+  const match = /^tenants\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(value);
+  const ok = match !== null && match[2] === collection && slugPattern.test(match[1] ?? "") && collections[collection].test(match[3] ?? "");
+  return ok ? value : resourceName(callerTenant, collection, "-");
+}

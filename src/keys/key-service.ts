@@ -8,7 +8,7 @@ import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, type CallC
 import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
 import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
 import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
-import { parseResourceName, resourceName, slugPattern } from "../directory/resource-names.ts";
+import { auditedName, parseResourceName, parseTenantName, resourceName, slugPattern } from "../directory/resource-names.ts";
 import { textField } from "../directory/text-fields.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { hashKey, isKeyId, KeyKindName, mintKey } from "./key-format.ts";
@@ -145,11 +145,11 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
   return {
     async create(
       ctx: CallContext,
-      input: { tenant: string | undefined; displayName: string; permissions: readonly string[]; org: string; expireDays: number; owner: string },
+      input: { parent: string; displayName: string; permissions: readonly string[]; org: string; expireDays: number; owner: string },
     ): Promise<MintedKeyView> {
       return audit.guard(ctx, "key.create", resourceName(ctx.caller.tenantSlug, "keys", "-"), async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
-        requireOwnTenant(ctx.caller, input.tenant);
+        requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
         if (input.permissions.length === 0) throw invalidArgument("REQUIRED_FIELD", "permissions: at least one permission is required", { field: "permissions" });
         const permissions = parsePermissions(catalogue, input.permissions);
@@ -172,22 +172,23 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
       });
     },
 
-    async get(ctx: CallContext, input: { tenant: string; keyId: string }): Promise<KeyView> {
-      return audit.guard(ctx, "key.get", resourceName(input.tenant, "keys", input.keyId), async () => {
+    async get(ctx: CallContext, name: string): Promise<KeyView> {
+      return audit.guard(ctx, "key.get", auditedName(name, "keys", ctx.caller.tenantSlug), async () => {
         requirePermission(catalogue, ctx.caller, "keys:read");
-        requireOwnTenant(ctx.caller, input.tenant);
+        const { tenant, id } = parseResourceName(name, "keys");
+        requireOwnTenant(ctx.caller, tenant);
         const em = db.em.fork();
-        return view(em, ctx.caller.tenantSlug, await visibleKey(em, ctx, input.keyId));
+        return view(em, ctx.caller.tenantSlug, await visibleKey(em, ctx, id));
       });
     },
 
     async list(
       ctx: CallContext,
-      input: { tenant: string | undefined; pageSize: number; pageToken: string; kind?: KeyKindName; state?: KeyState; owner: string; org: string },
+      input: { parent: string; pageSize: number; pageToken: string; kind?: KeyKindName; state?: KeyState; owner: string; org: string },
     ): Promise<{ keys: KeyView[]; nextPageToken: string }> {
       return audit.guard(ctx, "key.list", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "keys:read");
-        requireOwnTenant(ctx.caller, input.tenant);
+        requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
         const filters = { kind: input.kind, state: input.state, owner: input.owner, org: input.org };
         const position = decodePageToken(input.pageToken, filters);
@@ -222,14 +223,15 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
       });
     },
 
-    async revoke(ctx: CallContext, input: { tenant: string; keyId: string; reason: string }): Promise<KeyView> {
-      const resource = resourceName(input.tenant, "keys", input.keyId);
+    async revoke(ctx: CallContext, input: { name: string; reason: string }): Promise<KeyView> {
+      const resource = auditedName(input.name, "keys", ctx.caller.tenantSlug);
       return audit.guard(ctx, "key.revoke", resource, async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
-        requireOwnTenant(ctx.caller, input.tenant);
+        const { tenant, id } = parseResourceName(input.name, "keys");
+        requireOwnTenant(ctx.caller, tenant);
         const reason = textField(input.reason, "reason", { max: 500, required: true, multiline: true });
         return db.em.fork().transactional(async (em) => {
-          const key = await visibleKey(em, ctx, input.keyId);
+          const key = await visibleKey(em, ctx, id);
           if (key.revokedAt !== null) throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "ALREADY_REVOKED", "the key is already revoked");
           const now = clock.now();
           if (!(await keys.revoke(em, ctx.caller.tenantId, key.keyId, reason, now))) {
@@ -241,15 +243,16 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
       });
     },
 
-    async clone(ctx: CallContext, input: { tenant: string; keyId: string; displayName: string; expireDays: number }): Promise<MintedKeyView> {
-      const source = resourceName(input.tenant, "keys", input.keyId);
+    async clone(ctx: CallContext, input: { name: string; displayName: string; expireDays: number }): Promise<MintedKeyView> {
+      const source = auditedName(input.name, "keys", ctx.caller.tenantSlug);
       return audit.guard(ctx, "key.clone", source, async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
-        requireOwnTenant(ctx.caller, input.tenant);
+        const { tenant, id } = parseResourceName(input.name, "keys");
+        requireOwnTenant(ctx.caller, tenant);
         const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
         const days = input.expireDays === 0 ? undefined : expireDaysOf(input.expireDays);
         return db.em.fork().transactional(async (em) => {
-          const from = await visibleKey(em, ctx, input.keyId);
+          const from = await visibleKey(em, ctx, id);
           if (from.kind !== KeyKindName.FINE_GRAINED) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "NOT_CLONEABLE", "only fine-grained keys can be cloned; use RotateKey for admin, read-only and registry keys");
           }
@@ -271,10 +274,10 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
       });
     },
 
-    async rotate(ctx: CallContext, input: { tenant: string | undefined; kind: KeyKindName | undefined; slot: SlotName | undefined; org: string }): Promise<MintedKeyView & { replaced: string }> {
+    async rotate(ctx: CallContext, input: { parent: string; kind: KeyKindName | undefined; slot: SlotName | undefined; org: string }): Promise<MintedKeyView & { replaced: string }> {
       return audit.guard(ctx, "key.rotate", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
-        requireOwnTenant(ctx.caller, input.tenant);
+        requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const kind = input.kind;
         if (kind === undefined || kind === KeyKindName.FINE_GRAINED) {
           throw invalidArgument("INVALID_KIND", "kind must be KEY_KIND_ADMIN, KEY_KIND_READ_ONLY or KEY_KIND_REGISTRY (clone and revoke fine-grained keys instead)", { field: "kind" });

@@ -3,7 +3,6 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import type { AuditFilter } from "../audit/audit-log.ts";
 import type { AuditService as AuditDomainService } from "../audit/audit-service.ts";
-import { parseTenantName } from "../directory/resource-names.ts";
 import { callContextOf } from "./auth-interceptor.ts";
 import { auditEventToProto, auditOutcomes, dateOf } from "./convert.ts";
 
@@ -22,7 +21,7 @@ export function createAuditHandlers(deps: { audit: AuditDomainService }): Servic
       const end = dateOf(req.endTime);
       if (start !== undefined) filter.start = start;
       if (end !== undefined) filter.end = end;
-      const page = await deps.audit.list(call, parseTenantName(req.parent), filter, req.pageSize, req.pageToken);
+      const page = await deps.audit.list(call, req.parent, filter, req.pageSize, req.pageToken);
       return { events: page.events.map((e) => auditEventToProto(call.caller.tenantSlug, e)), nextPageToken: page.nextPageToken };
     },
   };

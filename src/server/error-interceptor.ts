@@ -4,7 +4,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { ErrorKind, isKeywardError, type KeywardError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { loggerKey } from "./context.ts";
+import { loggerKey, requestIdKey } from "./context.ts";
 
 /** The ErrorInfo domain of every keyward error. */
 export const errorDomain = "keyward";
@@ -38,13 +38,18 @@ export function codeOfError(e: unknown, classifier: ErrorClassifier): Code {
 /** Tells infrastructure failures apart; injected so the transport knows no ORM. */
 export type ErrorClassifier = { isUnavailable(e: unknown): boolean };
 
-/** Maps any failure to a safe ConnectError; the outermost interceptor. */
+/** Maps any failure to a safe ConnectError and returns the request id in `x-request-id`; the outermost interceptor. */
 export function createErrorInterceptor(fallbackLogger: Logger, classifier: ErrorClassifier): Interceptor {
   return (next) => async (req) => {
+    const requestId = req.contextValues.get(requestIdKey);
     try {
-      return await next(req);
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      return res;
     } catch (e) {
-      throw toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger, classifier);
+      const err = toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger, classifier);
+      err.metadata.set("x-request-id", requestId);
+      throw err;
     }
   };
 }

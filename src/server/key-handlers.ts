@@ -3,7 +3,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { KeyService, VerifyKeyResponseSchema } from "../../gen/keyward/v1/key_service_pb.ts";
-import { parseResourceName, parseTenantName } from "../directory/resource-names.ts";
 import type { KeyService as KeyDomainService } from "../keys/key-service.ts";
 import type { Verifier } from "../verify/verifier.ts";
 import { callContextOf } from "./auth-interceptor.ts";
@@ -15,7 +14,7 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
   return {
     async createKey(req, ctx) {
       const { key, secret } = await keys.create(callContextOf(ctx.values), {
-        tenant: parseTenantName(req.parent),
+        parent: req.parent,
         displayName: req.displayName,
         permissions: req.permissions,
         org: req.org,
@@ -25,14 +24,13 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       return { key: keyToProto(key), secret };
     },
     async getKey(req, ctx) {
-      const { tenant, id } = parseResourceName(req.name, "keys");
-      return { key: keyToProto(await keys.get(callContextOf(ctx.values), { tenant, keyId: id })) };
+      return { key: keyToProto(await keys.get(callContextOf(ctx.values), req.name)) };
     },
     async listKeys(req, ctx) {
       const kind = keyKinds.name(req.kind);
       const state = keyStates.name(req.state);
       const page = await keys.list(callContextOf(ctx.values), {
-        tenant: parseTenantName(req.parent),
+        parent: req.parent,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
         ...(kind === undefined ? {} : { kind }),
@@ -43,17 +41,15 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       return { keys: page.keys.map(keyToProto), nextPageToken: page.nextPageToken };
     },
     async revokeKey(req, ctx) {
-      const { tenant, id } = parseResourceName(req.name, "keys");
-      return { key: keyToProto(await keys.revoke(callContextOf(ctx.values), { tenant, keyId: id, reason: req.reason })) };
+      return { key: keyToProto(await keys.revoke(callContextOf(ctx.values), { name: req.name, reason: req.reason })) };
     },
     async cloneKey(req, ctx) {
-      const { tenant, id } = parseResourceName(req.name, "keys");
-      const { key, secret } = await keys.clone(callContextOf(ctx.values), { tenant, keyId: id, displayName: req.displayName, expireDays: req.expireDays });
+      const { key, secret } = await keys.clone(callContextOf(ctx.values), { name: req.name, displayName: req.displayName, expireDays: req.expireDays });
       return { key: keyToProto(key), secret };
     },
     async rotateKey(req, ctx) {
       const { key, secret, replaced } = await keys.rotate(callContextOf(ctx.values), {
-        tenant: parseTenantName(req.parent),
+        parent: req.parent,
         kind: keyKinds.name(req.kind),
         slot: keySlots.name(req.slot),
         org: req.org,

@@ -30,8 +30,9 @@ export type CreateKeyRequest = Message<"keyward.v1.CreateKeyRequest"> & {
   parent: string;
 
   /**
-   * The key's name: 1 to 100 printable characters, unique among the tenant's active
-   * keys. Immutable.
+   * The key's name: 1 to 100 printable characters, unique (case-insensitively) among the
+   * tenant's unrevoked fine-grained keys; an expired key keeps its name until revoked.
+   * Immutable.
    *
    * @generated from field: string display_name = 2;
    */
@@ -302,7 +303,7 @@ export type CloneKeyRequest = Message<"keyward.v1.CloneKeyRequest"> & {
   name: string;
 
   /**
-   * Name of the new key; required, unique among the tenant's active keys.
+   * Name of the new key; required, unique among the tenant's unrevoked fine-grained keys.
    *
    * @generated from field: string display_name = 2;
    */
@@ -480,8 +481,9 @@ export type VerifyKeyResponse = Message<"keyward.v1.VerifyKeyResponse"> & {
   result: VerifyResult;
 
   /**
-   * For VALID, INSUFFICIENT_PERMISSIONS and WRONG_SCOPE: the key id, or the minted
-   * token's id.
+   * For every result but MALFORMED and NOT_FOUND: the key id, or the minted token's id.
+   * (Identity fields are for the calling service's logs; never show them to the end
+   * caller, who should only learn "missing or invalid".)
    *
    * @generated from field: string key_id = 2;
    */

@@ -1,0 +1,74 @@
+// Nobody changes a principal with more authority than their own; bootstrap is the break
+// glass that restores the tenant's admin; concurrent updates are settled, not crashed.
+import { describe, expect, test } from "@jest/globals";
+import { Code } from "@connectrpc/connect";
+import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
+import { bootstrap, createTestTenant, withKey } from "../harness.ts";
+import { attempt, directory, keys, reasonOf, server, useServer } from "../rpc.ts";
+
+useServer();
+
+/** A principal with `permissions` and a key it owns, made by the tenant admin. */
+async function principalWithKey(slug: string, adminKey: string, principalId: string, permissions: string[]): Promise<{ name: string; key: string }> {
+  const parent = `tenants/${slug}`;
+  const { principal } = await directory.createPrincipal({ parent, principalId, type: PrincipalType.USER, permissions }, withKey(adminKey));
+  const { secret } = await keys.createKey({ parent, displayName: `${principalId} key`, permissions, expireDays: 30, owner: principal!.name }, withKey(adminKey));
+  return { name: principal!.name, key: secret };
+}
+
+describe("changing a principal", () => {
+  test("when a directory:write key tries to suspend or strip the admin, then PermissionDenied and the admin is unchanged", async () => {
+    const t = await createTestTenant(server);
+    const bob = await principalWithKey(t.slug, t.adminKey, "bob", ["directory:write"]);
+    const adminName = `tenants/${t.slug}/principals/admin`;
+    for (const change of [
+      { principal: { name: adminName, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } },
+      { principal: { name: adminName, permissions: [] }, updateMask: { paths: ["permissions"] } },
+    ]) {
+      const err = await attempt(directory.updatePrincipal(change, withKey(bob.key)));
+      expect(err?.code).toBe(Code.PermissionDenied);
+      expect(reasonOf(err)).toBe("PERMISSIONS_EXCEED_CALLER");
+    }
+    const { principal } = await directory.getPrincipal({ name: adminName }, withKey(t.adminKey));
+    expect(principal).toMatchObject({ status: PrincipalStatus.ACTIVE, permissions: ["*:write"] });
+  });
+
+  test("when a directory:write key changes a principal holding no more than it, then the change is made", async () => {
+    const t = await createTestTenant(server);
+    const bob = await principalWithKey(t.slug, t.adminKey, "bob", ["directory:write"]);
+    const { principal: intern } = await directory.createPrincipal({ parent: `tenants/${t.slug}`, principalId: "intern", type: PrincipalType.USER, permissions: ["directory:read"] }, withKey(t.adminKey));
+    const { principal } = await directory.updatePrincipal({ principal: { name: intern!.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(bob.key));
+    expect(principal?.status).toBe(PrincipalStatus.SUSPENDED);
+  });
+
+  test("when 20 updates of one principal race, then each is OK or Aborted, never Internal", async () => {
+    const t = await createTestTenant(server);
+    const { principal } = await directory.createPrincipal({ parent: `tenants/${t.slug}`, principalId: "busy", type: PrincipalType.USER, permissions: [] }, withKey(t.adminKey));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        attempt(directory.updatePrincipal({ principal: { name: principal!.name, displayName: `name ${i}` }, updateMask: { paths: ["display_name"] } }, withKey(t.adminKey))),
+      ),
+    );
+    const codes = results.map((e) => (e === undefined ? "OK" : Code[e.code]));
+    expect(codes.filter((c) => c !== "OK" && c !== "Aborted")).toEqual([]);
+    expect(codes).toContain("OK");
+    for (const e of results) if (e !== undefined) expect(reasonOf(e)).toBe("CONCURRENT_MODIFICATION");
+  });
+});
+
+describe("bootstrap as break glass", () => {
+  test("when the admin principal was suspended by another administrator, then bootstrap restores it and its keys work again", async () => {
+    const t = await createTestTenant(server);
+    const root = await principalWithKey(t.slug, t.adminKey, "root2", ["*:write"]);
+    const adminName = `tenants/${t.slug}/principals/admin`;
+    await directory.updatePrincipal({ principal: { name: adminName, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(root.key));
+    expect(reasonOf(await attempt(keys.listKeys({ parent: `tenants/${t.slug}` }, withKey(t.adminKey))))).toBe("PRINCIPAL_SUSPENDED");
+
+    const fresh = await bootstrap(server, t.slug);
+    for (const key of [fresh, t.adminKey]) {
+      expect(await attempt(keys.listKeys({ parent: `tenants/${t.slug}` }, withKey(key)))).toBeUndefined();
+    }
+    const { principal } = await directory.getPrincipal({ name: adminName }, withKey(fresh));
+    expect(principal).toMatchObject({ status: PrincipalStatus.ACTIVE, permissions: ["*:write"] });
+  });
+});
