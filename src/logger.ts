@@ -2,7 +2,7 @@
 import { pino, type Logger } from "pino";
 
 /** Paths pino replaces with "[redacted]" wherever they appear in a log record. */
-export const redactPaths = [
+const redactPaths = [
   "authorization",
   "headers.authorization",
   "req.headers.authorization",

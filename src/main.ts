@@ -2,7 +2,6 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
-import { HealthCheckResponse_ServingStatus } from "../gen/health/v1/health_pb.ts";
 import { createAuditLog } from "./audit/audit-log.ts";
 import { createAuditService } from "./audit/audit-service.ts";
 import { systemClock, type Clock } from "./clock.ts";
@@ -19,7 +18,7 @@ import { createAuthInterceptor } from "./server/auth-interceptor.ts";
 import { requestIdKey } from "./server/context.ts";
 import { createDirectoryHandlers } from "./server/directory-handlers.ts";
 import { createErrorInterceptor } from "./server/error-interceptor.ts";
-import { createHealthStatus } from "./server/health.ts";
+import { createHealthStatus, ServingStatus } from "./server/health.ts";
 import { withHttpRoutes } from "./server/http-routes.ts";
 import { createKeyHandlers } from "./server/key-handlers.ts";
 import { listen } from "./server/listener.ts";
@@ -41,7 +40,7 @@ export type Keyward = {
 };
 
 /** The domain services of one keyward instance, wired to one database. */
-export function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store }) {
+function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store }) {
   const { config, logger, clock, store } = opts;
   const db = store.db;
   const catalogue = { categories: config.permissionCategories };
@@ -109,7 +108,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     listener = await listen({
       host: config.host,
       port: config.port,
-      handler: withHttpRoutes(connectHandler, { isServing: () => health.get("") === HealthCheckResponse_ServingStatus.SERVING }),
+      handler: withHttpRoutes(connectHandler, { isServing: () => health.get("") === ServingStatus.SERVING }),
       logger,
     });
   } catch (e) {
@@ -117,7 +116,6 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     if (!opts.store) await store.close();
     throw e;
   }
-  health.set("", HealthCheckResponse_ServingStatus.SERVING);
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
   logger.info({ url, embeddedDatabase: store.embedded }, "keyward listening");
 

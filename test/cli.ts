@@ -1,6 +1,8 @@
 // Runs the real `keyward` command line in a child process, for tests of startup,
 // configuration, restart and shutdown.
 import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** The repository root. */
@@ -63,4 +65,18 @@ export function startServe(env: Record<string, string>, timeoutMs = 60_000, opts
       reject(new Error(`keyward serve exited with ${code} before listening:\n${out}`));
     });
   });
+}
+
+/**
+ * Runs `fn` with a fresh data folder that is removed afterwards. Mode 755: the embedded
+ * PostgreSQL's OS user must be able to enter it (mkdtemp makes 700).
+ */
+export async function withDataDir(prefix: string, fn: (dataDir: string) => Promise<void>): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dataDir, 0o755);
+  try {
+    await fn(dataDir);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }

@@ -1,7 +1,7 @@
 // Reading the audit log: audit:read, newest first, filtered; org-scoped callers see the
 // events of their organization only.
 import { requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
-import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
+import { decodePageToken, isStorableDate, pageOf, pageSizeOf, patternPart } from "../directory/page-token.ts";
 import { parseTenantName } from "../directory/resource-names.ts";
 import type { Catalogue } from "../directory/permissions.ts";
 import { textField } from "../directory/text-fields.ts";
@@ -17,7 +17,7 @@ export function createAuditService(deps: { audit: AuditLog; catalogue: Catalogue
         requirePermission(catalogue, ctx.caller, "audit:read");
         requireOwnTenant(ctx.caller, parseTenantName(parent));
         for (const [field, date] of [["start_time", filter.start], ["end_time", filter.end]] as const) {
-          if (date !== undefined && !(date.getTime() >= 0 && date.getFullYear() <= 9999)) {
+          if (date !== undefined && !isStorableDate(date)) {
             throw invalidArgument("INVALID_TIME", `${field} must be between 1970 and 9999`, { field });
           }
         }
@@ -26,15 +26,11 @@ export function createAuditService(deps: { audit: AuditLog; catalogue: Catalogue
         }
         const limit = pageSizeOf(pageSize);
         const scoped: AuditFilter = ctx.caller.orgId === null ? filter : { ...filter, orgId: ctx.caller.orgId };
-        const position = decodePageToken(pageToken, { ...filter, start: filter.start?.toISOString(), end: filter.end?.toISOString() });
-        const afterId = position === undefined ? undefined : String(position[0]);
-        if (afterId !== undefined && !/^\d{1,19}$/.test(afterId)) throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request", { field: "page_token" });
-        const rows = await audit.list(ctx.caller.tenantId, scoped, limit + 1, afterId);
-        const page = rows.slice(0, limit);
-        const last = page[page.length - 1];
-        const nextPageToken =
-          rows.length > limit && last !== undefined ? encodePageToken([last.id], { ...filter, start: filter.start?.toISOString(), end: filter.end?.toISOString() }) : "";
-        return { events: page, nextPageToken };
+        const filters = { ...filter, start: filter.start?.toISOString(), end: filter.end?.toISOString() };
+        const position = decodePageToken(pageToken, filters, [patternPart(/^\d{1,18}$/)]);
+        const rows = await audit.list(ctx.caller.tenantId, scoped, limit + 1, position?.[0]);
+        const page = pageOf(rows, limit, (e) => [e.id], filters);
+        return { events: page.items, nextPageToken: page.nextPageToken };
       });
     },
   };

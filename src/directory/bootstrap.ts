@@ -16,7 +16,7 @@ import { resourceName, slugPattern } from "./resource-names.ts";
 export type BootstrapResult = { tenant: string; tenantCreated: boolean; keyName: string; keyId: string; slot: string; replaced: string; secret: string };
 
 /** The service account that owns bootstrap admin keys. */
-export const bootstrapPrincipalId = "admin";
+const bootstrapPrincipalId = "admin";
 
 /** Creates the tenant if needed and mints a new admin key into a free (or the older) slot. */
 export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit: AuditLog; minting: KeyMinting }, slug: string): Promise<BootstrapResult> {

@@ -25,7 +25,7 @@ export type Caller = Readonly<{
 export type CallContext = Readonly<{ caller: Caller; requestId: string }>;
 
 /** The message every missing-permission refusal starts with (DESIGN.md, the SDK's 403). */
-export const insufficientScope = "Insufficient scope for this action";
+const insufficientScope = "Insufficient scope for this action";
 
 /** Refuses the call unless the caller holds `permission` (PERMISSION_DENIED names it). */
 export function requirePermission(catalogue: Catalogue, caller: Caller, permission: string): void {

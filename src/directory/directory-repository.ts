@@ -63,7 +63,7 @@ async function flushUpdate(em: EntityManager): Promise<void> {
 }
 
 /** Refuses an update whose etag is stale. */
-export function checkEtag(given: string, version: number): void {
+function checkEtag(given: string, version: number): void {
   if (given !== "" && given !== String(version)) {
     throw new KeywardError(ErrorKind.ABORTED, "ETAG_MISMATCH", "the resource changed since it was read (etag mismatch): read it again and retry");
   }

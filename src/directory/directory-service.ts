@@ -7,7 +7,7 @@ import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, requireTenantScope, type CallContext } from "./caller.ts";
 import { directoryRepository as directory, type OrgRecord, type PrincipalRecord, type PrincipalStatus, type PrincipalType, type TenantRecord } from "./directory-repository.ts";
-import { decodePageToken, encodePageToken, pageSizeOf } from "./page-token.ts";
+import { decodePageToken, pageOf, pageSizeOf, patternPart } from "./page-token.ts";
 import { parsePermissions, type Catalogue } from "./permissions.ts";
 import { auditedName, parseResourceName, parseTenantName, principalIdPattern, resourceName, slugPattern } from "./resource-names.ts";
 import { patternField, textField } from "./text-fields.ts";
@@ -22,13 +22,6 @@ export type OrgView = OrgRecord & { tenantSlug: string };
 type Update<T> = { name: string; etag: string; paths: readonly string[] } & T;
 
 const githubOwnerPattern = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
-
-/** A decoded page position, checked before it reaches SQL (tokens are opaque, not secret). */
-function checkedPosition(value: string | number | undefined, pattern: RegExp): string {
-  const text = String(value);
-  if (!pattern.test(text)) throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request", { field: "page_token" });
-  return text;
-}
 
 function notFound(what: string): KeywardError {
   return new KeywardError(ErrorKind.NOT_FOUND, `${what.toUpperCase()}_NOT_FOUND`, `${what} not found`);
@@ -63,12 +56,6 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
     const p = await directory.findPrincipal(db.em.fork(), ctx.caller.tenantId, id);
     if (p === undefined || (ctx.caller.orgId !== null && p.orgId !== ctx.caller.orgId)) throw notFound("principal");
     return p;
-  }
-
-  function pageOf<T>(rows: readonly T[], limit: number, position: (last: T) => string, filters: unknown): { items: T[]; nextPageToken: string } {
-    const items = rows.slice(0, limit);
-    const last = items[items.length - 1];
-    return { items, nextPageToken: rows.length > limit && last !== undefined ? encodePageToken([position(last)], filters) : "" };
   }
 
   return {
@@ -129,12 +116,12 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         requirePermission(catalogue, ctx.caller, "directory:read");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
-        const position = decodePageToken(input.pageToken, "orgs");
+        const position = decodePageToken(input.pageToken, "orgs", [patternPart(slugPattern)]);
         const opts: { onlyId?: string; afterSlug?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.onlyId = ctx.caller.orgId;
-        if (position !== undefined) opts.afterSlug = checkedPosition(position[0], slugPattern);
+        if (position !== undefined) opts.afterSlug = position[0]!;
         const rows = await directory.listOrgs(db.em.fork(), ctx.caller.tenantId, opts);
-        const page = pageOf(rows, limit, (o) => o.slug, "orgs");
+        const page = pageOf(rows, limit, (o) => [o.slug], "orgs");
         return { items: page.items.map((o) => ({ ...o, tenantSlug: ctx.caller.tenantSlug })), nextPageToken: page.nextPageToken };
       });
     },
@@ -206,13 +193,13 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
         const filters = { status: input.status };
-        const position = decodePageToken(input.pageToken, filters);
+        const position = decodePageToken(input.pageToken, filters, [patternPart(principalIdPattern)]);
         const opts: { orgId?: string; status?: PrincipalStatus; afterId?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.orgId = ctx.caller.orgId;
         if (input.status !== undefined) opts.status = input.status;
-        if (position !== undefined) opts.afterId = checkedPosition(position[0], principalIdPattern);
+        if (position !== undefined) opts.afterId = position[0]!;
         const em = db.em.fork();
-        const page = pageOf(await directory.listPrincipals(em, ctx.caller.tenantId, opts), limit, (p) => p.principalId, filters);
+        const page = pageOf(await directory.listPrincipals(em, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], filters);
         const orgs = await directory.orgSlugs(em, page.items.flatMap((p) => (p.orgId === null ? [] : [p.orgId])));
         return {
           items: page.items.map((p) => ({ ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) })),

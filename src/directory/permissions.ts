@@ -2,6 +2,7 @@
 // `*:read` is "read all", `*:write` "read & write all". Sets are compared by what they
 // imply, never by their spelling.
 import { invalidArgument } from "../errors.ts";
+import { quotedForError } from "./text-fields.ts";
 
 const levels = { read: 1, write: 2 } as const;
 type Level = 0 | 1 | 2;
@@ -31,8 +32,7 @@ export function isPermission(catalogue: Catalogue, value: string): boolean {
 export function parsePermissions(catalogue: Catalogue, values: readonly string[], field = "permissions"): string[] {
   const unknown = values.filter((v) => !isPermission(catalogue, v));
   if (unknown.length > 0) {
-    // Only short values are echoed: a long one may be a secret pasted into the wrong field.
-    const shown = unknown.slice(0, 5).map((v) => (v.length <= 40 ? JSON.stringify(v) : `(a value of ${v.length} characters)`));
+    const shown = unknown.slice(0, 5).map(quotedForError);
     throw invalidArgument("UNKNOWN_PERMISSION", `${field}: unknown permission ${shown.join(", ")}; valid permissions are: ${validPermissions(catalogue).join(", ")}`, {
       field,
       unknown: shown.join(","),

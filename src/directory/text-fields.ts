@@ -26,3 +26,11 @@ export function patternField(value: string, field: string, pattern: RegExp, expe
   if (!pattern.test(value)) throw invalidArgument("INVALID_FORMAT", `${field}: expected ${expected}`, { field });
   return value;
 }
+
+/**
+ * A value quoted for an error message, or only its length when it is long: a long value
+ * may be a secret pasted into the wrong field, and errors never echo secrets.
+ */
+export function quotedForError(value: string): string {
+  return value.length <= 40 ? JSON.stringify(value) : `(a value of ${value.length} characters)`;
+}

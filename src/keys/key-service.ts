@@ -6,7 +6,7 @@ import type { Database } from "../db/orm.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
-import { decodePageToken, encodePageToken, pageSizeOf } from "../directory/page-token.ts";
+import { decodePageToken, pageOf, pageSizeOf, timestampPart } from "../directory/page-token.ts";
 import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { auditedName, parseResourceName, parseTenantName, resourceName, slugPattern } from "../directory/resource-names.ts";
 import { textField } from "../directory/text-fields.ts";
@@ -21,7 +21,7 @@ export type KeyView = KeyRecord & { tenantSlug: string; orgSlug: string | null; 
 export type MintedKeyView = { key: KeyView; secret: string };
 
 /** The fixed permissions of the slot kinds. */
-export const slotKindPermissions: Record<Exclude<KeyKindName, "fine_grained">, readonly string[]> = {
+const slotKindPermissions: Record<Exclude<KeyKindName, "fine_grained">, readonly string[]> = {
   admin: ["*:write"],
   read_only: ["*:read"],
   registry: ["secure_registry:write"],
@@ -45,7 +45,7 @@ function notFound(): KeywardError {
 export type KeyMinting = { keyPrefix: string; keyPepper: string | undefined };
 
 /** Mints a raw key and stores its row (hash only); the raw key is returned once. */
-export async function storeNewKey(
+async function storeNewKey(
   em: EntityManager,
   minting: KeyMinting,
   data: Omit<KeyRecord, "keyId" | "hint" | "lastUsedAt" | "revokedAt" | "revokeReason">,
@@ -191,7 +191,7 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
         const filters = { kind: input.kind, state: input.state, owner: input.owner, org: input.org };
-        const position = decodePageToken(input.pageToken, filters);
+        const position = decodePageToken(input.pageToken, filters, [timestampPart, isKeyId]);
         const em = db.em.fork();
         const filter: KeyFilter = {};
         if (input.kind !== undefined) filter.kind = input.kind;
@@ -210,16 +210,10 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
           if (org === undefined) return { keys: [], nextPageToken: "" };
           filter.orgId = org.id;
         }
-        const after = position === undefined ? undefined : { createdAt: new Date(String(position[0])), keyId: String(position[1]) };
-        // Page tokens are opaque but not secret: check a decoded position before it reaches SQL.
-        if (after !== undefined && !(isKeyId(after.keyId) && after.createdAt.getTime() >= 0 && after.createdAt.getFullYear() <= 9999)) {
-          throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request", { field: "page_token" });
-        }
+        const after = position === undefined ? undefined : { createdAt: new Date(position[0]!), keyId: position[1]! };
         const rows = await keys.list(em, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
-        const page = rows.slice(0, limit);
-        const last = page[page.length - 1];
-        const nextPageToken = rows.length > limit && last !== undefined ? encodePageToken([last.createdAt.toISOString(), last.keyId], filters) : "";
-        return { keys: await views(em, ctx.caller.tenantSlug, page), nextPageToken };
+        const page = pageOf(rows, limit, (k) => [k.createdAt.toISOString(), k.keyId], filters);
+        return { keys: await views(em, ctx.caller.tenantSlug, page.items), nextPageToken: page.nextPageToken };
       });
     },
 

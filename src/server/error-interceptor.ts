@@ -7,7 +7,7 @@ import type { Logger } from "../logger.ts";
 import { loggerKey, requestIdKey } from "./context.ts";
 
 /** The ErrorInfo domain of every keyward error. */
-export const errorDomain = "keyward";
+const errorDomain = "keyward";
 
 const codeOfKind: Record<ErrorKind, Code> = {
   [ErrorKind.INVALID_ARGUMENT]: Code.InvalidArgument,
@@ -22,7 +22,7 @@ const codeOfKind: Record<ErrorKind, Code> = {
 };
 
 /** Converts a domain error to the ConnectError the client sees. */
-export function keywardErrorToConnect(e: KeywardError): ConnectError {
+function keywardErrorToConnect(e: KeywardError): ConnectError {
   return new ConnectError(e.message, codeOfKind[e.kind], undefined, [
     { desc: ErrorInfoSchema, value: { reason: e.reason, domain: errorDomain, metadata: { ...e.metadata } } },
   ]);
@@ -55,7 +55,7 @@ export function createErrorInterceptor(fallbackLogger: Logger, classifier: Error
 }
 
 /** The ConnectError the client sees for any failure; never the raw message of an unexpected one. */
-export function toConnectError(e: unknown, logger: Logger, classifier: ErrorClassifier): ConnectError {
+function toConnectError(e: unknown, logger: Logger, classifier: ErrorClassifier): ConnectError {
   if (isKeywardError(e)) return keywardErrorToConnect(e);
   // Errors the framework raised itself (decode failures, size limits, unimplemented,
   // cancellation) carry no secrets and a deliberate code.

@@ -19,7 +19,7 @@ export function withHttpRoutes(connectHandler: RequestHandler, opts: { isServing
 }
 
 /** Writes a small JSON response. */
-export function sendJson(res: Res, status: number, body: unknown): void {
+function sendJson(res: Res, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   (res as http.ServerResponse).writeHead(status, {
     "content-type": "application/json",

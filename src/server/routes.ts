@@ -12,7 +12,7 @@ import { registerHealth, type HealthStatus } from "./health.ts";
 import { registerReflection } from "./reflection.ts";
 
 /** The files whose services are served, for reflection. */
-export const servedFiles: readonly DescFile[] = [
+const servedFiles: readonly DescFile[] = [
   file_keyward_v1_key_service,
   file_keyward_v1_policy_service,
   file_keyward_v1_token_exchange_service,

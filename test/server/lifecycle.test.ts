@@ -1,10 +1,9 @@
 // The real `keyward` process: configuration checks, embedded PostgreSQL that keeps its
 // data across restarts, graceful shutdown on SIGTERM, and unreachable databases.
 import { describe, expect, test } from "@jest/globals";
-import { existsSync, mkdtempSync, chmodSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCli, startServe } from "../cli.ts";
+import { runCli, startServe, withDataDir } from "../cli.ts";
 
 describe("configuration", () => {
   test.each([
@@ -59,9 +58,7 @@ async function verify(url: string, key: string): Promise<string> {
 
 describe("embedded PostgreSQL", () => {
   test("when keyward restarts on the same data folder, then its data is still there; bootstrap works with and without a running server; SIGTERM shuts down cleanly", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "keyward-lifecycle-"));
-    chmodSync(dataDir, 0o755);
-    try {
+    await withDataDir("keyward-lifecycle-", async (dataDir) => {
       const env = { KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" };
       const first = await startServe(env, 90_000);
       expect(first.output()).toContain("initialising a new embedded PostgreSQL cluster");
@@ -109,15 +106,11 @@ describe("embedded PostgreSQL", () => {
       const bad = await runCli(["bootstrap", "--tenant", "Not A Slug"], env, 30_000);
       expect(bad.code).toBe(1);
       expect(bad.stderr).toContain("invalid tenant slug");
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    });
   }, 300_000);
 
   test("when PostgreSQL dies under a running server, then calls answer Unavailable (not Internal) and SIGTERM still stops it", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "keyward-dbdown-"));
-    chmodSync(dataDir, 0o755);
-    try {
+    await withDataDir("keyward-dbdown-", async (dataDir) => {
       const env = { KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" };
       const served = await startServe(env, 90_000);
       const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
@@ -137,15 +130,11 @@ describe("embedded PostgreSQL", () => {
       expect(await call("KeyService/ListKeys", {}, secret)).toBe("unavailable");
       served.child.kill("SIGTERM");
       expect(await served.exited).toBe(0);
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    });
   }, 120_000);
 
   test("when the first start on an empty embedded database has a terminal, then it prints the default tenant's admin key there and not in the JSON log", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "keyward-firststart-"));
-    chmodSync(dataDir, 0o755);
-    try {
+    await withDataDir("keyward-firststart-", async (dataDir) => {
       // `script` gives the process a pseudo-terminal, as `npm start` in a shell has.
       const served = await startServe({ KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info", KEYWARD_LOG_FORMAT: "json" }, 90_000, { terminal: true });
       const out = served.output();
@@ -161,8 +150,6 @@ describe("embedded PostgreSQL", () => {
       // The terminal hangs up; keyward shuts down and stops its PostgreSQL.
       for (let i = 0; i < 100 && existsSync(join(dataDir, "pg", "postmaster.pid")); i++) await new Promise((r) => setTimeout(r, 100));
       expect(existsSync(join(dataDir, "pg", "postmaster.pid"))).toBe(false);
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    });
   }, 120_000);
 });
