@@ -1,10 +1,10 @@
 // Reading the audit log: audit:read, newest first, filtered; org-scoped callers see the
 // events of their organization only.
 import { requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
-import { decodePageToken, isStorableDate, pageOf, pageSizeOf, patternPart } from "../directory/page-token.ts";
-import { parseTenantName } from "../directory/resource-names.ts";
+import { decodePageToken, isStorableDate, pageOf, pageSizeOf, patternPart } from "../common/page-token.ts";
+import { parseTenantName } from "../common/resource-names.ts";
 import type { Catalogue } from "../directory/permissions.ts";
-import { textField } from "../directory/text-fields.ts";
+import { textField } from "../common/text-fields.ts";
 import { invalidArgument } from "../errors.ts";
 import type { AuditFilter, AuditLog, AuditRecord } from "./audit-log.ts";
 

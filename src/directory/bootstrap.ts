@@ -10,7 +10,7 @@ import { keyRepository } from "../keys/key-repository.ts";
 import { isKeywardError } from "../errors.ts";
 import { StartupError } from "../startup-error.ts";
 import { directoryRepository as directory } from "./directory-repository.ts";
-import { resourceName, slugPattern } from "./resource-names.ts";
+import { resourceName, slugPattern } from "../common/resource-names.ts";
 
 /** What bootstrap made. `secret` is the raw admin key: print it once, never log it. */
 export type BootstrapResult = { tenant: string; tenantCreated: boolean; keyName: string; keyId: string; slot: string; replaced: string; secret: string };

@@ -7,11 +7,11 @@ import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, requireTenantScope, type CallContext } from "./caller.ts";
 import { directoryRepository as directory, type OrgRecord, type PrincipalRecord, type PrincipalStatus, type PrincipalType, type TenantRecord } from "./directory-repository.ts";
-import { decodePageToken, pageOf, pageSizeOf, patternPart } from "./page-token.ts";
+import { decodePageToken, pageOf, pageSizeOf, patternPart } from "../common/page-token.ts";
 import { parsePermissions, type Catalogue } from "./permissions.ts";
-import { auditedName, parseResourceName, parseTenantName, principalIdPattern, resourceName, slugPattern } from "./resource-names.ts";
-import { patternField, textField } from "./text-fields.ts";
-import { checkUpdateMask } from "./update-mask.ts";
+import { auditedName, parseResourceName, parseTenantName, principalIdPattern, resourceName, slugPattern } from "../common/resource-names.ts";
+import { patternField, textField } from "../common/text-fields.ts";
+import { checkUpdateMask } from "../common/update-mask.ts";
 
 /** A principal with its organization's slug resolved. */
 export type PrincipalView = PrincipalRecord & { tenantSlug: string; orgSlug: string | null };

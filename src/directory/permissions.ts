@@ -2,7 +2,7 @@
 // `*:read` is "read all", `*:write` "read & write all". Sets are compared by what they
 // imply, never by their spelling.
 import { invalidArgument } from "../errors.ts";
-import { quotedForError } from "./text-fields.ts";
+import { quotedForError } from "../common/text-fields.ts";
 
 const levels = { read: 1, write: 2 } as const;
 type Level = 0 | 1 | 2;

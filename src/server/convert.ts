@@ -8,7 +8,7 @@ import { VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import type { AuditOutcome as AuditOutcomeName, AuditRecord } from "../audit/audit-log.ts";
 import type { PrincipalStatus as StatusName, PrincipalType as TypeName, TenantRecord } from "../directory/directory-repository.ts";
 import type { OrgView, PrincipalView } from "../directory/directory-service.ts";
-import { resourceName } from "../directory/resource-names.ts";
+import { resourceName } from "../common/resource-names.ts";
 import type { KeyKindName } from "../keys/key-format.ts";
 import type { KeyState as KeyStateName, SlotName } from "../keys/key-repository.ts";
 import type { KeyView } from "../keys/key-service.ts";

@@ -1,7 +1,7 @@
 // VerifyKey's decision: checksum first (no database), then one lookup, then the verdict.
 // Every credential outcome is data (a VerifyResult), never an exception.
 import type { Clock } from "../clock.ts";
-import { resourceName, slugPattern } from "../directory/resource-names.ts";
+import { resourceName, slugPattern } from "../common/resource-names.ts";
 import { formatPermissions, intersect, notImplied, parsePermissions, toPermissionSet, type Catalogue, type PermissionSet } from "../directory/permissions.ts";
 import { invalidArgument } from "../errors.ts";
 import { keyMatches, parseKey, type KeyKindName } from "../keys/key-format.ts";
