@@ -1,0 +1,34 @@
+// Units of work for the services: a service asks for one (a read, or a transaction that
+// commits or rolls back as a whole) and hands it to repositories, which are the only code
+// that looks inside. Services never fork an EntityManager themselves (CONVENTIONS.md §7).
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Database } from "./orm.ts";
+
+declare const unitOfWorkBrand: unique symbol;
+
+/**
+ * An open unit of work (a forked EntityManager, inside a transaction for `write`). Opaque
+ * to services: they pass it to repository functions and the audit log, nothing else.
+ */
+export type UnitOfWork = { readonly [unitOfWorkBrand]: true };
+
+/** Opens units of work over one database. */
+export type UnitsOfWork = {
+  /** Runs `fn` in one database transaction: committed when it returns, rolled back when it throws. */
+  write<T>(fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
+  /** Runs `fn` with a fresh unit of work outside any transaction (reads). */
+  read<T>(fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
+};
+
+/** Creates the unit-of-work factory of a database. */
+export function createUnitsOfWork(db: Database): UnitsOfWork {
+  return {
+    write: (fn) => db.em.fork().transactional((em) => fn(em as unknown as UnitOfWork)),
+    read: (fn) => fn(db.em.fork() as unknown as UnitOfWork),
+  };
+}
+
+/** The EntityManager inside a unit of work: for repositories (and the audit log) only. */
+export function entityManagerOf(uow: UnitOfWork): EntityManager {
+  return uow as unknown as EntityManager;
+}
