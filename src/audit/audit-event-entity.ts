@@ -6,7 +6,10 @@ export const AuditEventSchema = defineEntity({
   name: "AuditEvent",
   tableName: "audit_event",
   properties: {
+    /** Internal order of the log; never shown (it is shared by all tenants). */
     id: p.bigint("string").primary().autoincrement(),
+    /** The public id, random. */
+    eventId: p.uuid(),
     tenantId: p.uuid(),
     orgId: p.uuid().nullable(),
     createdAt: p.datetime(),

@@ -1,6 +1,7 @@
 // The append-only audit log: state changes are recorded in the caller's transaction;
 // refused calls are recorded on their own; listing is paginated and filtered.
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { randomUUID } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/orm.ts";
 import type { CallContext } from "../directory/caller.ts";
@@ -25,8 +26,8 @@ export type AuditEntry = {
   details?: Record<string, string>;
 };
 
-/** One audit event as read back. */
-export type AuditRecord = Required<Omit<AuditEntry, "orgId">> & { id: string; orgId: string | null; createdAt: Date };
+/** One audit event as read back; `eventId` is its random public id. */
+export type AuditRecord = Required<Omit<AuditEntry, "orgId">> & { eventId: string; orgId: string | null; createdAt: Date };
 
 /** Filters of a listing. */
 export type AuditFilter = {
@@ -59,6 +60,7 @@ export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logge
   /** Adds an entry to the transaction `em` belongs to (written at its commit). */
   function record(em: EntityManager, entry: AuditEntry): void {
     em.create(AuditEvent, {
+      eventId: randomUUID(),
       tenantId: entry.tenantId,
       orgId: entry.orgId ?? null,
       createdAt: clock.now(),
@@ -97,9 +99,18 @@ export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logge
     }
   }
 
-  /** Lists a tenant's events, newest first, after `afterId` (exclusive). */
-  async function list(tenantId: string, filter: AuditFilter, limit: number, afterId: string | undefined): Promise<AuditRecord[]> {
+  /**
+   * Lists a tenant's events, newest first, after the event `afterEventId` (exclusive);
+   * undefined when that event is not one of the tenant's.
+   */
+  async function list(tenantId: string, filter: AuditFilter, limit: number, afterEventId: string | undefined): Promise<AuditRecord[] | undefined> {
     const em = db.em.fork();
+    let afterId: string | undefined;
+    if (afterEventId !== undefined) {
+      const anchor = await em.findOne(AuditEvent, { tenantId, eventId: afterEventId }, { fields: ["id"] });
+      if (anchor === null) return undefined;
+      afterId = anchor.id;
+    }
     const where: Record<string, unknown> = { tenantId };
     if (filter.orgId !== undefined) where["orgId"] = filter.orgId;
     if (filter.action !== undefined) where["action"] = filter.action;
@@ -113,7 +124,7 @@ export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logge
     if (afterId !== undefined) where["id"] = { $lt: afterId };
     const rows = await em.find(AuditEvent, where, { orderBy: { id: "desc" }, limit });
     return rows.map((r) => ({
-      id: r.id,
+      eventId: r.eventId,
       tenantId: r.tenantId,
       orgId: r.orgId ?? null,
       createdAt: r.createdAt,

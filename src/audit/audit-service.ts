@@ -1,7 +1,7 @@
 // Reading the audit log: audit:read, newest first, filtered; org-scoped callers see the
 // events of their organization only.
 import { requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
-import { decodePageToken, isStorableDate, pageOf, pageSizeOf, patternPart } from "../common/page-token.ts";
+import { decodePageToken, invalidPageToken, isStorableDate, pageOf, pageSizeOf, patternPart } from "../common/page-token.ts";
 import { parseTenantName } from "../common/resource-names.ts";
 import type { Catalogue } from "../directory/permissions.ts";
 import { textField } from "../common/text-fields.ts";
@@ -26,10 +26,11 @@ export function createAuditService(deps: { audit: AuditLog; catalogue: Catalogue
         }
         const limit = pageSizeOf(pageSize);
         const scoped: AuditFilter = ctx.caller.orgId === null ? filter : { ...filter, orgId: ctx.caller.orgId };
-        const filters = { ...filter, start: filter.start?.toISOString(), end: filter.end?.toISOString() };
-        const position = decodePageToken(pageToken, filters, [patternPart(/^\d{1,18}$/)]);
+        const query = { listing: "ListAuditEvents", parent: ctx.caller.tenantId, filters: { ...filter, start: filter.start?.toISOString(), end: filter.end?.toISOString() } };
+        const position = decodePageToken(pageToken, query, [patternPart(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)]);
         const rows = await audit.list(ctx.caller.tenantId, scoped, limit + 1, position?.[0]);
-        const page = pageOf(rows, limit, (e) => [e.id], filters);
+        if (rows === undefined) throw invalidPageToken(); // the event it points to is not this tenant's
+        const page = pageOf(rows, limit, (e) => [e.eventId], query);
         return { events: page.items, nextPageToken: page.nextPageToken };
       });
     },

@@ -1,8 +1,9 @@
-// Opaque page tokens for every listing: a position plus a fingerprint of the filters, so
-// a token cannot be replayed against a different query. Tokens are opaque, not secret: a
-// decoded position is checked part by part before it can reach SQL.
+// Opaque page tokens for every listing (AIP-158): a position plus a fingerprint of the
+// query that minted it (which listing, under which parent, with which filters), so a token
+// cannot be replayed against another listing, another tenant or other filters. Tokens are
+// opaque, not secret: a decoded position is checked part by part before it can reach SQL.
 import { createHash } from "node:crypto";
-import { invalidArgument } from "../errors.ts";
+import { invalidArgument, type KeywardError } from "../errors.ts";
 
 const maxPageSize = 1000;
 
@@ -30,29 +31,43 @@ export function patternPart(pattern: RegExp): PositionPart {
   return (value) => pattern.test(value);
 }
 
-function fingerprint(filters: unknown): string {
-  return createHash("sha256").update(JSON.stringify(filters)).digest("base64url").slice(0, 12);
+/**
+ * What a page token is bound to: the listing (e.g. `ListKeys`), its parent (the tenant's
+ * id) and the request's filters. A token is valid only for the same three.
+ */
+export type PageQuery = Readonly<{ listing: string; parent: string; filters?: Readonly<Record<string, unknown>> }>;
+
+function fingerprint(query: PageQuery): string {
+  return createHash("sha256").update(JSON.stringify([query.listing, query.parent, query.filters ?? {}])).digest("base64url").slice(0, 16);
 }
 
-function encodePageToken(position: readonly string[], filters: unknown): string {
-  return Buffer.from(JSON.stringify({ p: position, f: fingerprint(filters) })).toString("base64url");
+function encodePageToken(position: readonly string[], query: PageQuery): string {
+  return Buffer.from(JSON.stringify({ p: position, f: fingerprint(query) })).toString("base64url");
+}
+
+/** The refusal of a page token that is not valid for the request. */
+export function invalidPageToken(): KeywardError {
+  return invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request (a token only works for the listing, parent and filters that returned it)", { field: "page_token" });
 }
 
 /**
- * Decodes a page token made for the same filters into its position (one string per part,
- * each passing its check); undefined for the first page.
+ * Decodes a page token minted by the same query (listing, parent, filters) into its
+ * position (one string per part, each passing its check); undefined for the first page.
+ * Anything else is INVALID_ARGUMENT `INVALID_PAGE_TOKEN`.
  */
-export function decodePageToken(token: string, filters: unknown, parts: readonly PositionPart[]): string[] | undefined {
+export function decodePageToken(token: string, query: PageQuery, parts: readonly PositionPart[]): string[] | undefined {
   if (token === "") return undefined;
-  const bad = () => invalidArgument("INVALID_PAGE_TOKEN", "page_token is not valid for this request (tokens only work with the same filters)", { field: "page_token" });
+  const bad = invalidPageToken;
+  if (token.length > 1024) throw bad();
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
   } catch {
     throw bad();
   }
+  if (parsed === null || typeof parsed !== "object") throw bad();
   const { p, f } = parsed as { p?: unknown; f?: unknown };
-  if (f !== fingerprint(filters) || !Array.isArray(p) || p.length !== parts.length) throw bad();
+  if (f !== fingerprint(query) || !Array.isArray(p) || p.length !== parts.length) throw bad();
   if (!p.every((value, i) => typeof value === "string" && parts[i]!(value))) throw bad();
   return p as string[];
 }
@@ -61,8 +76,8 @@ export function decodePageToken(token: string, filters: unknown, parts: readonly
  * Cuts one page from `rows` (fetched with limit + 1) and makes the token of the next page
  * from the position of its last item; "" when there is no next page.
  */
-export function pageOf<T>(rows: readonly T[], limit: number, positionOf: (item: T) => string[], filters: unknown): { items: T[]; nextPageToken: string } {
+export function pageOf<T>(rows: readonly T[], limit: number, positionOf: (item: T) => string[], query: PageQuery): { items: T[]; nextPageToken: string } {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
-  return { items, nextPageToken: rows.length > limit && last !== undefined ? encodePageToken(positionOf(last), filters) : "" };
+  return { items, nextPageToken: rows.length > limit && last !== undefined ? encodePageToken(positionOf(last), query) : "" };
 }

@@ -1,6 +1,6 @@
 // Reads and writes of tenants, organizations and principals. The only directory code that
 // touches the EntityManager; it returns plain objects and checks no authorization.
-import { OptimisticLockError, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { LockMode, OptimisticLockError, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import { ErrorKind, KeywardError } from "../errors.ts";
@@ -122,6 +122,14 @@ export const directoryRepository = {
 
   async findPrincipal(em: EntityManager, tenantId: string, principalId: string): Promise<PrincipalRecord | undefined> {
     const row = await em.findOne(Principal, { tenantId, principalId });
+    return row === null ? undefined : principalOf(row);
+  },
+  /**
+   * Reads a principal and locks its row until the transaction `em` belongs to ends, so an
+   * authority check made on what it returns still holds when the change is written.
+   */
+  async lockPrincipal(em: EntityManager, tenantId: string, principalId: string): Promise<PrincipalRecord | undefined> {
+    const row = await em.findOne(Principal, { tenantId, principalId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     return row === null ? undefined : principalOf(row);
   },
   async findPrincipalByRowId(em: EntityManager, id: string): Promise<PrincipalRecord | undefined> {

@@ -116,12 +116,13 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         requirePermission(catalogue, ctx.caller, "directory:read");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
-        const position = decodePageToken(input.pageToken, "orgs", [patternPart(slugPattern)]);
+        const query = { listing: "ListOrganizations", parent: ctx.caller.tenantId };
+        const position = decodePageToken(input.pageToken, query, [patternPart(slugPattern)]);
         const opts: { onlyId?: string; afterSlug?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.onlyId = ctx.caller.orgId;
         if (position !== undefined) opts.afterSlug = position[0]!;
         const rows = await directory.listOrgs(db.em.fork(), ctx.caller.tenantId, opts);
-        const page = pageOf(rows, limit, (o) => [o.slug], "orgs");
+        const page = pageOf(rows, limit, (o) => [o.slug], query);
         return { items: page.items.map((o) => ({ ...o, tenantSlug: ctx.caller.tenantSlug })), nextPageToken: page.nextPageToken };
       });
     },
@@ -192,14 +193,14 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         requirePermission(catalogue, ctx.caller, "directory:read");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
-        const filters = { status: input.status };
-        const position = decodePageToken(input.pageToken, filters, [patternPart(principalIdPattern)]);
+        const query = { listing: "ListPrincipals", parent: ctx.caller.tenantId, filters: { status: input.status } };
+        const position = decodePageToken(input.pageToken, query, [patternPart(principalIdPattern)]);
         const opts: { orgId?: string; status?: PrincipalStatus; afterId?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.orgId = ctx.caller.orgId;
         if (input.status !== undefined) opts.status = input.status;
         if (position !== undefined) opts.afterId = position[0]!;
         const em = db.em.fork();
-        const page = pageOf(await directory.listPrincipals(em, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], filters);
+        const page = pageOf(await directory.listPrincipals(em, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], query);
         const orgs = await directory.orgSlugs(em, page.items.flatMap((p) => (p.orgId === null ? [] : [p.orgId])));
         return {
           items: page.items.map((p) => ({ ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) })),
@@ -215,10 +216,8 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
       const resource = auditedName(input.name, "principals", ctx.caller.tenantSlug);
       return audit.guard(ctx, "principal.update", resource, async () => {
         requirePermission(catalogue, ctx.caller, "directory:write");
-        const target = await visiblePrincipal(ctx, input.name);
-        // Whoever changes a principal must hold everything it holds: otherwise a
-        // directory:write key could suspend or strip an administrator.
-        requireHeld(catalogue, ctx.caller, target.permissions);
+        const { tenant, id } = parseResourceName(input.name, "principals");
+        requireOwnTenant(ctx.caller, tenant);
         const paths = checkUpdateMask(input.paths, ["display_name", "permissions", "status"]);
         const patch: { displayName?: string; permissions?: string[]; status?: PrincipalStatus } = {};
         if (paths.has("display_name")) patch.displayName = textField(input.displayName, "principal.display_name", { max: 200, required: true });
@@ -230,10 +229,17 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
           if (input.status === undefined) throw invalidArgument("REQUIRED_FIELD", "principal.status must be ACTIVE or SUSPENDED when in the update mask", { field: "principal.status" });
           patch.status = input.status;
         }
-        if (patch.status === "suspended" && target.id === ctx.caller.principalRowId) {
-          throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself");
-        }
         const updated = await db.em.fork().transactional(async (em) => {
+          // The target is read and locked in the transaction that writes it: a concurrent
+          // raise of its permissions cannot slip between the authority check and the write.
+          const target = await directory.lockPrincipal(em, ctx.caller.tenantId, id);
+          if (target === undefined || (ctx.caller.orgId !== null && target.orgId !== ctx.caller.orgId)) throw notFound("principal");
+          // Whoever changes a principal must hold everything it holds: otherwise a
+          // directory:write key could suspend or strip an administrator.
+          requireHeld(catalogue, ctx.caller, target.permissions);
+          if (patch.status === "suspended" && target.id === ctx.caller.principalRowId) {
+            throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself");
+          }
           const principal = await directory.updatePrincipal(em, target.id, input.etag, patch, clock.now());
           audit.record(em, { ...actorOf(ctx), orgId: target.orgId, action: "principal.update", resource, outcome: "success", details: stringDetails(patch) });
           return principal;

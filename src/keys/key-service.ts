@@ -190,8 +190,8 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         requirePermission(catalogue, ctx.caller, "keys:read");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
-        const filters = { kind: input.kind, state: input.state, owner: input.owner, org: input.org };
-        const position = decodePageToken(input.pageToken, filters, [timestampPart, isKeyId]);
+        const query = { listing: "ListKeys", parent: ctx.caller.tenantId, filters: { kind: input.kind, state: input.state, owner: input.owner, org: input.org } };
+        const position = decodePageToken(input.pageToken, query, [timestampPart, isKeyId]);
         const em = db.em.fork();
         const filter: KeyFilter = {};
         if (input.kind !== undefined) filter.kind = input.kind;
@@ -212,7 +212,7 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         }
         const after = position === undefined ? undefined : { createdAt: new Date(position[0]!), keyId: position[1]! };
         const rows = await keys.list(em, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
-        const page = pageOf(rows, limit, (k) => [k.createdAt.toISOString(), k.keyId], filters);
+        const page = pageOf(rows, limit, (k) => [k.createdAt.toISOString(), k.keyId], query);
         return { keys: await views(em, ctx.caller.tenantSlug, page.items), nextPageToken: page.nextPageToken };
       });
     },

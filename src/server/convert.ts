@@ -147,8 +147,8 @@ export function principalToProto(p: PrincipalView) {
 /** keyward.v1.AuditEvent from an audit record. */
 export function auditEventToProto(tenantSlug: string, e: AuditRecord) {
   return create(AuditEventSchema, {
-    name: resourceName(tenantSlug, "auditEvents", e.id),
-    eventId: e.id,
+    name: resourceName(tenantSlug, "auditEvents", e.eventId),
+    eventId: e.eventId,
     createTime: timestampFromDate(e.createdAt),
     actor: e.actor,
     credential: e.credential,

@@ -3,7 +3,6 @@
 // writes nothing (keys, principals, organizations and success audit events unchanged).
 import { describe, expect, test } from "@jest/globals";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
-import { createHash } from "node:crypto";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { AuditOutcome } from "../../gen/keyward/v1/audit_pb.ts";
 import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
@@ -478,9 +477,11 @@ describe("ListKeys paging", () => {
     ["a non-date", "yesterday"],
   ])("when a page token carries %s as its position, then InvalidArgument INVALID_PAGE_TOKEN, never Internal", async (_what, createdAt) => {
     const t = await createTestTenant(server);
-    // Page tokens are base64url JSON {p: position, f: fingerprint of the filters}; a token
-    // for the unfiltered listing has the fingerprint of {owner: "", org: ""}.
-    const f = createHash("sha256").update(JSON.stringify({ owner: "", org: "" })).digest("base64url").slice(0, 12);
+    for (const name of ["k1", "k2"]) await someKey(t, name);
+    // Page tokens are base64url JSON {p: position, f: fingerprint of the query}: keep the
+    // fingerprint of a real token and put the hostile position in it.
+    const real = await keys().listKeys({ parent: `tenants/${t.slug}`, pageSize: 1 }, withKey(t.adminKey));
+    const { f } = JSON.parse(Buffer.from(real.nextPageToken, "base64url").toString("utf8")) as { f: string };
     const pageToken = Buffer.from(JSON.stringify({ p: [createdAt, "AAAAAAAAAAAAAAAA"], f })).toString("base64url");
     const r = await refusal(keys().listKeys({ parent: `tenants/${t.slug}`, pageToken }, withKey(t.adminKey)));
     expect([r.code, r.reason]).toEqual(["InvalidArgument", "INVALID_PAGE_TOKEN"]);

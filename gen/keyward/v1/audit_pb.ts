@@ -28,7 +28,8 @@ export type AuditEvent = Message<"keyward.v1.AuditEvent"> & {
   name: string;
 
   /**
-   * The event's id; ids increase with time.
+   * The event's id: random and opaque (it reveals nothing about other events or
+   * tenants). Listings are newest first.
    *
    * @generated from field: string event_id = 2;
    */
