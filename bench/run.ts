@@ -13,6 +13,7 @@ import { createAuditLog } from "../src/audit/audit-log.ts";
 import { systemClock } from "../src/clock.ts";
 import { loadConfig } from "../src/config.ts";
 import { openStore } from "../src/db/store.ts";
+import { createUnitsOfWork } from "../src/db/unit-of-work.ts";
 import { bootstrapTenant } from "../src/directory/bootstrap.ts";
 import { createLogger } from "../src/logger.ts";
 import { startKeyward } from "../src/main.ts";
@@ -50,8 +51,9 @@ const config = loadConfig({ ...process.env, PORT: "0", HOST: "127.0.0.1", KEYWAR
 const store = await openStore(config, silent);
 try {
   const keyward = await startKeyward({ config, logger: silent, store });
-  const audit = createAuditLog({ db: store.db, clock: systemClock, logger: silent });
-  const { secret } = await bootstrapTenant({ db: store.db, clock: systemClock, audit, minting: config }, `bench-${Date.now().toString(36)}`);
+  const units = createUnitsOfWork(store.db);
+  const audit = createAuditLog({ units, clock: systemClock, logger: silent });
+  const { secret } = await bootstrapTenant({ units, clock: systemClock, audit, minting: config }, `bench-${Date.now().toString(36)}`);
   const transport: Transport = createGrpcTransport({ baseUrl: keyward.url });
   const health = createClient(Health, transport);
   const keys = createClient(KeyService, transport);

@@ -5,6 +5,7 @@ import { createLogger, type Logger } from "./logger.ts";
 import { createAuditLog } from "./audit/audit-log.ts";
 import { systemClock } from "./clock.ts";
 import { openStore, type Store } from "./db/store.ts";
+import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { bootstrapTenant, isEmptyDirectory, type BootstrapResult } from "./directory/bootstrap.ts";
 import { startKeyward } from "./main.ts";
 import { StartupError } from "./startup-error.ts";
@@ -81,7 +82,7 @@ async function serve(logger: Logger, config: Config): Promise<number> {
   process.on("SIGHUP", onSignal);
   const store = await openStore(config, logger);
   try {
-    if (store.embedded && (await isEmptyDirectory(store.db))) await firstStart(store, config, logger);
+    if (store.embedded && (await isEmptyDirectory(createUnitsOfWork(store.db)))) await firstStart(store, config, logger);
     const keyward = await startKeyward({ config, logger, store });
     await stop;
     await keyward.stop();
@@ -96,8 +97,9 @@ async function serve(logger: Logger, config: Config): Promise<number> {
 }
 
 function bootstrap(store: Store, config: Config, logger: Logger, tenant: string): Promise<BootstrapResult> {
-  const audit = createAuditLog({ db: store.db, clock: systemClock, logger });
-  return bootstrapTenant({ db: store.db, clock: systemClock, audit, minting: config }, tenant);
+  const units = createUnitsOfWork(store.db);
+  const audit = createAuditLog({ units, clock: systemClock, logger });
+  return bootstrapTenant({ units, clock: systemClock, audit, minting: config }, tenant);
 }
 
 function describeBootstrap(r: BootstrapResult): string {

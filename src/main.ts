@@ -8,6 +8,7 @@ import { systemClock, type Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { isDatabaseUnavailable } from "./db/database-errors.ts";
 import { openStore, type Store } from "./db/store.ts";
+import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { callerFromIdentity } from "./directory/caller.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
 import { createKeyService } from "./keys/key-service.ts";
@@ -43,16 +44,17 @@ export type Keyward = {
 function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store }) {
   const { config, logger, clock, store } = opts;
   const db = store.db;
+  const units = createUnitsOfWork(db);
   const catalogue = { categories: config.permissionCategories };
-  const audit = createAuditLog({ db, clock, logger });
+  const audit = createAuditLog({ units, clock, logger });
   const lastUsed = createLastUsedRecorder({ db, logger });
   const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed });
   return {
     audit,
     lastUsed,
     verifier,
-    keys: createKeyService({ db, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
-    directory: createDirectoryService({ db, audit, clock, catalogue }),
+    keys: createKeyService({ units, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
+    directory: createDirectoryService({ units, audit, clock, catalogue }),
     auditReader: createAuditService({ audit, catalogue }),
   };
 }

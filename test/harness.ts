@@ -10,6 +10,7 @@ import { createLogger } from "../src/logger.ts";
 import { startKeyward, type Keyward } from "../src/main.ts";
 import { createAuditLog } from "../src/audit/audit-log.ts";
 import { bootstrapTenant } from "../src/directory/bootstrap.ts";
+import { createUnitsOfWork } from "../src/db/unit-of-work.ts";
 
 const silentLogger = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
@@ -91,9 +92,9 @@ export async function createTestTenant(server: TestServer, prefix = "t"): Promis
 
 /** Runs `keyward bootstrap --tenant <slug>` against the server's database; returns the new admin key. */
 export async function bootstrap(server: TestServer, slug: string): Promise<string> {
-  const db = server.store.db;
-  const audit = createAuditLog({ db, clock: server.clock, logger: silentLogger });
-  return (await bootstrapTenant({ db, clock: server.clock, audit, minting: server.config }, slug)).secret;
+  const units = createUnitsOfWork(server.store.db);
+  const audit = createAuditLog({ units, clock: server.clock, logger: silentLogger });
+  return (await bootstrapTenant({ units, clock: server.clock, audit, minting: server.config }, slug)).secret;
 }
 
 /** Transport options that send `Authorization: Bearer <key>`. */

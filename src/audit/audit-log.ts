@@ -1,9 +1,8 @@
 // The append-only audit log: state changes are recorded in the caller's transaction;
 // refused calls are recorded on their own; listing is paginated and filtered.
-import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import type { Database } from "../db/orm.ts";
+import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-of-work.ts";
 import type { CallContext } from "../directory/caller.ts";
 import { isKeywardError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
@@ -54,12 +53,12 @@ export function actorOf(ctx: CallContext): Pick<AuditEntry, "tenantId" | "actor"
 }
 
 /** Creates the audit log over the database. */
-export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logger }) {
-  const { db, clock, logger } = deps;
+export function createAuditLog(deps: { units: UnitsOfWork; clock: Clock; logger: Logger }) {
+  const { units, clock, logger } = deps;
 
-  /** Adds an entry to the transaction `em` belongs to (written at its commit). */
-  function record(em: EntityManager, entry: AuditEntry): void {
-    em.create(AuditEvent, {
+  /** Adds an entry to the unit of work `uow` (written when its transaction commits). */
+  function record(uow: UnitOfWork, entry: AuditEntry): void {
+    entityManagerOf(uow).create(AuditEvent, {
       eventId: randomUUID(),
       tenantId: entry.tenantId,
       orgId: entry.orgId ?? null,
@@ -77,9 +76,7 @@ export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logge
 
   /** Records an entry on its own (for refused calls, which change nothing else). */
   async function recordAlone(entry: AuditEntry): Promise<void> {
-    const em = db.em.fork();
-    record(em, entry);
-    await em.flush();
+    await units.write(async (uow) => record(uow, entry));
   }
 
   /**
@@ -104,7 +101,7 @@ export function createAuditLog(deps: { db: Database; clock: Clock; logger: Logge
    * undefined when that event is not one of the tenant's.
    */
   async function list(tenantId: string, filter: AuditFilter, limit: number, afterEventId: string | undefined): Promise<AuditRecord[] | undefined> {
-    const em = db.em.fork();
+    const em = entityManagerOf(units.read());
     let afterId: string | undefined;
     if (afterEventId !== undefined) {
       const anchor = await em.findOne(AuditEvent, { tenantId, eventId: afterEventId }, { fields: ["id"] });

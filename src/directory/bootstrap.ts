@@ -3,7 +3,7 @@
 // the first `npm start` on an empty embedded database. It is also the break-glass path:
 // it restores the `admin` principal (active, `*:write`) if someone suspended or stripped it.
 import type { Clock } from "../clock.ts";
-import type { Database } from "../db/orm.ts";
+import type { UnitsOfWork } from "../db/unit-of-work.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { rotateSlot, type KeyMinting } from "../keys/key-service.ts";
 import { keyRepository } from "../keys/key-repository.ts";
@@ -19,43 +19,43 @@ export type BootstrapResult = { tenant: string; tenantCreated: boolean; keyName:
 const bootstrapPrincipalId = "admin";
 
 /** Creates the tenant if needed and mints a new admin key into a free (or the older) slot. */
-export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit: AuditLog; minting: KeyMinting }, slug: string): Promise<BootstrapResult> {
+export async function bootstrapTenant(deps: { units: UnitsOfWork; clock: Clock; audit: AuditLog; minting: KeyMinting }, slug: string): Promise<BootstrapResult> {
   if (!slugPattern.test(slug)) {
     throw new StartupError(`invalid tenant slug ${JSON.stringify(slug.slice(0, 80))}: use 1 to 63 lowercase letters, digits and inner hyphens`);
   }
   const { audit } = deps;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await deps.db.em.fork().transactional(async (em) => {
+      return await deps.units.write(async (uow) => {
         const now = deps.clock.now();
-        let tenant = await directory.findTenantBySlug(em, slug);
+        let tenant = await directory.findTenantBySlug(uow, slug);
         const tenantCreated = tenant === undefined;
-        tenant ??= await directory.insertTenant(em, { slug, displayName: slug, now });
+        tenant ??= await directory.insertTenant(uow, { slug, displayName: slug, now });
         const bootstrapActor = { tenantId: tenant.id, actor: "keyward:bootstrap", credential: "", requestId: "", outcome: "success" as const };
-        if (tenantCreated) audit.record(em, { ...bootstrapActor, action: "tenant.create", resource: `tenants/${slug}` });
+        if (tenantCreated) audit.record(uow, { ...bootstrapActor, action: "tenant.create", resource: `tenants/${slug}` });
         const adminName = resourceName(slug, "principals", bootstrapPrincipalId);
-        let admin = await directory.findPrincipal(em, tenant.id, bootstrapPrincipalId);
+        let admin = await directory.findPrincipal(uow, tenant.id, bootstrapPrincipalId);
         if (admin === undefined) {
-          admin = await directory.insertPrincipal(em, {
+          admin = await directory.insertPrincipal(uow, {
             tenantId: tenant.id, principalId: bootstrapPrincipalId, displayName: "Tenant administrator (bootstrap)", type: "service_account",
             status: "active", permissions: ["*:write"], orgId: null, now,
           });
-          audit.record(em, { ...bootstrapActor, action: "principal.create", resource: adminName, details: { permissions: "*:write" } });
+          audit.record(uow, { ...bootstrapActor, action: "principal.create", resource: adminName, details: { permissions: "*:write" } });
         } else if (admin.status !== "active" || admin.permissions.join(",") !== "*:write" || admin.orgId !== null) {
           // Break-glass: the admin principal may have been suspended or stripped; restore it.
-          admin = await directory.updatePrincipal(em, admin.id, "", { status: "active", permissions: ["*:write"] }, now);
-          audit.record(em, { ...bootstrapActor, action: "principal.update", resource: adminName, details: { status: "active", permissions: "*:write" } });
+          admin = await directory.updatePrincipal(uow, admin.id, "", { status: "active", permissions: ["*:write"] }, now);
+          audit.record(uow, { ...bootstrapActor, action: "principal.update", resource: adminName, details: { status: "active", permissions: "*:write" } });
         }
-        const primary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "primary");
-        const secondary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "secondary");
+        const primary = await keyRepository.findLiveSlot(uow, tenant.id, null, "admin", "primary");
+        const secondary = await keyRepository.findLiveSlot(uow, tenant.id, null, "admin", "secondary");
         // Fill an empty slot; with both in use, replace the older value.
         const slot = primary === undefined ? "primary" : secondary === undefined ? "secondary" : primary.createdAt <= secondary.createdAt ? "primary" : "secondary";
-        const { record, secret, replaced } = await rotateSlot(em, deps.minting, {
+        const { record, secret, replaced } = await rotateSlot(uow, deps.minting, {
           tenantId: tenant.id, orgId: null, kind: "admin", slot, ownerId: admin.id, now, reason: "replaced by keyward bootstrap",
         });
         const keyName = resourceName(slug, "keys", record.keyId);
         const replacedName = replaced === undefined ? "" : resourceName(slug, "keys", replaced.keyId);
-        audit.record(em, { ...bootstrapActor, action: "key.rotate", resource: keyName, details: { kind: "admin", slot, replaced: replacedName } });
+        audit.record(uow, { ...bootstrapActor, action: "key.rotate", resource: keyName, details: { kind: "admin", slot, replaced: replacedName } });
         return { tenant: slug, tenantCreated, keyName, keyId: record.keyId, slot, replaced: replacedName, secret };
       });
     } catch (e) {
@@ -67,6 +67,6 @@ export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit:
 }
 
 /** True when the database holds no tenant yet (first start). */
-export async function isEmptyDirectory(db: Database): Promise<boolean> {
-  return (await directory.countTenants(db.em.fork())) === 0;
+export async function isEmptyDirectory(units: UnitsOfWork): Promise<boolean> {
+  return (await directory.countTenants(units.read())) === 0;
 }

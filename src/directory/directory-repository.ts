@@ -2,6 +2,7 @@
 // touches the EntityManager; it returns plain objects and checks no authorization.
 import { LockMode, OptimisticLockError, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { entityManagerOf, type UnitOfWork } from "../db/unit-of-work.ts";
 import { randomUUID } from "node:crypto";
 import { ErrorKind, KeywardError } from "../errors.ts";
 import { Organization, Principal, Tenant } from "./directory-entities.ts";
@@ -71,19 +72,22 @@ function checkEtag(given: string, version: number): void {
 
 /** Tenant, organization and principal persistence. */
 export const directoryRepository = {
-  async findTenantBySlug(em: EntityManager, slug: string): Promise<TenantRecord | undefined> {
+  async findTenantBySlug(uow: UnitOfWork, slug: string): Promise<TenantRecord | undefined> {
+    const em = entityManagerOf(uow);
     const row = await em.findOne(Tenant, { slug });
     return row === null ? undefined : tenantOf(row);
   },
-  async countTenants(em: EntityManager): Promise<number> {
-    return em.count(Tenant, {});
+  async countTenants(uow: UnitOfWork): Promise<number> {
+    return entityManagerOf(uow).count(Tenant, {});
   },
-  async insertTenant(em: EntityManager, data: { slug: string; displayName: string; now: Date }): Promise<TenantRecord> {
+  async insertTenant(uow: UnitOfWork, data: { slug: string; displayName: string; now: Date }): Promise<TenantRecord> {
+    const em = entityManagerOf(uow);
     const row = em.create(Tenant, { id: randomUUID(), slug: data.slug, displayName: data.displayName, disableKeysOfSuspendedPrincipals: false, createdAt: data.now, updatedAt: data.now });
     await uniquely(`tenant ${data.slug}`, () => em.flush());
     return tenantOf(row);
   },
-  async updateTenant(em: EntityManager, id: string, etag: string, patch: { displayName?: string; disableKeysOfSuspendedPrincipals?: boolean }, now: Date): Promise<TenantRecord> {
+  async updateTenant(uow: UnitOfWork, id: string, etag: string, patch: { displayName?: string; disableKeysOfSuspendedPrincipals?: boolean }, now: Date): Promise<TenantRecord> {
+    const em = entityManagerOf(uow);
     const row = await em.findOneOrFail(Tenant, { id });
     checkEtag(etag, row.version);
     em.assign(row, { ...patch, updatedAt: now });
@@ -91,28 +95,33 @@ export const directoryRepository = {
     return tenantOf(row);
   },
 
-  async findOrgBySlug(em: EntityManager, tenantId: string, slug: string): Promise<OrgRecord | undefined> {
+  async findOrgBySlug(uow: UnitOfWork, tenantId: string, slug: string): Promise<OrgRecord | undefined> {
+    const em = entityManagerOf(uow);
     const row = await em.findOne(Organization, { tenantId, slug });
     return row === null ? undefined : orgOf(row);
   },
-  async orgSlugs(em: EntityManager, ids: readonly string[]): Promise<Map<string, string>> {
+  async orgSlugs(uow: UnitOfWork, ids: readonly string[]): Promise<Map<string, string>> {
+    const em = entityManagerOf(uow);
     if (ids.length === 0) return new Map();
     const rows = await em.find(Organization, { id: { $in: [...new Set(ids)] } });
     return new Map(rows.map((r) => [r.id, r.slug]));
   },
-  async listOrgs(em: EntityManager, tenantId: string, opts: { onlyId?: string; afterSlug?: string; limit: number }): Promise<OrgRecord[]> {
+  async listOrgs(uow: UnitOfWork, tenantId: string, opts: { onlyId?: string; afterSlug?: string; limit: number }): Promise<OrgRecord[]> {
+    const em = entityManagerOf(uow);
     const where: Record<string, unknown> = { tenantId };
     if (opts.onlyId !== undefined) where["id"] = opts.onlyId;
     if (opts.afterSlug !== undefined) where["slug"] = { $gt: opts.afterSlug };
     const rows = await em.find(Organization, where, { orderBy: { slug: "asc" }, limit: opts.limit });
     return rows.map(orgOf);
   },
-  async insertOrg(em: EntityManager, data: { tenantId: string; slug: string; displayName: string; githubOwner: string | null; now: Date }): Promise<OrgRecord> {
+  async insertOrg(uow: UnitOfWork, data: { tenantId: string; slug: string; displayName: string; githubOwner: string | null; now: Date }): Promise<OrgRecord> {
+    const em = entityManagerOf(uow);
     const row = em.create(Organization, { id: randomUUID(), tenantId: data.tenantId, slug: data.slug, displayName: data.displayName, githubOwner: data.githubOwner, createdAt: data.now, updatedAt: data.now });
     await uniquely(`organization ${data.slug}`, () => em.flush());
     return orgOf(row);
   },
-  async updateOrg(em: EntityManager, id: string, etag: string, patch: { displayName?: string; githubOwner?: string | null }, now: Date): Promise<OrgRecord> {
+  async updateOrg(uow: UnitOfWork, id: string, etag: string, patch: { displayName?: string; githubOwner?: string | null }, now: Date): Promise<OrgRecord> {
+    const em = entityManagerOf(uow);
     const row = await em.findOneOrFail(Organization, { id });
     checkEtag(etag, row.version);
     em.assign(row, { ...patch, updatedAt: now });
@@ -120,7 +129,8 @@ export const directoryRepository = {
     return orgOf(row);
   },
 
-  async findPrincipal(em: EntityManager, tenantId: string, principalId: string): Promise<PrincipalRecord | undefined> {
+  async findPrincipal(uow: UnitOfWork, tenantId: string, principalId: string): Promise<PrincipalRecord | undefined> {
+    const em = entityManagerOf(uow);
     const row = await em.findOne(Principal, { tenantId, principalId });
     return row === null ? undefined : principalOf(row);
   },
@@ -128,20 +138,24 @@ export const directoryRepository = {
    * Reads a principal and locks its row until the transaction `em` belongs to ends, so an
    * authority check made on what it returns still holds when the change is written.
    */
-  async lockPrincipal(em: EntityManager, tenantId: string, principalId: string): Promise<PrincipalRecord | undefined> {
+  async lockPrincipal(uow: UnitOfWork, tenantId: string, principalId: string): Promise<PrincipalRecord | undefined> {
+    const em = entityManagerOf(uow);
     const row = await em.findOne(Principal, { tenantId, principalId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     return row === null ? undefined : principalOf(row);
   },
-  async findPrincipalByRowId(em: EntityManager, id: string): Promise<PrincipalRecord | undefined> {
+  async findPrincipalByRowId(uow: UnitOfWork, id: string): Promise<PrincipalRecord | undefined> {
+    const em = entityManagerOf(uow);
     const row = await em.findOne(Principal, { id });
     return row === null ? undefined : principalOf(row);
   },
-  async principalIds(em: EntityManager, rowIds: readonly string[]): Promise<Map<string, string>> {
+  async principalIds(uow: UnitOfWork, rowIds: readonly string[]): Promise<Map<string, string>> {
+    const em = entityManagerOf(uow);
     if (rowIds.length === 0) return new Map();
     const rows = await em.find(Principal, { id: { $in: [...new Set(rowIds)] } });
     return new Map(rows.map((r) => [r.id, r.principalId]));
   },
-  async listPrincipals(em: EntityManager, tenantId: string, opts: { orgId?: string; status?: PrincipalStatus; afterId?: string; limit: number }): Promise<PrincipalRecord[]> {
+  async listPrincipals(uow: UnitOfWork, tenantId: string, opts: { orgId?: string; status?: PrincipalStatus; afterId?: string; limit: number }): Promise<PrincipalRecord[]> {
+    const em = entityManagerOf(uow);
     const where: Record<string, unknown> = { tenantId };
     if (opts.orgId !== undefined) where["orgId"] = opts.orgId;
     if (opts.status !== undefined) where["status"] = opts.status;
@@ -149,7 +163,8 @@ export const directoryRepository = {
     const rows = await em.find(Principal, where, { orderBy: { principalId: "asc" }, limit: opts.limit });
     return rows.map(principalOf);
   },
-  async insertPrincipal(em: EntityManager, data: Omit<PrincipalRecord, "id" | "createdAt" | "updatedAt" | "version"> & { now: Date }): Promise<PrincipalRecord> {
+  async insertPrincipal(uow: UnitOfWork, data: Omit<PrincipalRecord, "id" | "createdAt" | "updatedAt" | "version"> & { now: Date }): Promise<PrincipalRecord> {
+    const em = entityManagerOf(uow);
     const row = em.create(Principal, {
       id: randomUUID(), tenantId: data.tenantId, principalId: data.principalId, displayName: data.displayName, type: data.type,
       status: data.status, permissions: [...data.permissions], orgId: data.orgId, createdAt: data.now, updatedAt: data.now,
@@ -158,12 +173,13 @@ export const directoryRepository = {
     return principalOf(row);
   },
   async updatePrincipal(
-    em: EntityManager,
+    uow: UnitOfWork,
     id: string,
     etag: string,
     patch: { displayName?: string; permissions?: string[]; status?: PrincipalStatus },
     now: Date,
   ): Promise<PrincipalRecord> {
+    const em = entityManagerOf(uow);
     const row = await em.findOneOrFail(Principal, { id });
     checkEtag(etag, row.version);
     em.assign(row, { ...patch, updatedAt: now });

@@ -2,7 +2,7 @@
 // directory:read, changes directory:write; org-scoped callers see only their org; nobody
 // changes a principal with more authority than their own.
 import type { Clock } from "../clock.ts";
-import type { Database } from "../db/orm.ts";
+import type { UnitsOfWork } from "../db/unit-of-work.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, requireTenantScope, type CallContext } from "./caller.ts";
@@ -32,11 +32,11 @@ function stringDetails(values: Record<string, unknown>): Record<string, string> 
 }
 
 /** Creates the directory service. */
-export function createDirectoryService(deps: { db: Database; audit: AuditLog; clock: Clock; catalogue: Catalogue }) {
-  const { db, audit, clock, catalogue } = deps;
+export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditLog; clock: Clock; catalogue: Catalogue }) {
+  const { units, audit, clock, catalogue } = deps;
 
   async function principalView(ctx: CallContext, p: PrincipalRecord): Promise<PrincipalView> {
-    const orgs = await directory.orgSlugs(db.em.fork(), p.orgId === null ? [] : [p.orgId]);
+    const orgs = await directory.orgSlugs(units.read(), p.orgId === null ? [] : [p.orgId]);
     return { ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) };
   }
 
@@ -44,7 +44,7 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
   async function visibleOrg(ctx: CallContext, name: string): Promise<OrgRecord> {
     const { tenant, id } = parseResourceName(name, "orgs");
     requireOwnTenant(ctx.caller, tenant);
-    const org = await directory.findOrgBySlug(db.em.fork(), ctx.caller.tenantId, id);
+    const org = await directory.findOrgBySlug(units.read(), ctx.caller.tenantId, id);
     if (org === undefined || !canSeeOrg(ctx.caller, org.id)) throw notFound("organization");
     return org;
   }
@@ -53,7 +53,7 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
   async function visiblePrincipal(ctx: CallContext, name: string): Promise<PrincipalRecord> {
     const { tenant, id } = parseResourceName(name, "principals");
     requireOwnTenant(ctx.caller, tenant);
-    const p = await directory.findPrincipal(db.em.fork(), ctx.caller.tenantId, id);
+    const p = await directory.findPrincipal(units.read(), ctx.caller.tenantId, id);
     if (p === undefined || (ctx.caller.orgId !== null && p.orgId !== ctx.caller.orgId)) throw notFound("principal");
     return p;
   }
@@ -63,7 +63,7 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
       return audit.guard(ctx, "tenant.get", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "directory:read");
         requireOwnTenant(ctx.caller, parseTenantName(name, "name"));
-        const found = await directory.findTenantBySlug(db.em.fork(), ctx.caller.tenantSlug);
+        const found = await directory.findTenantBySlug(units.read(), ctx.caller.tenantSlug);
         if (found === undefined) throw notFound("tenant");
         return found;
       });
@@ -79,9 +79,9 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         const patch: { displayName?: string; disableKeysOfSuspendedPrincipals?: boolean } = {};
         if (paths.has("display_name")) patch.displayName = textField(input.displayName, "tenant.display_name", { max: 200, required: true });
         if (paths.has("disable_keys_of_suspended_principals")) patch.disableKeysOfSuspendedPrincipals = input.disableKeysOfSuspendedPrincipals;
-        return db.em.fork().transactional(async (em) => {
-          const updated = await directory.updateTenant(em, ctx.caller.tenantId, input.etag, patch, clock.now());
-          audit.record(em, { ...actorOf(ctx), action: "tenant.update", resource, outcome: "success", details: stringDetails(patch) });
+        return units.write(async (uow) => {
+          const updated = await directory.updateTenant(uow, ctx.caller.tenantId, input.etag, patch, clock.now());
+          audit.record(uow, { ...actorOf(ctx), action: "tenant.update", resource, outcome: "success", details: stringDetails(patch) });
           return updated;
         });
       });
@@ -96,9 +96,9 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         const slug = patternField(input.slug, "slug", slugPattern, "1 to 63 lowercase letters, digits and inner hyphens");
         const displayName = textField(input.displayName, "display_name", { max: 200, required: false }) || slug;
         const githubOwner = patternField(input.githubOwner, "github_owner", githubOwnerPattern, "a GitHub user or organization name", false);
-        return db.em.fork().transactional(async (em) => {
-          const org = await directory.insertOrg(em, { tenantId: ctx.caller.tenantId, slug, displayName, githubOwner: githubOwner || null, now: clock.now() });
-          audit.record(em, { ...actorOf(ctx), orgId: org.id, action: "org.create", resource, outcome: "success", details: { githubOwner } });
+        return units.write(async (uow) => {
+          const org = await directory.insertOrg(uow, { tenantId: ctx.caller.tenantId, slug, displayName, githubOwner: githubOwner || null, now: clock.now() });
+          audit.record(uow, { ...actorOf(ctx), orgId: org.id, action: "org.create", resource, outcome: "success", details: { githubOwner } });
           return { ...org, tenantSlug: ctx.caller.tenantSlug };
         });
       });
@@ -121,7 +121,7 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         const opts: { onlyId?: string; afterSlug?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.onlyId = ctx.caller.orgId;
         if (position !== undefined) opts.afterSlug = position[0]!;
-        const rows = await directory.listOrgs(db.em.fork(), ctx.caller.tenantId, opts);
+        const rows = await directory.listOrgs(units.read(), ctx.caller.tenantId, opts);
         const page = pageOf(rows, limit, (o) => [o.slug], query);
         return { items: page.items.map((o) => ({ ...o, tenantSlug: ctx.caller.tenantSlug })), nextPageToken: page.nextPageToken };
       });
@@ -139,9 +139,9 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         if (paths.has("github_owner")) {
           patch.githubOwner = patternField(input.githubOwner, "organization.github_owner", githubOwnerPattern, "a GitHub user or organization name", false) || null;
         }
-        return db.em.fork().transactional(async (em) => {
-          const updated = await directory.updateOrg(em, org.id, input.etag, patch, clock.now());
-          audit.record(em, { ...actorOf(ctx), orgId: org.id, action: "org.update", resource, outcome: "success", details: stringDetails(patch) });
+        return units.write(async (uow) => {
+          const updated = await directory.updateOrg(uow, org.id, input.etag, patch, clock.now());
+          audit.record(uow, { ...actorOf(ctx), orgId: org.id, action: "org.update", resource, outcome: "success", details: stringDetails(patch) });
           return { ...updated, tenantSlug: ctx.caller.tenantSlug };
         });
       });
@@ -162,16 +162,16 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         const permissions = parsePermissions(catalogue, input.permissions);
         requireHeld(catalogue, ctx.caller, permissions);
         const orgSlug = patternField(input.org, "org", slugPattern, "an organization slug", false);
-        const created = await db.em.fork().transactional(async (em) => {
+        const created = await units.write(async (uow) => {
           let orgId: string | null = ctx.caller.orgId;
           if (orgSlug !== "") {
-            const org = await directory.findOrgBySlug(em, ctx.caller.tenantId, orgSlug);
+            const org = await directory.findOrgBySlug(uow, ctx.caller.tenantId, orgSlug);
             if (ctx.caller.orgId !== null && org?.id !== ctx.caller.orgId) throw new KeywardError(ErrorKind.PERMISSION_DENIED, "ORG_SCOPE", "the credential is pinned to another organization");
             if (org === undefined) throw invalidArgument("UNKNOWN_ORG", `org: no organization ${JSON.stringify(orgSlug)} in this tenant`, { field: "org" });
             orgId = org.id;
           }
-          const principal = await directory.insertPrincipal(em, { tenantId: ctx.caller.tenantId, principalId, displayName, type, status: "active", permissions, orgId, now: clock.now() });
-          audit.record(em, { ...actorOf(ctx), orgId, action: "principal.create", resource, outcome: "success", details: { permissions: permissions.join(","), type } });
+          const principal = await directory.insertPrincipal(uow, { tenantId: ctx.caller.tenantId, principalId, displayName, type, status: "active", permissions, orgId, now: clock.now() });
+          audit.record(uow, { ...actorOf(ctx), orgId, action: "principal.create", resource, outcome: "success", details: { permissions: permissions.join(","), type } });
           return principal;
         });
         return principalView(ctx, created);
@@ -199,9 +199,9 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
         if (ctx.caller.orgId !== null) opts.orgId = ctx.caller.orgId;
         if (input.status !== undefined) opts.status = input.status;
         if (position !== undefined) opts.afterId = position[0]!;
-        const em = db.em.fork();
-        const page = pageOf(await directory.listPrincipals(em, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], query);
-        const orgs = await directory.orgSlugs(em, page.items.flatMap((p) => (p.orgId === null ? [] : [p.orgId])));
+        const uow = units.read();
+        const page = pageOf(await directory.listPrincipals(uow, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], query);
+        const orgs = await directory.orgSlugs(uow, page.items.flatMap((p) => (p.orgId === null ? [] : [p.orgId])));
         return {
           items: page.items.map((p) => ({ ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) })),
           nextPageToken: page.nextPageToken,
@@ -229,10 +229,10 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
           if (input.status === undefined) throw invalidArgument("REQUIRED_FIELD", "principal.status must be ACTIVE or SUSPENDED when in the update mask", { field: "principal.status" });
           patch.status = input.status;
         }
-        const updated = await db.em.fork().transactional(async (em) => {
+        const updated = await units.write(async (uow) => {
           // The target is read and locked in the transaction that writes it: a concurrent
           // raise of its permissions cannot slip between the authority check and the write.
-          const target = await directory.lockPrincipal(em, ctx.caller.tenantId, id);
+          const target = await directory.lockPrincipal(uow, ctx.caller.tenantId, id);
           if (target === undefined || (ctx.caller.orgId !== null && target.orgId !== ctx.caller.orgId)) throw notFound("principal");
           // Whoever changes a principal must hold everything it holds: otherwise a
           // directory:write key could suspend or strip an administrator.
@@ -240,8 +240,8 @@ export function createDirectoryService(deps: { db: Database; audit: AuditLog; cl
           if (patch.status === "suspended" && target.id === ctx.caller.principalRowId) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself");
           }
-          const principal = await directory.updatePrincipal(em, target.id, input.etag, patch, clock.now());
-          audit.record(em, { ...actorOf(ctx), orgId: target.orgId, action: "principal.update", resource, outcome: "success", details: stringDetails(patch) });
+          const principal = await directory.updatePrincipal(uow, target.id, input.etag, patch, clock.now());
+          audit.record(uow, { ...actorOf(ctx), orgId: target.orgId, action: "principal.update", resource, outcome: "success", details: stringDetails(patch) });
           return principal;
         });
         return principalView(ctx, updated);
