@@ -2,9 +2,11 @@
 // so `keyward migrate` and startup run the migrator with this list.
 import { Migration20261123000001Initial } from "./Migration20261123000001Initial.ts";
 import { Migration20261123000002AuditOrg } from "./Migration20261123000002AuditOrg.ts";
+import { Migration20261130000003KeyCreator } from "./Migration20261130000003KeyCreator.ts";
 
 /** Every migration, oldest first. */
 export const migrations = [
   { name: "Migration20261123000001Initial", class: Migration20261123000001Initial },
   { name: "Migration20261123000002AuditOrg", class: Migration20261123000002AuditOrg },
+  { name: "Migration20261130000003KeyCreator", class: Migration20261130000003KeyCreator },
 ];
