@@ -11,13 +11,6 @@ export type Caller = Readonly<{
   /** The owner principal's row id and resource name. */
   principalRowId: string;
   principalName: string;
-  /**
-   * Who made the credential: the owner's row for a principal's own key, otherwise the
-   * principal who made it for the owner. Keys this caller makes record it as their
-   * creator, so a key made for someone else cannot be used to mint keys that outlive
-   * its creator's authority.
-   */
-  creatorRowId: string;
   /** The key id (or token id) used; safe to log. */
   credentialId: string;
   kind: KeyKindName;
@@ -82,14 +75,13 @@ export function canSeeOrg(caller: Caller, orgId: string | null): boolean {
  */
 export function callerFromIdentity(identity: {
   keyId: string; kind: KeyKindName; tenantId: string; tenantSlug: string; orgId: string | null; orgSlug: string | null;
-  ownerRowId: string; ownerName: string; creatorRowId: string; permissions: PermissionSet;
+  ownerRowId: string; ownerName: string; permissions: PermissionSet;
 }): Caller {
   return {
     tenantId: identity.tenantId,
     tenantSlug: identity.tenantSlug,
     principalRowId: identity.ownerRowId,
     principalName: identity.ownerName,
-    creatorRowId: identity.creatorRowId,
     credentialId: identity.keyId,
     kind: identity.kind,
     orgId: identity.orgId,

@@ -178,7 +178,7 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
           const now = clock.now();
           const { record, secret } = await storeNewKey(em, deps, {
             tenantId: ctx.caller.tenantId, kind: KeyKindName.FINE_GRAINED, slot: null, displayName, orgId: org?.id ?? null, permissions,
-            ownerId: owner?.id ?? ctx.caller.principalRowId, creatorId: ctx.caller.creatorRowId,
+            ownerId: owner?.id ?? ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
             createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
           });
           const key = await view(em, ctx.caller.tenantSlug, record);
@@ -287,7 +287,7 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
           const lifetimeMs = days !== undefined ? days * dayMs : (from.expiresAt?.getTime() ?? now.getTime()) - from.createdAt.getTime();
           const { record, secret } = await storeNewKey(em, deps, {
             tenantId: from.tenantId, kind: from.kind, slot: null, displayName, orgId: from.orgId, permissions: from.permissions,
-            ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.creatorRowId,
+            ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
             createdAt: now, expiresAt: new Date(now.getTime() + Math.min(lifetimeMs, maxExpireDays * dayMs)), rotatedAt: null, clonedFrom: from.keyId,
           });
           const key = await view(em, ctx.caller.tenantSlug, record);
@@ -317,7 +317,7 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
           const orgId = org?.id ?? null;
           const now = clock.now();
           const { record, secret, replaced: old } = await rotateSlot(em, deps, {
-            tenantId: ctx.caller.tenantId, orgId, kind, slot, ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.creatorRowId, now, reason: "rotated",
+            tenantId: ctx.caller.tenantId, orgId, kind, slot, ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId, now, reason: "rotated",
           });
           const replaced = old === undefined ? "" : resourceName(ctx.caller.tenantSlug, "keys", old.keyId);
           const key = await view(em, ctx.caller.tenantSlug, record);
