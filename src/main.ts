@@ -9,6 +9,7 @@ import { systemClock, type Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { isDatabaseUnavailable } from "./db/database-errors.ts";
 import { openStore, type Store } from "./db/store.ts";
+import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { createAuthenticator } from "./directory/authenticator.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
 import { createKeyService } from "./keys/key-service.ts";
@@ -56,7 +57,7 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
     refusals,
     verifier,
     authenticate: createAuthenticator({ verifier, refusals }),
-    keys: createKeyService({ db, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
+    keys: createKeyService({ units: createUnitsOfWork(db), audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
     directory: createDirectoryService({ db, audit, clock, catalogue }),
     auditReader: createAuditService({ audit, catalogue }),
   };

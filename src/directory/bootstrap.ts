@@ -4,6 +4,7 @@
 // it restores the `admin` principal (active, `*:write`) if someone suspended or stripped it.
 import type { Clock } from "../clock.ts";
 import type { Database } from "../db/orm.ts";
+import { createUnitsOfWork, entityManagerOf } from "../db/unit-of-work.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { rotateSlot, type KeyMinting } from "../keys/key-service.ts";
 import { keyRepository } from "../keys/key-repository.ts";
@@ -26,7 +27,9 @@ export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit:
   const { audit } = deps;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await deps.db.em.fork().transactional(async (em) => {
+      return await createUnitsOfWork(deps.db).write(async (uow) => {
+        // The directory repository and the audit log still take the EntityManager itself.
+        const em = entityManagerOf(uow);
         const now = deps.clock.now();
         let tenant = await directory.findTenantBySlug(em, slug);
         const tenantCreated = tenant === undefined;
@@ -46,11 +49,11 @@ export async function bootstrapTenant(deps: { db: Database; clock: Clock; audit:
           admin = await directory.updatePrincipal(em, admin.id, "", { status: "active", permissions: ["*:write"] }, now);
           audit.record(em, { ...bootstrapActor, action: "principal.update", resource: adminName, details: { status: "active", permissions: "*:write" } });
         }
-        const primary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "primary");
-        const secondary = await keyRepository.findLiveSlot(em, tenant.id, null, "admin", "secondary");
+        const primary = await keyRepository.findLiveSlot(uow, tenant.id, null, "admin", "primary");
+        const secondary = await keyRepository.findLiveSlot(uow, tenant.id, null, "admin", "secondary");
         // Fill an empty slot; with both in use, replace the older value.
         const slot = primary === undefined ? "primary" : secondary === undefined ? "secondary" : primary.createdAt <= secondary.createdAt ? "primary" : "secondary";
-        const { record, secret, replaced } = await rotateSlot(em, deps.minting, {
+        const { record, secret, replaced } = await rotateSlot(uow, deps.minting, {
           tenantId: tenant.id, orgId: null, kind: "admin", slot, ownerId: admin.id, creatorId: admin.id, now, reason: "replaced by keyward bootstrap",
         });
         const keyName = resourceName(slug, "keys", record.keyId);

@@ -1,7 +1,8 @@
-// Reads and writes of API keys. The only key code that touches the EntityManager; it
-// returns plain objects (never the secret hash) and checks no authorization.
+// Reads and writes of API keys. The only key code that touches the EntityManager (inside
+// the unit of work the service opened); it returns plain objects (never the secret hash)
+// and checks no authorization.
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { EntityManager } from "@mikro-orm/postgresql";
+import { entityManagerOf, type UnitOfWork } from "../db/unit-of-work.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
 import { ApiKey } from "./api-key-entity.ts";
 import type { KeyKindName } from "./key-format.ts";
@@ -43,7 +44,8 @@ export function keyState(key: Pick<KeyRecord, "revokedAt" | "expiresAt">, now: D
 /** API key persistence. */
 export const keyRepository = {
   /** Inserts a key; a live name or slot clash becomes ALREADY_EXISTS / ABORTED. */
-  async insert(em: EntityManager, key: NewKey): Promise<KeyRecord> {
+  async insert(uow: UnitOfWork, key: NewKey): Promise<KeyRecord> {
+    const em = entityManagerOf(uow);
     const row = em.create(ApiKey, { ...key, permissions: [...key.permissions], lastUsedAt: null, revokedAt: null, revokeReason: null });
     try {
       await em.flush();
@@ -57,25 +59,29 @@ export const keyRepository = {
     return keyOf(row);
   },
 
-  async find(em: EntityManager, tenantId: string, keyId: string): Promise<KeyRecord | undefined> {
+  async find(uow: UnitOfWork, tenantId: string, keyId: string): Promise<KeyRecord | undefined> {
+    const em = entityManagerOf(uow);
     const row = await em.findOne(ApiKey, { tenantId, keyId });
     return row === null ? undefined : keyOf(row);
   },
 
   /** The unrevoked value of a slot, if any. */
-  async findLiveSlot(em: EntityManager, tenantId: string, orgId: string | null, kind: KeyKindName, slot: SlotName): Promise<KeyRecord | undefined> {
+  async findLiveSlot(uow: UnitOfWork, tenantId: string, orgId: string | null, kind: KeyKindName, slot: SlotName): Promise<KeyRecord | undefined> {
+    const em = entityManagerOf(uow);
     const row = await em.findOne(ApiKey, { tenantId, orgId, kind, slot, revokedAt: null });
     return row === null ? undefined : keyOf(row);
   },
 
   /** Revokes a key unless already revoked; false when someone else revoked it first. */
-  async revoke(em: EntityManager, tenantId: string, keyId: string, reason: string, now: Date): Promise<boolean> {
+  async revoke(uow: UnitOfWork, tenantId: string, keyId: string, reason: string, now: Date): Promise<boolean> {
+    const em = entityManagerOf(uow);
     const changed = await em.nativeUpdate(ApiKey, { tenantId, keyId, revokedAt: null }, { revokedAt: now, revokeReason: reason });
     return changed === 1;
   },
 
   /** A page of keys, newest first; `after` is the (createdAt, keyId) of the previous page's last key. */
-  async list(em: EntityManager, tenantId: string, filter: KeyFilter, now: Date, limit: number, after?: { createdAt: Date; keyId: string }): Promise<KeyRecord[]> {
+  async list(uow: UnitOfWork, tenantId: string, filter: KeyFilter, now: Date, limit: number, after?: { createdAt: Date; keyId: string }): Promise<KeyRecord[]> {
+    const em = entityManagerOf(uow);
     const and: Record<string, unknown>[] = [{ tenantId }];
     if (filter.kind !== undefined) and.push({ kind: filter.kind });
     if (filter.ownerId !== undefined) and.push({ ownerId: filter.ownerId });

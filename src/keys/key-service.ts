@@ -1,8 +1,7 @@
 // The key lifecycle: create, get, list, revoke, clone, rotate. Plain functions over
 // explicit dependencies; every state change and its audit event share one transaction.
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Clock } from "../clock.ts";
-import type { Database } from "../db/orm.ts";
+import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-of-work.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import { canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
@@ -26,6 +25,13 @@ const slotKindPermissions: Record<Exclude<KeyKindName, "fine_grained">, readonly
   read_only: ["*:read"],
   registry: ["secure_registry:write"],
 };
+
+/**
+ * The directory repository and the audit log still take an EntityManager: this hands them
+ * the one inside a unit of work (the service never forks one). Goes away when they take a
+ * UnitOfWork themselves.
+ */
+const em = entityManagerOf;
 
 const dayMs = 24 * 60 * 60 * 1000;
 const maxExpireDays = 365;
@@ -56,27 +62,27 @@ export type KeyMinting = { keyPrefix: string; keyPepper: string | undefined };
 
 /** Mints a raw key and stores its row (hash only); the raw key is returned once. */
 async function storeNewKey(
-  em: EntityManager,
+  uow: UnitOfWork,
   minting: KeyMinting,
   data: Omit<KeyRecord, "keyId" | "hint" | "lastUsedAt" | "revokedAt" | "revokeReason">,
 ): Promise<{ record: KeyRecord; secret: string }> {
   const minted = mintKey(minting.keyPrefix, data.kind);
-  const record = await keys.insert(em, { ...data, keyId: minted.keyId, hint: minted.hint, secretHash: hashKey(minted.raw, minting.keyPepper) });
+  const record = await keys.insert(uow, { ...data, keyId: minted.keyId, hint: minted.hint, secretHash: hashKey(minted.raw, minting.keyPepper) });
   return { record, secret: minted.raw };
 }
 
-/** Replaces the live value of a slot (if any) with a new one, inside `em`'s transaction. */
+/** Replaces the live value of a slot (if any) with a new one, inside `uow`'s transaction. */
 export async function rotateSlot(
-  em: EntityManager,
+  uow: UnitOfWork,
   minting: KeyMinting,
   target: { tenantId: string; orgId: string | null; kind: Exclude<KeyKindName, "fine_grained">; slot: SlotName; ownerId: string; creatorId: string; now: Date; reason: string },
 ): Promise<{ record: KeyRecord; secret: string; replaced: KeyRecord | undefined }> {
   const { tenantId, orgId, kind, slot, now } = target;
-  const old = await keys.findLiveSlot(em, tenantId, orgId, kind, slot);
-  if (old !== undefined && !(await keys.revoke(em, tenantId, old.keyId, target.reason, now))) {
+  const old = await keys.findLiveSlot(uow, tenantId, orgId, kind, slot);
+  if (old !== undefined && !(await keys.revoke(uow, tenantId, old.keyId, target.reason, now))) {
     throw new KeywardError(ErrorKind.ABORTED, "CONCURRENT_ROTATION", "the slot was rotated concurrently; retry", { slot });
   }
-  const { record, secret } = await storeNewKey(em, minting, {
+  const { record, secret } = await storeNewKey(uow, minting, {
     tenantId, kind, slot, displayName: `${kind} (${slot})`, orgId, permissions: slotKindPermissions[kind],
     ownerId: target.ownerId, creatorId: target.creatorId, createdAt: now, expiresAt: null, rotatedAt: now, clonedFrom: null,
   });
@@ -84,12 +90,12 @@ export async function rotateSlot(
 }
 
 /** Creates the key service. */
-export function createKeyService(deps: { db: Database; audit: AuditLog; clock: Clock; catalogue: Catalogue; keyPrefix: string; keyPepper: string | undefined }) {
-  const { db, audit, clock, catalogue } = deps;
+export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; clock: Clock; catalogue: Catalogue; keyPrefix: string; keyPepper: string | undefined }) {
+  const { units, audit, clock, catalogue } = deps;
 
-  async function views(em: EntityManager, tenantSlug: string, records: readonly KeyRecord[]): Promise<KeyView[]> {
-    const orgs = await directory.orgSlugs(em, records.flatMap((r) => (r.orgId === null ? [] : [r.orgId])));
-    const principals = await directory.principalIds(em, records.flatMap((r) => [r.ownerId, r.creatorId]));
+  async function views(uow: UnitOfWork, tenantSlug: string, records: readonly KeyRecord[]): Promise<KeyView[]> {
+    const orgs = await directory.orgSlugs(em(uow), records.flatMap((r) => (r.orgId === null ? [] : [r.orgId])));
+    const principals = await directory.principalIds(em(uow), records.flatMap((r) => [r.ownerId, r.creatorId]));
     const nameOf = (tenantSlug: string, rowId: string) => resourceName(tenantSlug, "principals", principals.get(rowId) ?? "unknown");
     const now = clock.now();
     return records.map((r) => ({
@@ -102,8 +108,8 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
     }));
   }
 
-  async function view(em: EntityManager, tenantSlug: string, record: KeyRecord): Promise<KeyView> {
-    const [one] = await views(em, tenantSlug, [record]);
+  async function view(uow: UnitOfWork, tenantSlug: string, record: KeyRecord): Promise<KeyView> {
+    const [one] = await views(uow, tenantSlug, [record]);
     return one!;
   }
 
@@ -112,10 +118,10 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
    * authority (another principal: the caller holds every permission it holds), active,
    * holding the permissions.
    */
-  async function ownerFor(em: EntityManager, ctx: CallContext, name: string, permissions: readonly string[]): Promise<PrincipalRecord> {
+  async function ownerFor(uow: UnitOfWork, ctx: CallContext, name: string, permissions: readonly string[]): Promise<PrincipalRecord> {
     const { tenant, id } = parseResourceName(name, "principals", "owner");
     requireOwnTenant(ctx.caller, tenant);
-    const owner = await directory.findPrincipal(em, ctx.caller.tenantId, id);
+    const owner = await directory.findPrincipal(em(uow), ctx.caller.tenantId, id);
     if (owner === undefined || (ctx.caller.orgId !== null && owner.orgId !== ctx.caller.orgId)) {
       throw new KeywardError(ErrorKind.NOT_FOUND, "PRINCIPAL_NOT_FOUND", "owner: principal not found");
     }
@@ -132,11 +138,11 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
    * Resolves the org a new key is pinned to: the caller's own for org-scoped callers, the
    * owner's for owners confined to an org.
    */
-  async function scopeOrg(em: EntityManager, ctx: CallContext, orgSlug: string, ownerOrgId?: string): Promise<{ id: string; slug: string } | null> {
+  async function scopeOrg(uow: UnitOfWork, ctx: CallContext, orgSlug: string, ownerOrgId?: string): Promise<{ id: string; slug: string } | null> {
     const { caller } = ctx;
     if (orgSlug !== "" && !slugPattern.test(orgSlug)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
     if (ownerOrgId !== undefined && caller.orgId === null) {
-      const slug = (await directory.orgSlugs(em, [ownerOrgId])).get(ownerOrgId) ?? "";
+      const slug = (await directory.orgSlugs(em(uow), [ownerOrgId])).get(ownerOrgId) ?? "";
       if (orgSlug !== "" && orgSlug !== slug) throw invalidArgument("OWNER_ORG_MISMATCH", "org: the owner is confined to another organization", { field: "org" });
       return { id: ownerOrgId, slug };
     }
@@ -147,14 +153,14 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
       return { id: caller.orgId, slug: caller.orgSlug ?? "" };
     }
     if (orgSlug === "") return null;
-    const org = await directory.findOrgBySlug(em, caller.tenantId, orgSlug);
+    const org = await directory.findOrgBySlug(em(uow), caller.tenantId, orgSlug);
     if (org === undefined) throw invalidArgument("UNKNOWN_ORG", `org: no organization ${JSON.stringify(orgSlug)} in this tenant`, { field: "org" });
     return { id: org.id, slug: org.slug };
   }
 
   /** Loads a key the caller may see; NOT_FOUND otherwise (same answer either way). */
-  async function visibleKey(em: EntityManager, ctx: CallContext, keyId: string): Promise<KeyRecord> {
-    const key = await keys.find(em, ctx.caller.tenantId, keyId);
+  async function visibleKey(uow: UnitOfWork, ctx: CallContext, keyId: string): Promise<KeyRecord> {
+    const key = await keys.find(uow, ctx.caller.tenantId, keyId);
     if (key === undefined || !canSeeOrg(ctx.caller, key.orgId)) throw notFound();
     return key;
   }
@@ -172,17 +178,17 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         const permissions = parsePermissions(catalogue, input.permissions);
         const days = expireDaysOf(input.expireDays);
         requireHeld(catalogue, ctx.caller, permissions);
-        return db.em.fork().transactional(async (em) => {
-          const owner = input.owner === "" ? undefined : await ownerFor(em, ctx, input.owner, permissions);
-          const org = await scopeOrg(em, ctx, input.org, owner?.orgId ?? undefined);
+        return units.write(async (uow) => {
+          const owner = input.owner === "" ? undefined : await ownerFor(uow, ctx, input.owner, permissions);
+          const org = await scopeOrg(uow, ctx, input.org, owner?.orgId ?? undefined);
           const now = clock.now();
-          const { record, secret } = await storeNewKey(em, deps, {
+          const { record, secret } = await storeNewKey(uow, deps, {
             tenantId: ctx.caller.tenantId, kind: KeyKindName.FINE_GRAINED, slot: null, displayName, orgId: org?.id ?? null, permissions,
             ownerId: owner?.id ?? ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
             createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
           });
-          const key = await view(em, ctx.caller.tenantSlug, record);
-          audit.record(em, {
+          const key = await view(uow, ctx.caller.tenantSlug, record);
+          audit.record(em(uow), {
             ...actorOf(ctx), orgId: record.orgId, action: "key.create", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
             details: { permissions: permissions.join(","), expireDays: String(days), org: org?.slug ?? "", ...peopleOf(key) },
           });
@@ -196,8 +202,7 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         requirePermission(catalogue, ctx.caller, "keys:read");
         const { tenant, id } = parseResourceName(name, "keys");
         requireOwnTenant(ctx.caller, tenant);
-        const em = db.em.fork();
-        return view(em, ctx.caller.tenantSlug, await visibleKey(em, ctx, id));
+        return units.read(async (uow) => view(uow, ctx.caller.tenantSlug, await visibleKey(uow, ctx, id)));
       });
     },
 
@@ -211,35 +216,36 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         const limit = pageSizeOf(input.pageSize);
         const filters = { kind: input.kind, state: input.state, owner: input.owner, creator: input.creator, org: input.org };
         const position = decodePageToken(input.pageToken, filters, [timestampPart, isKeyId]);
-        const em = db.em.fork();
-        const filter: KeyFilter = {};
-        if (input.kind !== undefined) filter.kind = input.kind;
-        if (input.state !== undefined) filter.state = input.state;
-        if (ctx.caller.orgId !== null) filter.onlyOrgId = ctx.caller.orgId;
-        if (input.owner !== "") {
-          const { tenant, id } = parseResourceName(input.owner, "principals", "owner");
-          requireOwnTenant(ctx.caller, tenant);
-          const owner = await directory.findPrincipal(em, ctx.caller.tenantId, id);
-          if (owner === undefined) return { keys: [], nextPageToken: "" };
-          filter.ownerId = owner.id;
-        }
-        if (input.creator !== "") {
-          const { tenant, id } = parseResourceName(input.creator, "principals", "creator");
-          requireOwnTenant(ctx.caller, tenant);
-          const creator = await directory.findPrincipal(em, ctx.caller.tenantId, id);
-          if (creator === undefined) return { keys: [], nextPageToken: "" };
-          filter.creatorId = creator.id;
-        }
-        if (input.org !== "") {
-          if (!slugPattern.test(input.org)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
-          const org = await directory.findOrgBySlug(em, ctx.caller.tenantId, input.org);
-          if (org === undefined) return { keys: [], nextPageToken: "" };
-          filter.orgId = org.id;
-        }
-        const after = position === undefined ? undefined : { createdAt: new Date(position[0]!), keyId: position[1]! };
-        const rows = await keys.list(em, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
-        const page = pageOf(rows, limit, (k) => [k.createdAt.toISOString(), k.keyId], filters);
-        return { keys: await views(em, ctx.caller.tenantSlug, page.items), nextPageToken: page.nextPageToken };
+        return units.read(async (uow) => {
+          const filter: KeyFilter = {};
+          if (input.kind !== undefined) filter.kind = input.kind;
+          if (input.state !== undefined) filter.state = input.state;
+          if (ctx.caller.orgId !== null) filter.onlyOrgId = ctx.caller.orgId;
+          if (input.owner !== "") {
+            const { tenant, id } = parseResourceName(input.owner, "principals", "owner");
+            requireOwnTenant(ctx.caller, tenant);
+            const owner = await directory.findPrincipal(em(uow), ctx.caller.tenantId, id);
+            if (owner === undefined) return { keys: [], nextPageToken: "" };
+            filter.ownerId = owner.id;
+          }
+          if (input.creator !== "") {
+            const { tenant, id } = parseResourceName(input.creator, "principals", "creator");
+            requireOwnTenant(ctx.caller, tenant);
+            const creator = await directory.findPrincipal(em(uow), ctx.caller.tenantId, id);
+            if (creator === undefined) return { keys: [], nextPageToken: "" };
+            filter.creatorId = creator.id;
+          }
+          if (input.org !== "") {
+            if (!slugPattern.test(input.org)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
+            const org = await directory.findOrgBySlug(em(uow), ctx.caller.tenantId, input.org);
+            if (org === undefined) return { keys: [], nextPageToken: "" };
+            filter.orgId = org.id;
+          }
+          const after = position === undefined ? undefined : { createdAt: new Date(position[0]!), keyId: position[1]! };
+          const rows = await keys.list(uow, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
+          const page = pageOf(rows, limit, (k) => [k.createdAt.toISOString(), k.keyId], filters);
+          return { keys: await views(uow, ctx.caller.tenantSlug, page.items), nextPageToken: page.nextPageToken };
+        });
       });
     },
 
@@ -250,18 +256,18 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         const { tenant, id } = parseResourceName(input.name, "keys");
         requireOwnTenant(ctx.caller, tenant);
         const reason = textField(input.reason, "reason", { max: 500, required: true, multiline: true });
-        return db.em.fork().transactional(async (em) => {
-          const key = await visibleKey(em, ctx, id);
+        return units.write(async (uow) => {
+          const key = await visibleKey(uow, ctx, id);
           // A principal may always revoke its own keys; anyone else's needs authority over
           // the key (a keys:write key must not revoke the tenant admin key).
           if (key.ownerId !== ctx.caller.principalRowId) requireAuthorityOver(catalogue, ctx.caller, "key", grantsOf(key));
           if (key.revokedAt !== null) throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "ALREADY_REVOKED", "the key is already revoked");
           const now = clock.now();
-          if (!(await keys.revoke(em, ctx.caller.tenantId, key.keyId, reason, now))) {
+          if (!(await keys.revoke(uow, ctx.caller.tenantId, key.keyId, reason, now))) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "ALREADY_REVOKED", "the key is already revoked");
           }
-          const revoked = await view(em, ctx.caller.tenantSlug, { ...key, revokedAt: now, revokeReason: reason });
-          audit.record(em, { ...actorOf(ctx), orgId: key.orgId, action: "key.revoke", resource, outcome: "success", details: { reason, ...peopleOf(revoked) } });
+          const revoked = await view(uow, ctx.caller.tenantSlug, { ...key, revokedAt: now, revokeReason: reason });
+          audit.record(em(uow), { ...actorOf(ctx), orgId: key.orgId, action: "key.revoke", resource, outcome: "success", details: { reason, ...peopleOf(revoked) } });
           return revoked;
         });
       });
@@ -275,8 +281,8 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         requireOwnTenant(ctx.caller, tenant);
         const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
         const days = input.expireDays === 0 ? undefined : expireDaysOf(input.expireDays);
-        return db.em.fork().transactional(async (em) => {
-          const from = await visibleKey(em, ctx, id);
+        return units.write(async (uow) => {
+          const from = await visibleKey(uow, ctx, id);
           if (from.kind !== KeyKindName.FINE_GRAINED) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "NOT_CLONEABLE", "only fine-grained keys can be cloned; use RotateKey for admin, read-only and registry keys");
           }
@@ -285,13 +291,13 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
           // Authority over the source key, which is also what the clone grants.
           requireAuthorityOver(catalogue, ctx.caller, "key", grantsOf(from));
           const lifetimeMs = days !== undefined ? days * dayMs : (from.expiresAt?.getTime() ?? now.getTime()) - from.createdAt.getTime();
-          const { record, secret } = await storeNewKey(em, deps, {
+          const { record, secret } = await storeNewKey(uow, deps, {
             tenantId: from.tenantId, kind: from.kind, slot: null, displayName, orgId: from.orgId, permissions: from.permissions,
             ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
             createdAt: now, expiresAt: new Date(now.getTime() + Math.min(lifetimeMs, maxExpireDays * dayMs)), rotatedAt: null, clonedFrom: from.keyId,
           });
-          const key = await view(em, ctx.caller.tenantSlug, record);
-          audit.record(em, {
+          const key = await view(uow, ctx.caller.tenantSlug, record);
+          audit.record(em(uow), {
             ...actorOf(ctx), orgId: record.orgId, action: "key.clone", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
             details: { clonedFrom: source, permissions: record.permissions.join(","), ...peopleOf(key) },
           });
@@ -312,16 +318,16 @@ export function createKeyService(deps: { db: Database; audit: AuditLog; clock: C
         const slot = input.slot;
         // Authority over the slot's key (and over what the new value grants).
         requireAuthorityOver(catalogue, ctx.caller, "key", slotKindPermissions[kind]);
-        return db.em.fork().transactional(async (em) => {
-          const org = await scopeOrg(em, ctx, input.org);
+        return units.write(async (uow) => {
+          const org = await scopeOrg(uow, ctx, input.org);
           const orgId = org?.id ?? null;
           const now = clock.now();
-          const { record, secret, replaced: old } = await rotateSlot(em, deps, {
+          const { record, secret, replaced: old } = await rotateSlot(uow, deps, {
             tenantId: ctx.caller.tenantId, orgId, kind, slot, ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId, now, reason: "rotated",
           });
           const replaced = old === undefined ? "" : resourceName(ctx.caller.tenantSlug, "keys", old.keyId);
-          const key = await view(em, ctx.caller.tenantSlug, record);
-          audit.record(em, {
+          const key = await view(uow, ctx.caller.tenantSlug, record);
+          audit.record(em(uow), {
             ...actorOf(ctx), orgId, action: "key.rotate", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
             details: { kind, slot, org: org?.slug ?? "", replaced, ...peopleOf(key) },
           });

@@ -149,11 +149,11 @@ describe("the creator bounds a key made for someone else", () => {
     const made = await keys.createKey({ parent, displayName: "for q", owner: q!.name, permissions: ["directory:write", "keys:write"], expireDays: 30 }, withKey(p.key));
     await directory.updatePrincipal({ principal: { name: p.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(made.secret));
     for (const call of [
-      keys.listKeys({ parent }, withKey(made.secret)),
-      keys.createKey({ parent, displayName: "late", permissions: ["keys:read"], expireDays: 7 }, withKey(made.secret)),
-      directory.updatePrincipal({ principal: { name: p.name, status: PrincipalStatus.ACTIVE }, updateMask: { paths: ["status"] } }, withKey(made.secret)),
+      () => keys.listKeys({ parent }, withKey(made.secret)),
+      () => keys.createKey({ parent, displayName: "late", permissions: ["keys:read"], expireDays: 7 }, withKey(made.secret)),
+      () => directory.updatePrincipal({ principal: { name: p.name, status: PrincipalStatus.ACTIVE }, updateMask: { paths: ["status"] } }, withKey(made.secret)),
     ]) {
-      const err = await attempt(call);
+      const err = await attempt(call());
       expect(err?.code).toBe(Code.PermissionDenied);
       expect(reasonOf(err)).toBe("CREATOR_SUSPENDED");
     }
