@@ -4,15 +4,15 @@ import { createContextValues } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import { createAuditLog } from "./audit/audit-log.ts";
 import { createAuditService } from "./audit/audit-service.ts";
+import { createRefusalFold } from "./audit/refusal-fold.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { isDatabaseUnavailable } from "./db/database-errors.ts";
 import { openStore, type Store } from "./db/store.ts";
 import { createUnitsOfWork } from "./db/unit-of-work.ts";
-import { callerFromIdentity } from "./directory/caller.ts";
+import { createAuthenticator } from "./directory/authenticator.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
 import { createKeyService } from "./keys/key-service.ts";
-import { isKeywardError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
@@ -36,6 +36,8 @@ export type Keyward = {
   readonly store: Store;
   /** Writes the collected last-used times now (they are otherwise written every few seconds). */
   flushLastUsed(): Promise<void>;
+  /** Adds the folded `auth.refused` counts collected in memory to their audit events now (otherwise every few seconds). */
+  flushRefusals(): Promise<void>;
   /** Graceful shutdown: stop accepting, finish in-flight calls, close the database. */
   stop(): Promise<void>;
 };
@@ -49,10 +51,13 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
   const audit = createAuditLog({ units, clock, logger });
   const lastUsed = createLastUsedRecorder({ db, logger });
   const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed });
+  const refusals = createRefusalFold({ db, clock, logger });
   return {
     audit,
     lastUsed,
+    refusals,
     verifier,
+    authenticate: createAuthenticator({ verifier, refusals }),
     keys: createKeyService({ units, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
     directory: createDirectoryService({ units, audit, clock, catalogue }),
     auditReader: createAuditService({ audit, catalogue }),
@@ -79,22 +84,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     interceptors: [
       createErrorInterceptor(logger, errorClassifier),
       createLoggingInterceptor(logger, errorClassifier),
-      createAuthInterceptor(async (credential, call) => {
-        const identity = await services.verifier.authenticate(credential);
-        if (identity === undefined) return undefined;
-        try {
-          return callerFromIdentity(identity);
-        } catch (e) {
-          // A known credential refused (its owner is suspended): audit it in its tenant.
-          if (isKeywardError(e)) {
-            await services.audit.recordAlone({
-              tenantId: identity.tenantId, orgId: identity.orgId, actor: identity.ownerName, credential: identity.keyId,
-              action: "auth.refused", resource: "", outcome: "denied", reason: e.reason, requestId: call.requestId, details: { procedure: call.procedure },
-            });
-          }
-          throw e;
-        }
-      }),
+      createAuthInterceptor(services.authenticate),
     ],
     readMaxBytes: config.maxRequestBytes,
     contextValues: (req) => {
@@ -115,6 +105,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     });
   } catch (e) {
     await services.lastUsed.stop();
+    await services.refusals.stop();
     if (!opts.store) await store.close();
     throw e;
   }
@@ -127,11 +118,13 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     port: listener.port,
     store,
     flushLastUsed: () => services.lastUsed.flush(),
+    flushRefusals: () => services.refusals.flush(),
     stop() {
       stopping ??= (async () => {
         health.shutdown();
         await listener.close(config.shutdownGraceMs);
         await services.lastUsed.stop();
+        await services.refusals.stop();
         if (!opts.store) await store.close();
         logger.info("keyward stopped");
       })();

@@ -21,6 +21,8 @@ export const AuditEventSchema = defineEntity({
     reason: p.string().length(100),
     requestId: p.string().length(100),
     details: p.json<Record<string, string>>(),
+    /** Set on folded refusals (auth.refused): the minute they count; see audit/refusal-fold.ts. */
+    foldMinute: p.datetime().nullable(),
   },
 });
 /** An audit event row. */

@@ -101,40 +101,43 @@ export function createAuditLog(deps: { units: UnitsOfWork; clock: Clock; logger:
    * undefined when that event is not one of the tenant's.
    */
   async function list(tenantId: string, filter: AuditFilter, limit: number, afterEventId: string | undefined): Promise<AuditRecord[] | undefined> {
-    const em = entityManagerOf(units.read());
-    let afterId: string | undefined;
-    if (afterEventId !== undefined) {
-      const anchor = await em.findOne(AuditEvent, { tenantId, eventId: afterEventId }, { fields: ["id"] });
-      if (anchor === null) return undefined;
-      afterId = anchor.id;
-    }
-    const where: Record<string, unknown> = { tenantId };
-    if (filter.orgId !== undefined) where["orgId"] = filter.orgId;
-    if (filter.action !== undefined) where["action"] = filter.action;
-    if (filter.resource !== undefined) where["resource"] = filter.resource;
-    if (filter.actor !== undefined) where["actor"] = filter.actor;
-    if (filter.outcome !== undefined) where["outcome"] = filter.outcome;
-    const created: Record<string, Date> = {};
-    if (filter.start !== undefined) created["$gte"] = filter.start;
-    if (filter.end !== undefined) created["$lt"] = filter.end;
-    if (Object.keys(created).length > 0) where["createdAt"] = created;
-    if (afterId !== undefined) where["id"] = { $lt: afterId };
-    const rows = await em.find(AuditEvent, where, { orderBy: { id: "desc" }, limit });
-    return rows.map((r) => ({
-      eventId: r.eventId,
-      tenantId: r.tenantId,
-      orgId: r.orgId ?? null,
-      createdAt: r.createdAt,
-      actor: r.actor,
-      credential: r.credential,
-      action: r.action,
-      resource: r.resource,
-      outcome: r.outcome as AuditOutcome,
-      reason: r.reason,
-      requestId: r.requestId,
-      details: r.details,
-    }));
+    return units.read(async (uow) => {
+      const em = entityManagerOf(uow);
+      let afterId: string | undefined;
+      if (afterEventId !== undefined) {
+        const anchor = await em.findOne(AuditEvent, { tenantId, eventId: afterEventId }, { fields: ["id"] });
+        if (anchor === null) return undefined;
+        afterId = anchor.id;
+      }
+      const where: Record<string, unknown> = { tenantId };
+      if (filter.orgId !== undefined) where["orgId"] = filter.orgId;
+      if (filter.action !== undefined) where["action"] = filter.action;
+      if (filter.resource !== undefined) where["resource"] = filter.resource;
+      if (filter.actor !== undefined) where["actor"] = filter.actor;
+      if (filter.outcome !== undefined) where["outcome"] = filter.outcome;
+      const created: Record<string, Date> = {};
+      if (filter.start !== undefined) created["$gte"] = filter.start;
+      if (filter.end !== undefined) created["$lt"] = filter.end;
+      if (Object.keys(created).length > 0) where["createdAt"] = created;
+      if (afterId !== undefined) where["id"] = { $lt: afterId };
+      const rows = await em.find(AuditEvent, where, { orderBy: { id: "desc" }, limit });
+      return rows.map((r) => ({
+        eventId: r.eventId,
+        tenantId: r.tenantId,
+        orgId: r.orgId ?? null,
+        createdAt: r.createdAt,
+        actor: r.actor,
+        credential: r.credential,
+        action: r.action,
+        resource: r.resource,
+        outcome: r.outcome as AuditOutcome,
+        reason: r.reason,
+        requestId: r.requestId,
+        details: r.details,
+      }));
+    });
   }
+
 
   return { record, recordAlone, guard, list };
 }

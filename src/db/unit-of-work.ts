@@ -16,15 +16,15 @@ export type UnitOfWork = { readonly [unitOfWorkBrand]: true };
 export type UnitsOfWork = {
   /** Runs `fn` in one database transaction: committed when it returns, rolled back when it throws. */
   write<T>(fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
-  /** A fresh unit of work outside any transaction, for reads. */
-  read(): UnitOfWork;
+  /** Runs `fn` with a fresh unit of work outside any transaction (reads). */
+  read<T>(fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
 };
 
 /** Creates the unit-of-work factory of a database. */
 export function createUnitsOfWork(db: Database): UnitsOfWork {
   return {
     write: (fn) => db.em.fork().transactional((em) => fn(em as unknown as UnitOfWork)),
-    read: () => db.em.fork() as unknown as UnitOfWork,
+    read: (fn) => fn(db.em.fork() as unknown as UnitOfWork),
   };
 }
 

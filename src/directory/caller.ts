@@ -11,13 +11,15 @@ export type Caller = Readonly<{
   /** The owner principal's row id and resource name. */
   principalRowId: string;
   principalName: string;
+  /** The row id of the principal who made the credential (the owner's own, unless made for it by another). */
+  creatorRowId: string;
   /** The key id (or token id) used; safe to log. */
   credentialId: string;
   kind: KeyKindName;
   /** The organization the credential is pinned to; null for tenant scope. */
   orgId: string | null;
   orgSlug: string | null;
-  /** Effective permissions: granted ∩ owner's current permissions. */
+  /** Effective permissions: granted ∩ owner's current ∩ (if another) creator's current permissions. */
   permissions: PermissionSet;
 }>;
 
@@ -70,25 +72,40 @@ export function canSeeOrg(caller: Caller, orgId: string | null): boolean {
 }
 
 /**
- * The caller a verified credential stands for. A suspended principal's keys may keep
- * verifying for the services that check them, but never administer keyward.
+ * The caller a verified, usable credential stands for. Whether it may act at all (a
+ * suspended owner or creator) is the authenticator's decision (authenticator.ts).
  */
 export function callerFromIdentity(identity: {
   keyId: string; kind: KeyKindName; tenantId: string; tenantSlug: string; orgId: string | null; orgSlug: string | null;
-  ownerRowId: string; ownerName: string; permissions: PermissionSet; ownerActive: boolean;
+  ownerRowId: string; ownerName: string; creatorRowId: string; permissions: PermissionSet;
 }): Caller {
-  if (!identity.ownerActive) {
-    throw new KeywardError(ErrorKind.PERMISSION_DENIED, "PRINCIPAL_SUSPENDED", "the principal that owns this key is suspended");
-  }
   return {
     tenantId: identity.tenantId,
     tenantSlug: identity.tenantSlug,
     principalRowId: identity.ownerRowId,
     principalName: identity.ownerName,
+    creatorRowId: identity.creatorRowId,
     credentialId: identity.keyId,
     kind: identity.kind,
     orgId: identity.orgId,
     orgSlug: identity.orgSlug,
     permissions: identity.permissions,
   };
+}
+
+/**
+ * Refuses a change that needs authority over something holding `held` (a principal's
+ * permissions, or the permissions a key grants): the caller must hold every one of them.
+ * PERMISSION_DENIED names the ones that exceed.
+ */
+export function requireAuthorityOver(catalogue: Catalogue, caller: Caller, what: string, held: readonly string[]): void {
+  const exceeding = notImplied(catalogue, caller.permissions, held);
+  if (exceeding.length > 0) {
+    throw new KeywardError(
+      ErrorKind.PERMISSION_DENIED,
+      "PERMISSIONS_EXCEED_CALLER",
+      `${insufficientScope}: needs authority over the ${what}, which holds permissions you do not: ${exceeding.join(", ")}`,
+      { exceeding: exceeding.join(","), target: what },
+    );
+  }
 }

@@ -36,7 +36,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
   const { units, audit, clock, catalogue } = deps;
 
   async function principalView(ctx: CallContext, p: PrincipalRecord): Promise<PrincipalView> {
-    const orgs = await directory.orgSlugs(units.read(), p.orgId === null ? [] : [p.orgId]);
+    const orgs = await units.read((uow) => directory.orgSlugs(uow, p.orgId === null ? [] : [p.orgId]));
     return { ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) };
   }
 
@@ -44,7 +44,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
   async function visibleOrg(ctx: CallContext, name: string): Promise<OrgRecord> {
     const { tenant, id } = parseResourceName(name, "orgs");
     requireOwnTenant(ctx.caller, tenant);
-    const org = await directory.findOrgBySlug(units.read(), ctx.caller.tenantId, id);
+    const org = await units.read((uow) => directory.findOrgBySlug(uow, ctx.caller.tenantId, id));
     if (org === undefined || !canSeeOrg(ctx.caller, org.id)) throw notFound("organization");
     return org;
   }
@@ -53,7 +53,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
   async function visiblePrincipal(ctx: CallContext, name: string): Promise<PrincipalRecord> {
     const { tenant, id } = parseResourceName(name, "principals");
     requireOwnTenant(ctx.caller, tenant);
-    const p = await directory.findPrincipal(units.read(), ctx.caller.tenantId, id);
+    const p = await units.read((uow) => directory.findPrincipal(uow, ctx.caller.tenantId, id));
     if (p === undefined || (ctx.caller.orgId !== null && p.orgId !== ctx.caller.orgId)) throw notFound("principal");
     return p;
   }
@@ -63,7 +63,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
       return audit.guard(ctx, "tenant.get", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "directory:read");
         requireOwnTenant(ctx.caller, parseTenantName(name, "name"));
-        const found = await directory.findTenantBySlug(units.read(), ctx.caller.tenantSlug);
+        const found = await units.read((uow) => directory.findTenantBySlug(uow, ctx.caller.tenantSlug));
         if (found === undefined) throw notFound("tenant");
         return found;
       });
@@ -121,7 +121,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         const opts: { onlyId?: string; afterSlug?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.onlyId = ctx.caller.orgId;
         if (position !== undefined) opts.afterSlug = position[0]!;
-        const rows = await directory.listOrgs(units.read(), ctx.caller.tenantId, opts);
+        const rows = await units.read((uow) => directory.listOrgs(uow, ctx.caller.tenantId, opts));
         const page = pageOf(rows, limit, (o) => [o.slug], query);
         return { items: page.items.map((o) => ({ ...o, tenantSlug: ctx.caller.tenantSlug })), nextPageToken: page.nextPageToken };
       });
@@ -199,13 +199,14 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         if (ctx.caller.orgId !== null) opts.orgId = ctx.caller.orgId;
         if (input.status !== undefined) opts.status = input.status;
         if (position !== undefined) opts.afterId = position[0]!;
-        const uow = units.read();
-        const page = pageOf(await directory.listPrincipals(uow, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], query);
-        const orgs = await directory.orgSlugs(uow, page.items.flatMap((p) => (p.orgId === null ? [] : [p.orgId])));
-        return {
-          items: page.items.map((p) => ({ ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) })),
-          nextPageToken: page.nextPageToken,
-        };
+        return units.read(async (uow) => {
+          const page = pageOf(await directory.listPrincipals(uow, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], query);
+          const orgs = await directory.orgSlugs(uow, page.items.flatMap((p) => (p.orgId === null ? [] : [p.orgId])));
+          return {
+            items: page.items.map((p) => ({ ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) })),
+            nextPageToken: page.nextPageToken,
+          };
+        });
       });
     },
 
@@ -237,7 +238,8 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
           // Whoever changes a principal must hold everything it holds: otherwise a
           // directory:write key could suspend or strip an administrator.
           requireHeld(catalogue, ctx.caller, target.permissions);
-          if (patch.status === "suspended" && target.id === ctx.caller.principalRowId) {
+          // Nor through a key it made for someone else: that key acts for its creator too.
+          if (patch.status === "suspended" && (target.id === ctx.caller.principalRowId || target.id === ctx.caller.creatorRowId)) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself");
           }
           const principal = await directory.updatePrincipal(uow, target.id, input.etag, patch, clock.now());

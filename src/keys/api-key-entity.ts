@@ -14,6 +14,7 @@ export const ApiKeySchema = defineEntity({
     orgId: p.uuid().nullable(),
     permissions: p.array(),
     ownerId: p.uuid(),
+    creatorId: p.uuid(),
     secretHash: p.blob(),
     hint: p.string().length(4),
     createdAt: p.datetime(),

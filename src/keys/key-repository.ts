@@ -1,5 +1,6 @@
-// Reads and writes of API keys. The only key code that touches the EntityManager; it
-// returns plain objects (never the secret hash) and checks no authorization.
+// Reads and writes of API keys. The only key code that touches the EntityManager (inside
+// the unit of work the service opened); it returns plain objects (never the secret hash)
+// and checks no authorization.
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { entityManagerOf, type UnitOfWork } from "../db/unit-of-work.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
@@ -14,7 +15,9 @@ export type KeyState = "active" | "expired" | "revoked";
 /** An API key's metadata as the services see it. */
 export type KeyRecord = Readonly<{
   keyId: string; tenantId: string; kind: KeyKindName; slot: SlotName | null; displayName: string; orgId: string | null;
-  permissions: readonly string[]; ownerId: string; hint: string; createdAt: Date; expiresAt: Date | null;
+  permissions: readonly string[]; ownerId: string;
+  /** The principal who made the key; its current authority bounds the key when it is not the owner. */
+  creatorId: string; hint: string; createdAt: Date; expiresAt: Date | null;
   lastUsedAt: Date | null; rotatedAt: Date | null; revokedAt: Date | null; revokeReason: string | null; clonedFrom: string | null;
 }>;
 
@@ -22,11 +25,11 @@ export type KeyRecord = Readonly<{
 export type NewKey = Omit<KeyRecord, "lastUsedAt" | "revokedAt" | "revokeReason"> & { secretHash: Buffer };
 
 /** Filters of a key listing. */
-export type KeyFilter = { kind?: KeyKindName; state?: KeyState; ownerId?: string; orgId?: string; onlyOrgId?: string };
+export type KeyFilter = { kind?: KeyKindName; state?: KeyState; ownerId?: string; creatorId?: string; orgId?: string; onlyOrgId?: string };
 
 const keyOf = (r: ApiKey): KeyRecord => ({
   keyId: r.keyId, tenantId: r.tenantId, kind: r.kind as KeyKindName, slot: (r.slot ?? null) as SlotName | null, displayName: r.displayName,
-  orgId: r.orgId ?? null, permissions: [...r.permissions], ownerId: r.ownerId, hint: r.hint, createdAt: r.createdAt,
+  orgId: r.orgId ?? null, permissions: [...r.permissions], ownerId: r.ownerId, creatorId: r.creatorId, hint: r.hint, createdAt: r.createdAt,
   expiresAt: r.expiresAt ?? null, lastUsedAt: r.lastUsedAt ?? null, rotatedAt: r.rotatedAt ?? null, revokedAt: r.revokedAt ?? null,
   revokeReason: r.revokeReason ?? null, clonedFrom: r.clonedFrom ?? null,
 });
@@ -82,6 +85,7 @@ export const keyRepository = {
     const and: Record<string, unknown>[] = [{ tenantId }];
     if (filter.kind !== undefined) and.push({ kind: filter.kind });
     if (filter.ownerId !== undefined) and.push({ ownerId: filter.ownerId });
+    if (filter.creatorId !== undefined) and.push({ creatorId: filter.creatorId });
     if (filter.orgId !== undefined) and.push({ orgId: filter.orgId });
     if (filter.onlyOrgId !== undefined) and.push({ orgId: filter.onlyOrgId });
     if (filter.state === "revoked") and.push({ revokedAt: { $ne: null } });

@@ -3,7 +3,7 @@
 import type { Clock } from "../clock.ts";
 import type { UnitOfWork, UnitsOfWork } from "../db/unit-of-work.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
-import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
+import { canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, timestampPart } from "../common/page-token.ts";
 import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
@@ -14,7 +14,7 @@ import { hashKey, isKeyId, KeyKindName, mintKey } from "./key-format.ts";
 import { keyRepository as keys, keyState, type KeyFilter, type KeyRecord, type KeyState, type SlotName } from "./key-repository.ts";
 
 /** A key as callers see it: the record plus names and state. */
-export type KeyView = KeyRecord & { tenantSlug: string; orgSlug: string | null; ownerName: string; state: KeyState };
+export type KeyView = KeyRecord & { tenantSlug: string; orgSlug: string | null; ownerName: string; creatorName: string; state: KeyState };
 
 /** A key and its raw value, shown once. */
 export type MintedKeyView = { key: KeyView; secret: string };
@@ -34,6 +34,16 @@ function expireDaysOf(days: number, field = "expire_days"): number {
     throw invalidArgument("INVALID_EXPIRY", `${field} must be 7, 30, 90, 365 or a custom number of days from 1 to ${maxExpireDays}`, { field });
   }
   return days;
+}
+
+/** The permissions a key grants as stored: its slot kind's, or those granted at creation. */
+function grantsOf(key: Pick<KeyRecord, "kind" | "permissions">): readonly string[] {
+  return key.kind === KeyKindName.FINE_GRAINED ? key.permissions : slotKindPermissions[key.kind];
+}
+
+/** The owner and creator of a key, for the details of its audit events. */
+function peopleOf(key: KeyView): { owner: string; creator: string } {
+  return { owner: key.ownerName, creator: key.creatorName };
 }
 
 function notFound(): KeywardError {
@@ -58,7 +68,7 @@ async function storeNewKey(
 export async function rotateSlot(
   uow: UnitOfWork,
   minting: KeyMinting,
-  target: { tenantId: string; orgId: string | null; kind: Exclude<KeyKindName, "fine_grained">; slot: SlotName; ownerId: string; now: Date; reason: string },
+  target: { tenantId: string; orgId: string | null; kind: Exclude<KeyKindName, "fine_grained">; slot: SlotName; ownerId: string; creatorId: string; now: Date; reason: string },
 ): Promise<{ record: KeyRecord; secret: string; replaced: KeyRecord | undefined }> {
   const { tenantId, orgId, kind, slot, now } = target;
   const old = await keys.findLiveSlot(uow, tenantId, orgId, kind, slot);
@@ -67,7 +77,7 @@ export async function rotateSlot(
   }
   const { record, secret } = await storeNewKey(uow, minting, {
     tenantId, kind, slot, displayName: `${kind} (${slot})`, orgId, permissions: slotKindPermissions[kind],
-    ownerId: target.ownerId, createdAt: now, expiresAt: null, rotatedAt: now, clonedFrom: null,
+    ownerId: target.ownerId, creatorId: target.creatorId, createdAt: now, expiresAt: null, rotatedAt: now, clonedFrom: null,
   });
   return { record, secret, replaced: old };
 }
@@ -78,13 +88,15 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
 
   async function views(uow: UnitOfWork, tenantSlug: string, records: readonly KeyRecord[]): Promise<KeyView[]> {
     const orgs = await directory.orgSlugs(uow, records.flatMap((r) => (r.orgId === null ? [] : [r.orgId])));
-    const owners = await directory.principalIds(uow, records.map((r) => r.ownerId));
+    const principals = await directory.principalIds(uow, records.flatMap((r) => [r.ownerId, r.creatorId]));
+    const nameOf = (tenantSlug: string, rowId: string) => resourceName(tenantSlug, "principals", principals.get(rowId) ?? "unknown");
     const now = clock.now();
     return records.map((r) => ({
       ...r,
       tenantSlug,
       orgSlug: r.orgId === null ? null : (orgs.get(r.orgId) ?? null),
-      ownerName: resourceName(tenantSlug, "principals", owners.get(r.ownerId) ?? "unknown"),
+      ownerName: nameOf(tenantSlug, r.ownerId),
+      creatorName: nameOf(tenantSlug, r.creatorId),
       state: keyState(r, now),
     }));
   }
@@ -94,7 +106,11 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
     return one!;
   }
 
-  /** The principal a new key is made for: visible to the caller, active, holding the permissions. */
+  /**
+   * The principal a new key is made for: visible to the caller, under the caller's
+   * authority (another principal: the caller holds every permission it holds), active,
+   * holding the permissions.
+   */
   async function ownerFor(uow: UnitOfWork, ctx: CallContext, name: string, permissions: readonly string[]): Promise<PrincipalRecord> {
     const { tenant, id } = parseResourceName(name, "principals", "owner");
     requireOwnTenant(ctx.caller, tenant);
@@ -102,6 +118,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
     if (owner === undefined || (ctx.caller.orgId !== null && owner.orgId !== ctx.caller.orgId)) {
       throw new KeywardError(ErrorKind.NOT_FOUND, "PRINCIPAL_NOT_FOUND", "owner: principal not found");
     }
+    if (owner.id !== ctx.caller.principalRowId) requireAuthorityOver(catalogue, ctx.caller, "owner", owner.permissions);
     if (owner.status !== "active") throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "OWNER_SUSPENDED", "owner: the principal is suspended");
     const exceeding = notImplied(catalogue, toPermissionSet(catalogue, owner.permissions), permissions);
     if (exceeding.length > 0) {
@@ -160,13 +177,15 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
           const now = clock.now();
           const { record, secret } = await storeNewKey(uow, deps, {
             tenantId: ctx.caller.tenantId, kind: KeyKindName.FINE_GRAINED, slot: null, displayName, orgId: org?.id ?? null, permissions,
-            ownerId: owner?.id ?? ctx.caller.principalRowId, createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
+            ownerId: owner?.id ?? ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
+            createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
           });
+          const key = await view(uow, ctx.caller.tenantSlug, record);
           audit.record(uow, {
             ...actorOf(ctx), orgId: record.orgId, action: "key.create", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
-            details: { permissions: permissions.join(","), expireDays: String(days), org: org?.slug ?? "" },
+            details: { permissions: permissions.join(","), expireDays: String(days), org: org?.slug ?? "", ...peopleOf(key) },
           });
-          return { key: await view(uow, ctx.caller.tenantSlug, record), secret };
+          return { key, secret };
         });
       });
     },
@@ -176,43 +195,50 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         requirePermission(catalogue, ctx.caller, "keys:read");
         const { tenant, id } = parseResourceName(name, "keys");
         requireOwnTenant(ctx.caller, tenant);
-        const uow = units.read();
-        return view(uow, ctx.caller.tenantSlug, await visibleKey(uow, ctx, id));
+        return units.read(async (uow) => view(uow, ctx.caller.tenantSlug, await visibleKey(uow, ctx, id)));
       });
     },
 
     async list(
       ctx: CallContext,
-      input: { parent: string; pageSize: number; pageToken: string; kind?: KeyKindName; state?: KeyState; owner: string; org: string },
+      input: { parent: string; pageSize: number; pageToken: string; kind?: KeyKindName; state?: KeyState; owner: string; creator: string; org: string },
     ): Promise<{ keys: KeyView[]; nextPageToken: string }> {
       return audit.guard(ctx, "key.list", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "keys:read");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const limit = pageSizeOf(input.pageSize);
-        const query = { listing: "ListKeys", parent: ctx.caller.tenantId, filters: { kind: input.kind, state: input.state, owner: input.owner, org: input.org } };
+        const query = { listing: "ListKeys", parent: ctx.caller.tenantId, filters: { kind: input.kind, state: input.state, owner: input.owner, creator: input.creator, org: input.org } };
         const position = decodePageToken(input.pageToken, query, [timestampPart, isKeyId]);
-        const uow = units.read();
-        const filter: KeyFilter = {};
-        if (input.kind !== undefined) filter.kind = input.kind;
-        if (input.state !== undefined) filter.state = input.state;
-        if (ctx.caller.orgId !== null) filter.onlyOrgId = ctx.caller.orgId;
-        if (input.owner !== "") {
-          const { tenant, id } = parseResourceName(input.owner, "principals", "owner");
-          requireOwnTenant(ctx.caller, tenant);
-          const owner = await directory.findPrincipal(uow, ctx.caller.tenantId, id);
-          if (owner === undefined) return { keys: [], nextPageToken: "" };
-          filter.ownerId = owner.id;
-        }
-        if (input.org !== "") {
-          if (!slugPattern.test(input.org)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
-          const org = await directory.findOrgBySlug(uow, ctx.caller.tenantId, input.org);
-          if (org === undefined) return { keys: [], nextPageToken: "" };
-          filter.orgId = org.id;
-        }
-        const after = position === undefined ? undefined : { createdAt: new Date(position[0]!), keyId: position[1]! };
-        const rows = await keys.list(uow, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
-        const page = pageOf(rows, limit, (k) => [k.createdAt.toISOString(), k.keyId], query);
-        return { keys: await views(uow, ctx.caller.tenantSlug, page.items), nextPageToken: page.nextPageToken };
+        return units.read(async (uow) => {
+          const filter: KeyFilter = {};
+          if (input.kind !== undefined) filter.kind = input.kind;
+          if (input.state !== undefined) filter.state = input.state;
+          if (ctx.caller.orgId !== null) filter.onlyOrgId = ctx.caller.orgId;
+          if (input.owner !== "") {
+            const { tenant, id } = parseResourceName(input.owner, "principals", "owner");
+            requireOwnTenant(ctx.caller, tenant);
+            const owner = await directory.findPrincipal(uow, ctx.caller.tenantId, id);
+            if (owner === undefined) return { keys: [], nextPageToken: "" };
+            filter.ownerId = owner.id;
+          }
+          if (input.creator !== "") {
+            const { tenant, id } = parseResourceName(input.creator, "principals", "creator");
+            requireOwnTenant(ctx.caller, tenant);
+            const creator = await directory.findPrincipal(uow, ctx.caller.tenantId, id);
+            if (creator === undefined) return { keys: [], nextPageToken: "" };
+            filter.creatorId = creator.id;
+          }
+          if (input.org !== "") {
+            if (!slugPattern.test(input.org)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });
+            const org = await directory.findOrgBySlug(uow, ctx.caller.tenantId, input.org);
+            if (org === undefined) return { keys: [], nextPageToken: "" };
+            filter.orgId = org.id;
+          }
+          const after = position === undefined ? undefined : { createdAt: new Date(position[0]!), keyId: position[1]! };
+          const rows = await keys.list(uow, ctx.caller.tenantId, filter, clock.now(), limit + 1, after);
+          const page = pageOf(rows, limit, (k) => [k.createdAt.toISOString(), k.keyId], query);
+          return { keys: await views(uow, ctx.caller.tenantSlug, page.items), nextPageToken: page.nextPageToken };
+        });
       });
     },
 
@@ -225,13 +251,17 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         const reason = textField(input.reason, "reason", { max: 500, required: true, multiline: true });
         return units.write(async (uow) => {
           const key = await visibleKey(uow, ctx, id);
+          // A principal may always revoke its own keys; anyone else's needs authority over
+          // the key (a keys:write key must not revoke the tenant admin key).
+          if (key.ownerId !== ctx.caller.principalRowId) requireAuthorityOver(catalogue, ctx.caller, "key", grantsOf(key));
           if (key.revokedAt !== null) throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "ALREADY_REVOKED", "the key is already revoked");
           const now = clock.now();
           if (!(await keys.revoke(uow, ctx.caller.tenantId, key.keyId, reason, now))) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "ALREADY_REVOKED", "the key is already revoked");
           }
-          audit.record(uow, { ...actorOf(ctx), orgId: key.orgId, action: "key.revoke", resource, outcome: "success", details: { reason } });
-          return view(uow, ctx.caller.tenantSlug, { ...key, revokedAt: now, revokeReason: reason });
+          const revoked = await view(uow, ctx.caller.tenantSlug, { ...key, revokedAt: now, revokeReason: reason });
+          audit.record(uow, { ...actorOf(ctx), orgId: key.orgId, action: "key.revoke", resource, outcome: "success", details: { reason, ...peopleOf(revoked) } });
+          return revoked;
         });
       });
     },
@@ -251,18 +281,20 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
           }
           const now = clock.now();
           if (keyState(from, now) !== "active") throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "KEY_NOT_ACTIVE", "only an active key can be cloned");
-          requireHeld(catalogue, ctx.caller, from.permissions);
+          // Authority over the source key, which is also what the clone grants.
+          requireAuthorityOver(catalogue, ctx.caller, "key", grantsOf(from));
           const lifetimeMs = days !== undefined ? days * dayMs : (from.expiresAt?.getTime() ?? now.getTime()) - from.createdAt.getTime();
           const { record, secret } = await storeNewKey(uow, deps, {
             tenantId: from.tenantId, kind: from.kind, slot: null, displayName, orgId: from.orgId, permissions: from.permissions,
-            ownerId: ctx.caller.principalRowId, createdAt: now, expiresAt: new Date(now.getTime() + Math.min(lifetimeMs, maxExpireDays * dayMs)),
-            rotatedAt: null, clonedFrom: from.keyId,
+            ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
+            createdAt: now, expiresAt: new Date(now.getTime() + Math.min(lifetimeMs, maxExpireDays * dayMs)), rotatedAt: null, clonedFrom: from.keyId,
           });
+          const key = await view(uow, ctx.caller.tenantSlug, record);
           audit.record(uow, {
             ...actorOf(ctx), orgId: record.orgId, action: "key.clone", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
-            details: { clonedFrom: source, permissions: record.permissions.join(",") },
+            details: { clonedFrom: source, permissions: record.permissions.join(","), ...peopleOf(key) },
           });
-          return { key: await view(uow, ctx.caller.tenantSlug, record), secret };
+          return { key, secret };
         });
       });
     },
@@ -277,18 +309,22 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         }
         if (input.slot === undefined) throw invalidArgument("REQUIRED_FIELD", "slot must be KEY_SLOT_PRIMARY or KEY_SLOT_SECONDARY", { field: "slot" });
         const slot = input.slot;
-        requireHeld(catalogue, ctx.caller, slotKindPermissions[kind]);
+        // Authority over the slot's key (and over what the new value grants).
+        requireAuthorityOver(catalogue, ctx.caller, "key", slotKindPermissions[kind]);
         return units.write(async (uow) => {
           const org = await scopeOrg(uow, ctx, input.org);
           const orgId = org?.id ?? null;
           const now = clock.now();
-          const { record, secret, replaced: old } = await rotateSlot(uow, deps, { tenantId: ctx.caller.tenantId, orgId, kind, slot, ownerId: ctx.caller.principalRowId, now, reason: "rotated" });
+          const { record, secret, replaced: old } = await rotateSlot(uow, deps, {
+            tenantId: ctx.caller.tenantId, orgId, kind, slot, ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId, now, reason: "rotated",
+          });
           const replaced = old === undefined ? "" : resourceName(ctx.caller.tenantSlug, "keys", old.keyId);
+          const key = await view(uow, ctx.caller.tenantSlug, record);
           audit.record(uow, {
             ...actorOf(ctx), orgId, action: "key.rotate", resource: resourceName(ctx.caller.tenantSlug, "keys", record.keyId), outcome: "success",
-            details: { kind, slot, org: org?.slug ?? "", replaced },
+            details: { kind, slot, org: org?.slug ?? "", replaced, ...peopleOf(key) },
           });
-          return { key: await view(uow, ctx.caller.tenantSlug, record), secret, replaced };
+          return { key, secret, replaced };
         });
       });
     },

@@ -91,6 +91,7 @@ export function keyToProto(k: KeyView) {
     org: k.orgSlug ?? "",
     permissions: [...k.permissions],
     owner: k.ownerName,
+    creator: k.creatorName,
     state: keyStates.number(k.state),
     hint: k.hint,
     revokeReason: k.revokeReason ?? "",

@@ -36,6 +36,7 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
         ...(kind === undefined ? {} : { kind }),
         ...(state === undefined ? {} : { state }),
         owner: req.owner,
+        creator: req.creator,
         org: req.org,
       });
       return { keys: page.keys.map(keyToProto), nextPageToken: page.nextPageToken };
@@ -58,21 +59,19 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
     },
     async verifyKey(req) {
       const outcome = await verifier.verify({ key: req.key, requiredPermissions: req.requiredPermissions, org: req.org });
+      const result = verifyResults.number(outcome.result);
+      if (outcome.result === "malformed" || outcome.result === "not_found") return create(VerifyKeyResponseSchema, { result });
       const id = outcome.identity;
       return create(VerifyKeyResponseSchema, {
-        result: verifyResults.number(outcome.result),
-        ...(id === undefined
-          ? {}
-          : {
-              keyId: id.keyId,
-              kind: keyKinds.number(id.kind),
-              tenant: id.tenantSlug,
-              org: id.orgSlug ?? "",
-              owner: id.ownerName,
-              expireTime: timestamp(id.expiresAt),
-            }),
-        permissions: [...(outcome.permissions ?? [])],
-        missingPermissions: [...(outcome.missing ?? [])],
+        result,
+        keyId: id.keyId,
+        kind: keyKinds.number(id.kind),
+        tenant: id.tenantSlug,
+        org: id.orgSlug ?? "",
+        owner: id.ownerName,
+        expireTime: timestamp(id.expiresAt),
+        permissions: "permissions" in outcome ? [...outcome.permissions] : [],
+        missingPermissions: outcome.result === "insufficient_permissions" ? [...outcome.missing] : [],
       });
     },
   };

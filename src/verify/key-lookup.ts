@@ -1,5 +1,5 @@
 // The hot-path read of a key: one indexed query (by primary key) joining what verification
-// needs — no ORM unit of work, no entity hydration.
+// needs (tenant, owner, creator, org) — no ORM unit of work, no entity hydration.
 import type { Database } from "../db/orm.ts";
 import type { PrincipalStatus } from "../directory/directory-repository.ts";
 import type { KeyKindName } from "../keys/key-format.ts";
@@ -18,6 +18,11 @@ export type KeyLookupRecord = Readonly<{
   ownerPrincipalId: string;
   ownerStatus: PrincipalStatus;
   ownerPermissions: readonly string[];
+  /** The principal who made the key; the same row as the owner unless made for someone else. */
+  creatorRowId: string;
+  creatorPrincipalId: string;
+  creatorStatus: PrincipalStatus;
+  creatorPermissions: readonly string[];
   secretHash: Uint8Array;
   expiresAt: Date | null;
   revokedAt: Date | null;
@@ -30,17 +35,20 @@ const query = `
 select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
        k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
        k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
+       k.creator_id, c.principal_id as creator_principal_id, c.status as creator_status, c.permissions as creator_permissions,
        k.secret_hash, k.expires_at, k.revoked_at
   from api_key k
   join tenant t on t.id = k.tenant_id
   join principal p on p.id = k.owner_id
+  join principal c on c.id = k.creator_id
   left join organization o on o.id = coalesce(k.org_id, p.org_id)
  where k.key_id = ?`;
 
 type Row = {
   key_id: string; tenant_id: string; tenant_slug: string; disable_keys_of_suspended_principals: boolean; kind: KeyKindName;
   org_id: string | null; org_slug: string | null; permissions: string[]; owner_id: string; principal_id: string;
-  owner_status: PrincipalStatus; owner_permissions: string[]; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
+  owner_status: PrincipalStatus; owner_permissions: string[];
+  creator_id: string; creator_principal_id: string; creator_status: PrincipalStatus; creator_permissions: string[]; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
 };
 
 /** Creates the lookup over the database's connection pool. */
@@ -63,6 +71,10 @@ export function createKeyLookup(db: Database): KeyLookup {
       ownerPrincipalId: r.principal_id,
       ownerStatus: r.owner_status,
       ownerPermissions: r.owner_permissions,
+      creatorRowId: r.creator_id,
+      creatorPrincipalId: r.creator_principal_id,
+      creatorStatus: r.creator_status,
+      creatorPermissions: r.creator_permissions,
       secretHash: r.secret_hash,
       expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),

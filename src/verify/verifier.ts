@@ -1,5 +1,5 @@
 // VerifyKey's decision: checksum first (no database), then one lookup, then the verdict.
-// Every credential outcome is data (a VerifyResult), never an exception.
+// Every credential outcome is data (a VerifyOutcome), never an exception.
 import type { Clock } from "../clock.ts";
 import { resourceName, slugPattern } from "../common/resource-names.ts";
 import { formatPermissions, intersect, notImplied, parsePermissions, toPermissionSet, type Catalogue, type PermissionSet } from "../directory/permissions.ts";
@@ -9,8 +9,7 @@ import type { KeyLookup } from "./key-lookup.ts";
 import type { LastUsedRecorder } from "./last-used.ts";
 
 /** The verdicts of DESIGN.md §8. */
-export type VerifyResultName =
-  | "valid" | "malformed" | "not_found" | "expired" | "revoked" | "insufficient_permissions" | "wrong_scope" | "owner_suspended";
+export type VerifyResultName = VerifyOutcome["result"];
 
 /** Who a credential is, when it is known. */
 export type CredentialIdentity = Readonly<{
@@ -22,21 +21,43 @@ export type CredentialIdentity = Readonly<{
   orgSlug: string | null;
   ownerRowId: string;
   ownerName: string;
-  /** granted ∩ owner's current permissions. */
+  /** The principal who made the key (the owner's row and name for a principal's own keys). */
+  creatorRowId: string;
+  creatorName: string;
+  /** granted ∩ owner's current ∩ (when made for someone else) creator's current permissions. */
   permissions: PermissionSet;
   expiresAt: Date | null;
   /** False when the owner is suspended (its keys may still verify: see the tenant setting). */
   ownerActive: boolean;
+  /**
+   * False when the key was made for another principal by a now-suspended creator: such a
+   * key is treated as if its owner were suspended (DESIGN.md §1).
+   */
+  creatorActive: boolean;
 }>;
 
-/** The answer to one verification. */
-export type VerifyOutcome = Readonly<{
-  result: VerifyResultName;
-  identity?: CredentialIdentity;
-  /** Effective permissions, spelled out (for the response). */
-  permissions?: readonly string[];
-  missing?: readonly string[];
-}>;
+/** Where an unknown credential's key id led: a real key of a tenant whose secret did not match. */
+export type ResolvedKeyId = Readonly<{ keyId: string; tenantId: string; orgId: string | null }>;
+
+/**
+ * What the credential itself is, before scope and permissions: the verdict of
+ * `authenticate` (management calls) and the first half of `verify`.
+ */
+export type Recognition =
+  | Readonly<{ result: "valid"; identity: CredentialIdentity }>
+  | Readonly<{ result: "revoked" | "expired" | "owner_suspended"; identity: CredentialIdentity }>
+  | Readonly<{ result: "malformed" }>
+  /** `resolved` is set when the key id is a real key of a tenant (wrong secret or kind). */
+  | Readonly<{ result: "not_found"; resolved?: ResolvedKeyId }>;
+
+/** The answer to one verification: one shape per result, so no field is optional by accident. */
+export type VerifyOutcome =
+  | Readonly<{ result: "valid"; identity: CredentialIdentity; permissions: readonly string[] }>
+  | Readonly<{ result: "insufficient_permissions"; identity: CredentialIdentity; permissions: readonly string[]; missing: readonly string[] }>
+  | Readonly<{ result: "wrong_scope"; identity: CredentialIdentity; permissions: readonly string[] }>
+  | Readonly<{ result: "revoked" | "expired" | "owner_suspended"; identity: CredentialIdentity }>
+  | Readonly<{ result: "malformed" }>
+  | Readonly<{ result: "not_found" }>;
 
 /** A verification request. */
 export type VerifyInput = Readonly<{ key: string; requiredPermissions: readonly string[]; org: string }>;
@@ -45,8 +66,11 @@ export type VerifyInput = Readonly<{ key: string; requiredPermissions: readonly 
 export type Verifier = {
   /** VerifyKey: the full verdict, scope and permissions included. */
   verify(input: VerifyInput): Promise<VerifyOutcome>;
-  /** For management calls: the identity of a usable credential, before scope and permissions. */
-  authenticate(key: string): Promise<CredentialIdentity | undefined>;
+  /**
+   * For management calls: what the credential is, before scope and permissions. A usable
+   * credential is `valid` (its last use is recorded); the authenticator decides the rest.
+   */
+  authenticate(key: string): Promise<Recognition>;
 };
 
 /** Creates the verifier. */
@@ -60,15 +84,20 @@ export function createVerifier(deps: {
 }): Verifier {
   const { lookup, clock, catalogue } = deps;
 
-  /** Checks format, existence, secret, revocation, expiry and owner status. */
-  async function identify(key: string): Promise<{ result: VerifyResultName; identity?: CredentialIdentity }> {
+  /** Checks format, existence, secret, revocation, expiry and owner/creator status. */
+  async function identify(key: string): Promise<Recognition> {
     const parsed = parseKey(deps.keyPrefix, key);
     if (parsed === undefined) return { result: "malformed" };
     const record = await lookup(parsed.keyId);
-    if (record === undefined || record.kind !== parsed.kind || !keyMatches(parsed.raw, record.secretHash, deps.keyPepper)) {
-      return { result: "not_found" };
+    if (record === undefined) return { result: "not_found" };
+    if (record.kind !== parsed.kind || !keyMatches(parsed.raw, record.secretHash, deps.keyPepper)) {
+      return { result: "not_found", resolved: { keyId: record.keyId, tenantId: record.tenantId, orgId: record.orgId } };
     }
-    const effective = intersect(toPermissionSet(catalogue, record.permissions), toPermissionSet(catalogue, record.ownerPermissions));
+    // A principal's own key is bounded by the owner; a key made for someone else also by
+    // its creator's current authority (DESIGN.md §1), so stripping the creator shrinks it.
+    const madeForOther = record.creatorRowId !== record.ownerRowId;
+    let effective = intersect(toPermissionSet(catalogue, record.permissions), toPermissionSet(catalogue, record.ownerPermissions));
+    if (madeForOther) effective = intersect(effective, toPermissionSet(catalogue, record.creatorPermissions));
     const identity: CredentialIdentity = {
       keyId: record.keyId,
       kind: record.kind,
@@ -78,13 +107,16 @@ export function createVerifier(deps: {
       orgSlug: record.orgSlug,
       ownerRowId: record.ownerRowId,
       ownerName: resourceName(record.tenantSlug, "principals", record.ownerPrincipalId),
+      creatorRowId: record.creatorRowId,
+      creatorName: resourceName(record.tenantSlug, "principals", record.creatorPrincipalId),
       permissions: effective,
       expiresAt: record.expiresAt,
       ownerActive: record.ownerStatus === "active",
+      creatorActive: !madeForOther || record.creatorStatus === "active",
     };
     if (record.revokedAt !== null) return { result: "revoked", identity };
     if (record.expiresAt !== null && record.expiresAt.getTime() <= clock.now().getTime()) return { result: "expired", identity };
-    if (record.ownerStatus === "suspended" && record.disableKeysOfSuspendedPrincipals) return { result: "owner_suspended", identity };
+    if ((!identity.ownerActive || !identity.creatorActive) && record.disableKeysOfSuspendedPrincipals) return { result: "owner_suspended", identity };
     return { result: "valid", identity };
   }
 
@@ -95,8 +127,10 @@ export function createVerifier(deps: {
       if (input.org !== "" && !slugPattern.test(input.org)) {
         throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug (lowercase letters, digits, hyphens)", { field: "org" });
       }
-      const { result, identity } = await identify(input.key);
-      if (result !== "valid" || identity === undefined) return identity === undefined ? { result } : { result, identity };
+      const recognition = await identify(input.key);
+      if (recognition.result === "not_found") return { result: "not_found" };
+      if (recognition.result !== "valid") return recognition;
+      const { identity } = recognition;
       const permissions = formatPermissions(catalogue, identity.permissions);
       if (identity.orgSlug !== null && input.org !== identity.orgSlug) return { result: "wrong_scope", identity, permissions };
       const missing = notImplied(catalogue, identity.permissions, required);
@@ -105,10 +139,9 @@ export function createVerifier(deps: {
       return { result: "valid", identity, permissions };
     },
     async authenticate(key) {
-      const { result, identity } = await identify(key);
-      if (result !== "valid" || identity === undefined) return undefined;
-      deps.lastUsed.record(identity.keyId, clock.now());
-      return identity;
+      const recognition = await identify(key);
+      if (recognition.result === "valid") deps.lastUsed.record(recognition.identity.keyId, clock.now());
+      return recognition;
     },
   };
 }

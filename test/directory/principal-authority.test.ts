@@ -56,6 +56,20 @@ describe("changing a principal", () => {
   });
 });
 
+describe("self-suspension through a key made for someone else", () => {
+  test("when a principal uses a key it made for a peer to suspend itself, then FailedPrecondition SELF_SUSPENSION and it stays active", async () => {
+    const t = await createTestTenant(server);
+    const perms = ["directory:write", "keys:write", "harden_runner:write"];
+    const pat = await principalWithKey(t.slug, t.adminKey, "pat", perms);
+    const { principal: quinn } = await directory.createPrincipal({ parent: `tenants/${t.slug}`, principalId: "quinn", type: PrincipalType.USER, permissions: perms }, withKey(t.adminKey));
+    const { secret: forQuinn } = await keys.createKey({ parent: `tenants/${t.slug}`, displayName: "made for quinn", permissions: perms, expireDays: 7, owner: quinn!.name }, withKey(pat.key));
+    const err = await attempt(directory.updatePrincipal({ principal: { name: pat.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(forQuinn)));
+    expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["FailedPrecondition", "SELF_SUSPENSION"]);
+    const { principal } = await directory.getPrincipal({ name: pat.name }, withKey(t.adminKey));
+    expect(principal?.status).toBe(PrincipalStatus.ACTIVE);
+  });
+});
+
 describe("changing a principal while its permissions change", () => {
   test("when the target is raised to admin while a lesser principal suspends it, then the check sees the raise: PermissionDenied and the target stays active", async () => {
     const t = await createTestTenant(server);

@@ -648,10 +648,13 @@ describe("suspended owners", () => {
     }
     const { keys: all } = await clients.keys.listKeys({ parent }, as);
     expect(all.filter((k) => k.displayName === displayName)).toHaveLength(0);
-    // Both refusals are in the tenant's audit log, attributed to the suspended principal's key.
+    // Both refusals are in the tenant's audit log, attributed to the suspended principal's
+    // key, folded into one event (same key, reason and minute) that counts them.
+    await server.flushRefusals();
     const { events } = await clients.audit.listAuditEvents({ parent, action: "auth.refused" }, as);
-    expect(events).toHaveLength(2);
+    expect(events).toHaveLength(1);
     for (const e of events) expect(e).toMatchObject({ actor: principal!.name, credential: keyIdOf(owned.secret), outcome: AuditOutcome.DENIED, reason: "PRINCIPAL_SUSPENDED" });
+    expect(events[0]?.details["count"]).toBe("2");
   });
 
   test("when an admin tries to suspend its own principal, then FailedPrecondition SELF_SUSPENSION and it stays active", async () => {

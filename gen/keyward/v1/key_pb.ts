@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/key.proto.
  */
 export const file_keyward_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChRrZXl3YXJkL3YxL2tleS5wcm90bxIKa2V5d2FyZC52MSKcBAoDS2V5EgwKBG5hbWUYASABKAkSDgoGa2V5X2lkGAIgASgJEg4KBnRlbmFudBgDIAEoCRIhCgRraW5kGAQgASgOMhMua2V5d2FyZC52MS5LZXlLaW5kEiEKBHNsb3QYBSABKA4yEy5rZXl3YXJkLnYxLktleVNsb3QSFAoMZGlzcGxheV9uYW1lGAYgASgJEgsKA29yZxgHIAEoCRITCgtwZXJtaXNzaW9ucxgIIAMoCRINCgVvd25lchgJIAEoCRIjCgVzdGF0ZRgKIAEoDjIULmtleXdhcmQudjEuS2V5U3RhdGUSDAoEaGludBgLIAEoCRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X3JvdGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmV2b2tlX3JlYXNvbhgRIAEoCRITCgtjbG9uZWRfZnJvbRgSIAEoCSqBAQoHS2V5S2luZBIYChRLRVlfS0lORF9VTlNQRUNJRklFRBAAEhIKDktFWV9LSU5EX0FETUlOEAESFgoSS0VZX0tJTkRfUkVBRF9PTkxZEAISFQoRS0VZX0tJTkRfUkVHSVNUUlkQAxIZChVLRVlfS0lORF9GSU5FX0dSQUlORUQQBCpRCgdLZXlTbG90EhgKFEtFWV9TTE9UX1VOU1BFQ0lGSUVEEAASFAoQS0VZX1NMT1RfUFJJTUFSWRABEhYKEktFWV9TTE9UX1NFQ09OREFSWRACKmkKCEtleVN0YXRlEhkKFUtFWV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEtFWV9TVEFURV9BQ1RJVkUQARIVChFLRVlfU1RBVEVfRVhQSVJFRBACEhUKEUtFWV9TVEFURV9SRVZPS0VEEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChRrZXl3YXJkL3YxL2tleS5wcm90bxIKa2V5d2FyZC52MSKtBAoDS2V5EgwKBG5hbWUYASABKAkSDgoGa2V5X2lkGAIgASgJEg4KBnRlbmFudBgDIAEoCRIhCgRraW5kGAQgASgOMhMua2V5d2FyZC52MS5LZXlLaW5kEiEKBHNsb3QYBSABKA4yEy5rZXl3YXJkLnYxLktleVNsb3QSFAoMZGlzcGxheV9uYW1lGAYgASgJEgsKA29yZxgHIAEoCRITCgtwZXJtaXNzaW9ucxgIIAMoCRINCgVvd25lchgJIAEoCRIjCgVzdGF0ZRgKIAEoDjIULmtleXdhcmQudjEuS2V5U3RhdGUSDAoEaGludBgLIAEoCRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X3JvdGF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmV2b2tlX3JlYXNvbhgRIAEoCRITCgtjbG9uZWRfZnJvbRgSIAEoCRIPCgdjcmVhdG9yGBMgASgJKoEBCgdLZXlLaW5kEhgKFEtFWV9LSU5EX1VOU1BFQ0lGSUVEEAASEgoOS0VZX0tJTkRfQURNSU4QARIWChJLRVlfS0lORF9SRUFEX09OTFkQAhIVChFLRVlfS0lORF9SRUdJU1RSWRADEhkKFUtFWV9LSU5EX0ZJTkVfR1JBSU5FRBAEKlEKB0tleVNsb3QSGAoUS0VZX1NMT1RfVU5TUEVDSUZJRUQQABIUChBLRVlfU0xPVF9QUklNQVJZEAESFgoSS0VZX1NMT1RfU0VDT05EQVJZEAIqaQoIS2V5U3RhdGUSGQoVS0VZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQS0VZX1NUQVRFX0FDVElWRRABEhUKEUtFWV9TVEFURV9FWFBJUkVEEAISFQoRS0VZX1NUQVRFX1JFVk9LRUQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An API key's metadata. The raw key never appears here: it is returned once, in the
@@ -73,15 +73,16 @@ export type Key = Message<"keyward.v1.Key"> & {
   /**
    * Permissions granted at creation (`category:read`, `category:write`, `*:read`,
    * `*:write`). The effective permissions at verify time are these intersected with the
-   * owner's current permissions.
+   * owner's current permissions and, for a key made for another principal, with the
+   * creator's current permissions.
    *
    * @generated from field: repeated string permissions = 8;
    */
   permissions: string[];
 
   /**
-   * Resource name of the principal who created the key and whose authority bounds it:
-   * `tenants/{tenant}/principals/{principal}`.
+   * Resource name of the principal who owns the key (the caller it acts as) and whose
+   * current authority bounds it: `tenants/{tenant}/principals/{principal}`.
    *
    * @generated from field: string owner = 9;
    */
@@ -151,6 +152,15 @@ export type Key = Message<"keyward.v1.Key"> & {
    * @generated from field: string cloned_from = 18;
    */
   clonedFrom: string;
+
+  /**
+   * Resource name of the principal who made the key
+   * (`tenants/{tenant}/principals/{principal}`). When it is not the owner, its current
+   * permissions also bound the key, and its suspension suspends the key like the owner's.
+   *
+   * @generated from field: string creator = 19;
+   */
+  creator: string;
 };
 
 /**

@@ -2,11 +2,13 @@
 // so `keyward migrate` and startup run the migrator with this list.
 import { Migration20261123000001Initial } from "./Migration20261123000001Initial.ts";
 import { Migration20261123000002AuditOrg } from "./Migration20261123000002AuditOrg.ts";
+import { Migration20261130000003KeyCreator } from "./Migration20261130000003KeyCreator.ts";
 import { Migration20261130000004AuditEventId } from "./Migration20261130000004AuditEventId.ts";
 
 /** Every migration, oldest first. */
 export const migrations = [
   { name: "Migration20261123000001Initial", class: Migration20261123000001Initial },
   { name: "Migration20261123000002AuditOrg", class: Migration20261123000002AuditOrg },
+  { name: "Migration20261130000003KeyCreator", class: Migration20261130000003KeyCreator },
   { name: "Migration20261130000004AuditEventId", class: Migration20261130000004AuditEventId },
 ];
