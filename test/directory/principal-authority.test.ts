@@ -112,8 +112,11 @@ describe("bootstrap as break glass", () => {
   test("when the admin principal was suspended by another administrator, then bootstrap restores it and its keys work again", async () => {
     const t = await createTestTenant(server);
     const root = await principalWithKey(t.slug, t.adminKey, "root2", ["*:write"]);
+    // root2's own key (the one the admin made for it is bounded by the admin, and no key
+    // may suspend the principal whose authority bounds it).
+    const { secret: rootOwn } = await keys.createKey({ parent: `tenants/${t.slug}`, displayName: "root2 own", permissions: ["*:write"], expireDays: 7 }, withKey(root.key));
     const adminName = `tenants/${t.slug}/principals/admin`;
-    await directory.updatePrincipal({ principal: { name: adminName, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(root.key));
+    await directory.updatePrincipal({ principal: { name: adminName, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(rootOwn));
     expect(reasonOf(await attempt(keys.listKeys({ parent: `tenants/${t.slug}` }, withKey(t.adminKey))))).toBe("PRINCIPAL_SUSPENDED");
 
     const fresh = await bootstrap(server, t.slug);

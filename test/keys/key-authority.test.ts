@@ -141,13 +141,15 @@ describe("the creator bounds a key made for someone else", () => {
     expect(await attempt(keys.listKeys({ parent }, withKey(byAdmin.secret)))).toBeUndefined();
   });
 
-  test("when a principal makes a key for another and uses it to suspend itself (the self-suspension workaround), then that key can no longer administer", async () => {
+  test("when a principal makes a key for another, cannot use it to suspend itself, and is then suspended by an administrator, then that key can no longer administer", async () => {
     const t = await createTestTenant(server);
     const parent = `tenants/${t.slug}`;
     const p = await principalWithKey(t, "p", ["keys:write", "directory:write"]);
     const { principal: q } = await directory.createPrincipal({ parent, principalId: "q", type: PrincipalType.USER, permissions: ["directory:write", "keys:write"] }, withKey(t.adminKey));
     const made = await keys.createKey({ parent, displayName: "for q", owner: q!.name, permissions: ["directory:write", "keys:write"], expireDays: 30 }, withKey(p.key));
-    await directory.updatePrincipal({ principal: { name: p.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(made.secret));
+    const selfSuspension = await attempt(directory.updatePrincipal({ principal: { name: p.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(made.secret)));
+    expect(reasonOf(selfSuspension)).toBe("SELF_SUSPENSION");
+    await directory.updatePrincipal({ principal: { name: p.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(t.adminKey));
     for (const call of [
       () => keys.listKeys({ parent }, withKey(made.secret)),
       () => keys.createKey({ parent, displayName: "late", permissions: ["keys:read"], expireDays: 7 }, withKey(made.secret)),
