@@ -85,13 +85,13 @@ export async function withDataDir(prefix: string, fn: (dataDir: string) => Promi
   }
 }
 
-/** Whether a process with this pid exists (a zombie counts until it is reaped). */
+/** Whether a process with this pid exists and is not a zombie. */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === "EPERM";
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat[stat.lastIndexOf(")") + 2] !== "Z";
+  } catch {
+    return false;
   }
 }
 

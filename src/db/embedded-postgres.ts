@@ -66,7 +66,7 @@ type Paths = { dataDir: string; pg: string; run: string; log: string; passwordFi
 type PgClient = { connect(): Promise<void>; query(sql: string, params?: unknown[]): Promise<{ rowCount: number | null }>; end(): Promise<void> };
 
 /** Servers this process started and has not stopped: the `exit` hook asks each for a fast shutdown. */
-const running = new Map<number, () => void>();
+const running = new Set<{ dataDir: string; pid: number; abandon(): void }>();
 let exitHookInstalled = false;
 
 function pathsOf(dataDir: string): Paths {
@@ -90,16 +90,16 @@ function pathsOf(dataDir: string): Paths {
 export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Logger }): Promise<EmbeddedDatabase> {
   const logger = opts.logger.child({ component: "embedded-postgres" });
   const paths = pathsOf(resolve(opts.dataDir));
+  const socket = join(paths.run, `.s.PGSQL.${socketPort}`);
+  if (Buffer.byteLength(socket) > maxSocketPath) {
+    throw new StartupError(`the data folder path ${paths.dataDir} is too long for PostgreSQL's Unix socket (${socket} is over ${maxSocketPath} bytes): set KEYWARD_DATA_DIR to a shorter path`);
+  }
   const bin = await loadBinaries();
   const user = process.getuid?.() === 0 ? await ensureOsUser(logger) : undefined;
   await prepareDataDir(paths.dataDir);
   if (user) {
     await checkReachable(await realpath(paths.dataDir), user, "data folder");
     await checkReachable(dirname(await realpath(bin.postgres)), user, "PostgreSQL binaries folder");
-  }
-  const socket = join(paths.run, `.s.PGSQL.${socketPort}`);
-  if (Buffer.byteLength(socket) > maxSocketPath) {
-    throw new StartupError(`the data folder path ${paths.dataDir} is too long for PostgreSQL's Unix socket (${socket} is over ${maxSocketPath} bytes): set KEYWARD_DATA_DIR to a shorter path`);
   }
 
   const release = await acquireLock(paths, logger);
@@ -115,19 +115,24 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Log
   }
   const url = urlOf(paths, password);
   let stopping: Promise<void> | undefined;
+  const instance = {
+    dataDir: paths.dataDir,
+    pid,
+    abandon() {
+      signal(pid, "SIGINT"); // fast shutdown; PostgreSQL finishes it on its own
+      release();
+    },
+  };
+  running.add(instance);
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await stopServer(paths, bin, user, pid, logger);
-      running.delete(pid);
+      running.delete(instance);
       release();
       logger.info("embedded PostgreSQL stopped");
     })();
     return stopping;
   };
-  running.set(pid, () => {
-    signal(pid, "SIGINT"); // fast shutdown; PostgreSQL finishes it on its own
-    release();
-  });
   installExitHook();
 
   try {
@@ -162,7 +167,7 @@ function installExitHook(): void {
   exitHookInstalled = true;
   // Last resort when the process exits without stop() (e.g. a second Ctrl-C): not waited for.
   process.on("exit", () => {
-    for (const abandon of running.values()) abandon();
+    for (const instance of running) instance.abandon();
   });
 }
 
@@ -234,10 +239,11 @@ function canEnter(st: Stats, user: OsUser): boolean {
 /**
  * Takes `<dataDir>/keyward.lock` for this process, replacing the lock of a keyward that is no
  * longer running; returns the (synchronous, idempotent) release. Throws StartupError when a live
- * keyward holds it. The owner is its pid plus its start time, so a recycled pid is not mistaken for it.
+ * keyward holds it. The owner is its pid plus its start time, so a recycled pid is not mistaken
+ * for it; within this process, the folder is free again once its PostgreSQL has died.
  */
 async function acquireLock(paths: Paths, logger: Logger): Promise<() => void> {
-  const mine = `${process.pid}\n${(await startTimeOf(process.pid)) ?? ""}\n`;
+  const mine = `${process.pid}\n${(await startTimeOf(process.pid)) ?? ""}\n${randomBytes(8).toString("hex")}\n`;
   const release = (): void => {
     try {
       if (readFileSync(paths.lockFile, "utf8") === mine) unlinkSync(paths.lockFile);
@@ -254,11 +260,14 @@ async function acquireLock(paths: Paths, logger: Logger): Promise<() => void> {
     }
     const [pidLine = "", startLine = ""] = (await readFile(paths.lockFile, "utf8").catch(() => "")).split("\n");
     const owner = Number.parseInt(pidLine, 10);
-    if (Number.isInteger(owner) && owner > 0 && isAlive(owner) && (startLine === "" || (await startTimeOf(owner)) === startLine)) {
-      const who = owner === process.pid ? "this process" : `another keyward (pid ${owner})`;
-      throw new StartupError(`the data folder ${paths.dataDir} is in use by ${who}: stop it first, or give each keyward its own KEYWARD_DATA_DIR`);
+    const live = Number.isInteger(owner) && owner > 0 && isAlive(owner) && (startLine === "" || (await startTimeOf(owner)) === startLine);
+    if (live && owner !== process.pid) {
+      throw new StartupError(`the data folder ${paths.dataDir} is in use by another keyward (pid ${owner}): stop it first, or give each keyward its own KEYWARD_DATA_DIR`);
     }
-    logger.warn({ pid: pidLine }, "taking over the data folder from a keyward that is no longer running");
+    if (live && [...running].some((r) => r.dataDir === paths.dataDir && isAlive(r.pid))) {
+      throw new StartupError(`the data folder ${paths.dataDir} is in use by this process: stop its embedded PostgreSQL first`);
+    }
+    if (!live) logger.warn({ pid: pidLine }, "taking over the data folder from a keyward that is no longer running");
     await rm(paths.lockFile, { force: true });
   }
   throw new StartupError(`cannot take ${paths.lockFile}: another keyward is starting on the same data folder`);
@@ -393,21 +402,33 @@ async function startServer(paths: Paths, bin: Binaries, user: OsUser | undefined
   const settings = ["-c", "listen_addresses=", "-c", `unix_socket_directories=${paths.run}`, "-c", "unix_socket_permissions=0700", "-p", String(socketPort)];
   const size = await stat(paths.log).then((s) => s.size, () => 0);
   if (size > maxLogBytes) await rename(paths.log, `${paths.log}.old`);
-  const logLength = await stat(paths.log).then((s) => s.size, () => 0);
-  try {
-    // pg_ctl hands -o to /bin/sh: quote each word.
-    await run(bin.pg_ctl, ["start", "-D", paths.pg, "-l", paths.log, "-w", "-t", String(startTimeoutS), "-o", settings.map(shellQuote).join(" ")], user, (startTimeoutS + 30) * 1000);
-  } catch (e) {
-    const log = (await readFile(paths.log, "utf8").catch(() => "")).slice(logLength);
-    const line = lastError(log) ?? messageOf(e).split("\n").find((l) => /pg_ctl:/.test(l)) ?? "it exited during startup";
-    if (/permission denied/i.test(line) || isPermissionError(e)) {
-      throw new StartupError(`embedded PostgreSQL cannot use ${paths.pg} (${line}): it must be owned by the OS user running PostgreSQL, with every folder above it enterable (chmod o+x)`, e);
+  for (let attempt = 1; ; attempt++) {
+    const logLength = await stat(paths.log).then((s) => s.size, () => 0);
+    try {
+      // pg_ctl hands -o to /bin/sh: quote each word.
+      await run(bin.pg_ctl, ["start", "-D", paths.pg, "-l", paths.log, "-w", "-t", String(startTimeoutS), "-o", settings.map(shellQuote).join(" ")], user, (startTimeoutS + 30) * 1000);
+      break;
+    } catch (e) {
+      const line = lastError((await readFile(paths.log, "utf8").catch(() => "")).slice(logLength)) ?? messageOf(e).split("\n").find((l) => /pg_ctl:/.test(l)) ?? "it exited during startup";
+      // A server that was killed takes a moment to be gone: until its parent reaps it, its pid still
+      // holds postmaster.pid, and its children the shared memory. Wait for that, for a few seconds.
+      if (attempt < 25 && /lock file "postmaster.pid" already exists|shared memory block .* is still in use/.test(line)) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      throw startError(e, line, paths);
     }
-    throw new StartupError(`embedded PostgreSQL in ${paths.pg} failed to start: ${line} (see ${paths.log})`, e);
   }
   const pm = await readPostmasterPid(paths.pg);
   if (pm === undefined) throw new StartupError(`embedded PostgreSQL in ${paths.pg} started but wrote no postmaster.pid (see ${paths.log})`);
   return pm.pid;
+}
+
+function startError(e: unknown, line: string, paths: Paths): StartupError {
+  if (/permission denied/i.test(line) || isPermissionError(e)) {
+    return new StartupError(`embedded PostgreSQL cannot use ${paths.pg} (${line}): it must be owned by the OS user running PostgreSQL, with every folder above it enterable (chmod o+x)`, e);
+  }
+  return new StartupError(`embedded PostgreSQL in ${paths.pg} failed to start: ${line} (see ${paths.log})`, e);
 }
 
 /** Fast shutdown (ends sessions, checkpoints), then immediate, then SIGKILL; waits until the postmaster is gone. */
@@ -468,12 +489,18 @@ function run(file: string, args: string[], user?: OsUser, timeout = 30_000): Pro
   });
 }
 
+/** Whether `pid` exists and is not a zombie (an exited process nobody has reaped yet). */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return errnoCode(e) === "EPERM";
+    if (errnoCode(e) !== "EPERM") return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat[stat.lastIndexOf(")") + 2] !== "Z";
+  } catch (e) {
+    return errnoCode(e) !== "ENOENT"; // no /proc here: trust kill(0)
   }
 }
 

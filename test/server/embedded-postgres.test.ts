@@ -2,7 +2,7 @@
 // own (Ctrl-C at a terminal reaches keyward only), one keyward per data folder, and a clean
 // takeover after keyward was killed with SIGKILL.
 import { describe, expect, test } from "@jest/globals";
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { findRunningEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded-postgres.ts";
 import { openDatabase } from "../../src/db/orm.ts";
@@ -117,6 +117,53 @@ describe("startEmbeddedPostgres", () => {
       }
     });
   }, 120_000);
+
+  test("when its postmaster was killed, then a new start on the same folder (same process) recovers the data", async () => {
+    await withDataDir("keyward-pg-restart-", async (dataDir) => {
+      let first: EmbeddedDatabase | undefined;
+      let second: EmbeddedDatabase | undefined;
+      try {
+        first = await startEmbeddedPostgres({ dataDir, logger });
+        await query(first.url, "create table survivor (n int); insert into survivor values (7)");
+        process.kill(first.pid, "SIGKILL");
+        expect(await waitForExit(first.pid)).toBe(true);
+        second = await startEmbeddedPostgres({ dataDir, logger });
+        expect(second.pid).not.toBe(first.pid);
+        expect(await query(second.url, "select n from survivor")).toEqual([{ n: 7 }]);
+        await first.stop(); // the dead one's stop() leaves the new one alone
+        expect(isAlive(second.pid)).toBe(true);
+        expect(existsSync(join(dataDir, "keyward.lock"))).toBe(true);
+      } finally {
+        await second?.stop();
+        await first?.stop();
+        await killLeftovers(undefined, dataDir);
+      }
+    });
+  }, 120_000);
+
+  test("when the data folder cannot serve a cluster, then one clear StartupError line and nothing left running", async () => {
+    await withDataDir("keyward-pg-bad-", async (dataDir) => {
+      // pg/ holding something else than a cluster
+      mkdirSync(join(dataDir, "pg"));
+      writeFileSync(join(dataDir, "pg", "notes.txt"), "x");
+      await expect(startEmbeddedPostgres({ dataDir, logger })).rejects.toThrow(/pg is not empty but holds no PostgreSQL cluster .*: remove it/);
+      expect(existsSync(join(dataDir, "keyward.lock"))).toBe(false);
+
+      // a path too long for a Unix socket
+      const deep = join(dataDir, "d".repeat(100));
+      await expect(startEmbeddedPostgres({ dataDir: deep, logger })).rejects.toThrow(/too long for PostgreSQL's Unix socket/);
+
+      // as root, PostgreSQL's OS user must be able to enter every folder above the data folder
+      if (process.getuid?.() === 0) {
+        const closed = join(dataDir, "closed");
+        mkdirSync(closed, { mode: 0o700 });
+        chmodSync(closed, 0o700);
+        const failure = startEmbeddedPostgres({ dataDir: join(closed, "data"), logger });
+        await expect(failure).rejects.toBeInstanceOf(StartupError);
+        await expect(failure).rejects.toThrow(`PostgreSQL runs as the OS user "postgres" and cannot enter ${closed} (mode 700`);
+      }
+    });
+  }, 60_000);
 });
 
 describe("keyward serve with the embedded PostgreSQL", () => {
