@@ -312,8 +312,9 @@ async function stopOrphan(paths: Paths, bin: Binaries, user: OsUser | undefined,
   const pm = await readPostmasterPid(paths.pg);
   if (pm === undefined || !isAlive(pm.pid)) return; // PostgreSQL itself ignores a stale postmaster.pid
   const mine = await runsIn(pm.pid, paths.pg);
-  if (mine === undefined) {
-    throw new StartupError(`${paths.pg} is in use by a PostgreSQL (pid ${pm.pid}) that cannot be identified: stop it (kill ${pm.pid}) and start again`);
+  if (mine === undefined || (mine && pm.socketDir !== paths.run)) {
+    // Not one we started (ours listen on run/ only), e.g. one of an older keyward that is still serving.
+    throw new StartupError(`${paths.pg} is in use by a PostgreSQL (pid ${pm.pid}) that keyward did not start this way: stop it (kill ${pm.pid}) and start again`);
   }
   if (!mine) {
     // The pid was reused by an unrelated process: PostgreSQL would refuse to start while the file names it.

@@ -2,7 +2,9 @@
 // own (Ctrl-C at a terminal reaches keyward only), one keyward per data folder, and a clean
 // takeover after keyward was killed with SIGKILL.
 import { describe, expect, test } from "@jest/globals";
+import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { arch, platform } from "node:os";
 import { join } from "node:path";
 import { findRunningEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded-postgres.ts";
 import { openDatabase } from "../../src/db/orm.ts";
@@ -11,6 +13,7 @@ import { StartupError } from "../../src/startup-error.ts";
 import { isAlive, killLeftovers, postmasterPid, runCli, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
 
 const logger = createLogger({ level: "silent", pretty: false });
+const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { pg_ctl: string };
 
 /** Fields 5 and 6 of /proc/<pid>/stat: process group and session. */
 function groupAndSession(pid: number): { pgrp: number; session: number } {
@@ -136,6 +139,28 @@ describe("startEmbeddedPostgres", () => {
       } finally {
         await second?.stop();
         await first?.stop();
+        await killLeftovers(undefined, dataDir);
+      }
+    });
+  }, 120_000);
+
+  test("when a PostgreSQL that keyward did not start this way (no socket in run/) serves pg/, then a start refuses with one line and leaves it running", async () => {
+    await withDataDir("keyward-pg-foreign-", async (dataDir) => {
+      let foreign: number | undefined;
+      try {
+        const pg = await startEmbeddedPostgres({ dataDir, logger });
+        await pg.stop();
+        rmSync(join(dataDir, "keyward.lock"), { force: true });
+        // Its socket elsewhere than run/ (an older keyward listened on TCP and had none).
+        const asPostgres = process.getuid?.() === 0 ? { uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })), gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" })) } : {};
+        execFileSync(binaries.pg_ctl, ["start", "-D", join(dataDir, "pg"), "-w", "-t", "30", "-l", join(dataDir, "pg", "log", "foreign.log"), "-o", `-c listen_addresses= -c unix_socket_directories=${join(dataDir, "pg")}`], { ...asPostgres, stdio: "ignore", timeout: 60_000 });
+        foreign = postmasterPid(dataDir)!;
+        const failure = startEmbeddedPostgres({ dataDir, logger });
+        await expect(failure).rejects.toThrow(`${join(dataDir, "pg")} is in use by a PostgreSQL (pid ${foreign}) that keyward did not start this way: stop it (kill ${foreign}) and start again`);
+        expect(isAlive(foreign)).toBe(true);
+        expect(existsSync(join(dataDir, "keyward.lock"))).toBe(false);
+        expect(await findRunningEmbeddedPostgres(dataDir)).toBeUndefined();
+      } finally {
         await killLeftovers(undefined, dataDir);
       }
     });
