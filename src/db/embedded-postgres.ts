@@ -413,7 +413,7 @@ async function startServer(paths: Paths, bin: Binaries, user: OsUser | undefined
       const line = lastError((await readFile(paths.log, "utf8").catch(() => "")).slice(logLength)) ?? messageOf(e).split("\n").find((l) => /pg_ctl:/.test(l)) ?? "it exited during startup";
       // A server that was killed takes a moment to be gone: until its parent reaps it, its pid still
       // holds postmaster.pid, and its children the shared memory. Wait for that, for a few seconds.
-      if (attempt < 25 && /lock file "postmaster.pid" already exists|shared memory block .* is still in use/.test(line)) {
+      if (attempt < 25 && /lock file ".*" already exists|shared memory block .* is still in use/.test(line)) {
         await new Promise((r) => setTimeout(r, 200));
         continue;
       }
