@@ -1,7 +1,7 @@
 // Runs the real `keyward` command line in a child process, for tests of startup,
 // configuration, restart and shutdown.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -35,15 +35,19 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
 /** A `keyward serve` child process that has started listening. */
 export type ServeProcess = { child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> };
 
-/** Starts `keyward serve` and waits for its "keyward listening" log line. */
-export function startServe(env: Record<string, string>, timeoutMs = 60_000, opts: { terminal?: boolean } = {}): Promise<ServeProcess> {
+/**
+ * Starts `keyward serve` and waits for its "keyward listening" log line. With `detached`, it
+ * leads a process group of its own (as a shell's foreground job does): signal the whole group
+ * with process.kill(-child.pid, …) to imitate Ctrl-C.
+ */
+export function startServe(env: Record<string, string>, timeoutMs = 60_000, opts: { terminal?: boolean; detached?: boolean } = {}): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
     const fullEnv = { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", PORT: "0", ...env };
     // With `terminal`, util-linux `script` runs keyward on a pseudo-terminal (as a shell would).
     const child =
       opts.terminal === true
         ? spawn("script", ["-qfec", `${node} ${cli} serve`, "/dev/null"], { env: fullEnv, cwd: repoRoot })
-        : spawn(node, [cli, "serve"], { env: fullEnv, cwd: repoRoot });
+        : spawn(node, [cli, "serve"], { env: fullEnv, cwd: repoRoot, detached: opts.detached === true });
     let out = "";
     const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
     const timer = setTimeout(() => {
@@ -78,5 +82,64 @@ export async function withDataDir(prefix: string, fn: (dataDir: string) => Promi
     await fn(dataDir);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Whether a process with this pid exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat[stat.lastIndexOf(")") + 2] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until `pid` has exited; false if it is still there after `timeoutMs`. */
+export async function waitForExit(pid: number, timeoutMs = 10_000): Promise<boolean> {
+  for (const end = Date.now() + timeoutMs; Date.now() < end; ) {
+    if (!isAlive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !isAlive(pid);
+}
+
+/** The pid in `<dataDir>/pg/postmaster.pid`, if the file exists. */
+export function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(join(dataDir, "pg", "postmaster.pid"), "utf8").split("\n")[0] ?? "", 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * For finally blocks: SIGKILLs a keyward child (its whole group when it leads one) and the
+ * embedded PostgreSQL on `dataDir`, if they are still running.
+ */
+export async function killLeftovers(child: ChildProcess | undefined, dataDir: string): Promise<void> {
+  if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(child.pid, "SIGKILL");
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // not a group leader, or gone already
+    }
+  }
+  const pid = postmasterPid(dataDir);
+  // Only a process working in this cluster: a stale file's pid may belong to anyone by now.
+  if (pid !== undefined && isAlive(pid) && runsIn(pid, join(dataDir, "pg"))) {
+    process.kill(pid, "SIGKILL");
+    await waitForExit(pid, 10_000);
+  }
+}
+
+/** Whether `pid`'s working folder is `dir` (a PostgreSQL server works in its data folder). */
+export function runsIn(pid: number, dir: string): boolean {
+  try {
+    return realpathSync(`/proc/${pid}/cwd`) === realpathSync(dir);
+  } catch {
+    return false;
   }
 }

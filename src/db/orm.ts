@@ -150,6 +150,9 @@ function describe(url: string): string {
   try {
     const u = new URL(url);
     const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
+    // A `host` parameter naming a folder (the embedded server's socket) wins over the URL's host.
+    const socketDir = u.searchParams.get("host");
+    if (socketDir?.startsWith("/") === true) return `${socketDir} (socket)/${database}`;
     return `${u.hostname}:${u.port === "" ? "5432" : u.port}/${database}`;
   } catch {
     return "the configured database";
