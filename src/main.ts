@@ -1,7 +1,4 @@
 // Composition root: config → logger → database → services → server → listen.
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createContextValues } from "@connectrpc/connect";
-import { randomUUID } from "node:crypto";
 import { createAuditLog } from "./audit/audit-log.ts";
 import { createAuditService } from "./audit/audit-service.ts";
 import { createRefusalFold } from "./audit/refusal-fold.ts";
@@ -16,7 +13,6 @@ import { createKeyService } from "./keys/key-service.ts";
 import type { Logger } from "./logger.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
-import { requestIdKey } from "./server/context.ts";
 import { createDirectoryHandlers } from "./server/directory-handlers.ts";
 import { createErrorInterceptor } from "./server/error-interceptor.ts";
 import { createHealthStatus, ServingStatus } from "./server/health.ts";
@@ -25,6 +21,8 @@ import { createKeyHandlers } from "./server/key-handlers.ts";
 import { listen } from "./server/listener.ts";
 import { createLoggingInterceptor } from "./server/logging-interceptor.ts";
 import { createRoutes } from "./server/routes.ts";
+import { createRpcHandler } from "./server/rpc-handler.ts";
+import { createValidationInterceptor } from "./server/validation-interceptor.ts";
 import { createKeyLookup } from "./verify/key-lookup.ts";
 import { createLastUsedRecorder } from "./verify/last-used.ts";
 import { createVerifier } from "./verify/verifier.ts";
@@ -73,26 +71,24 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   const health = createHealthStatus();
   const errorClassifier = { isUnavailable: isDatabaseUnavailable };
 
-  const connectHandler = connectNodeAdapter({
+  const connectHandler = createRpcHandler({
     routes: createRoutes({
       health,
       keys: createKeyHandlers({ keys: services.keys, verifier: services.verifier }),
       directory: createDirectoryHandlers({ directory: services.directory, audienceDomain: config.audienceDomain }),
       audit: createAuditHandlers({ audit: services.auditReader }),
     }),
-    // Order matters: errors (outermost) → logging → authentication.
+    // Order matters: errors (outermost) → logging → validation → authentication. A request
+    // with unknown fields or undefined enum values is refused before its credential is
+    // looked at, whoever sends it (the refusal says nothing about credentials).
     interceptors: [
       createErrorInterceptor(logger, errorClassifier),
       createLoggingInterceptor(logger, errorClassifier),
+      createValidationInterceptor(),
       createAuthInterceptor(services.authenticate),
     ],
     readMaxBytes: config.maxRequestBytes,
-    contextValues: (req) => {
-      const values = createContextValues();
-      const header = req.headers["x-request-id"];
-      const given = typeof header === "string" && /^[A-Za-z0-9._:-]{1,100}$/.test(header) ? header : undefined;
-      return values.set(requestIdKey, given ?? randomUUID());
-    },
+    logger,
   });
 
   let listener;

@@ -2,7 +2,12 @@
 // NUL byte would otherwise reach PostgreSQL and fail as an internal error).
 import { invalidArgument } from "../errors.ts";
 
-const controlChars = /[\p{Cc}\p{Cs}\p{Co}\u2028\u2029]/u;
+/**
+ * Control characters, surrogates, private-use characters, line/paragraph separators, and
+ * the bidirectional embedding, override and isolate controls (U+202A–U+202E,
+ * U+2066–U+2069), which make a name display differently from what it is ("Trojan Source").
+ */
+const controlChars = /[\p{Cc}\p{Cs}\p{Co}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
 
 /** Trims and checks a required or optional free-text field. */
 export function textField(value: string, field: string, opts: { max: number; required: boolean; multiline?: boolean }): string {

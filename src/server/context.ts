@@ -1,9 +1,19 @@
-// Context keys shared by the interceptors and handlers, declared once.
+// Context keys shared by the transport guard, the interceptors and handlers, declared once.
 import { createContextKey } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
 
-/** The id of the current request (from a sane `x-request-id` header, or random). */
+/** The id of the current request (from a sane `x-request-id` header, or random); set by the transport guard. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
 
 /** The per-RPC child logger (request id, procedure); set by the logging interceptor. */
 export const loggerKey = createContextKey<Logger | undefined>(undefined, { description: "per-RPC logger" });
+
+/**
+ * True once keyward's interceptor chain has taken the call: from then on the logging
+ * interceptor writes its line and the error interceptor maps its failures. The transport
+ * guard logs and maps what connect refused before that (unreadable requests).
+ */
+export const interceptedKey = createContextKey<boolean>(false, { description: "seen by the interceptors" });
+
+/** The VerifyKey verdict (`valid`, `not_found` …), set by the handler so the RPC log line carries it. */
+export const verdictKey = createContextKey<string | undefined>(undefined, { description: "VerifyKey verdict" });

@@ -1,10 +1,12 @@
 // The one place where failures become Connect errors: KeywardError.kind → Code, with a
 // google.rpc.ErrorInfo detail; anything unexpected is logged and answered "internal error".
+import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { ErrorKind, isKeywardError, type KeywardError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { loggerKey, requestIdKey } from "./context.ts";
+import { loggerKey } from "./context.ts";
+import { requestErrorOf } from "./request-errors.ts";
 
 /** The ErrorInfo domain of every keyward error. */
 const errorDomain = "keyward";
@@ -21,45 +23,65 @@ const codeOfKind: Record<ErrorKind, Code> = {
   [ErrorKind.UNAVAILABLE]: Code.Unavailable,
 };
 
-/** Converts a domain error to the ConnectError the client sees. */
-function keywardErrorToConnect(e: KeywardError): ConnectError {
+/** Converts a domain error to the ConnectError the client sees (code from its kind, ErrorInfo with its reason and metadata). */
+export function keywardErrorToConnect(e: KeywardError): ConnectError {
   return new ConnectError(e.message, codeOfKind[e.kind], undefined, [
     { desc: ErrorInfoSchema, value: { reason: e.reason, domain: errorDomain, metadata: { ...e.metadata } } },
   ]);
 }
 
-/** The status code a failure will be answered with (for logging before the mapping). */
-export function codeOfError(e: unknown, classifier: ErrorClassifier): Code {
+/** The status code a failure will be answered with (for logging before the mapping); `input` is the method's request type. */
+export function codeOfError(e: unknown, classifier: ErrorClassifier, input: DescMessage): Code {
   if (isKeywardError(e)) return codeOfKind[e.kind];
-  if (e instanceof ConnectError && e.code !== Code.Unknown) return e.code;
+  if (e instanceof ConnectError) {
+    const refusal = requestErrorOf(e, input);
+    if (refusal !== undefined) return codeOfKind[refusal.kind];
+    if (e.code !== Code.Unknown) return e.code;
+  }
   return classifier.isUnavailable(e) ? Code.Unavailable : Code.Internal;
 }
 
 /** Tells infrastructure failures apart; injected so the transport knows no ORM. */
 export type ErrorClassifier = { isUnavailable(e: unknown): boolean };
 
-/** Maps any failure to a safe ConnectError and returns the request id in `x-request-id`; the outermost interceptor. */
+/**
+ * Maps any failure to a safe ConnectError; the outermost interceptor. Covers unary calls and
+ * response streams (a stream that fails midway, e.g. on an unreadable request message, is
+ * mapped the same way). The request id header is set by the transport guard.
+ */
 export function createErrorInterceptor(fallbackLogger: Logger, classifier: ErrorClassifier): Interceptor {
   return (next) => async (req) => {
-    const requestId = req.contextValues.get(requestIdKey);
+    const map = (e: unknown) => toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger, classifier, req.method.input);
     try {
       const res = await next(req);
-      res.header.set("x-request-id", requestId);
-      return res;
+      if (!res.stream) return res;
+      return { ...res, message: mappedStream(res.message, map) };
     } catch (e) {
-      const err = toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger, classifier);
-      err.metadata.set("x-request-id", requestId);
-      throw err;
+      throw map(e);
     }
   };
 }
 
+/** Passes a response stream through, mapping the failure that ends it. */
+async function* mappedStream<T>(messages: AsyncIterable<T>, map: (e: unknown) => ConnectError): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (e) {
+    throw map(e);
+  }
+}
+
 /** The ConnectError the client sees for any failure; never the raw message of an unexpected one. */
-function toConnectError(e: unknown, logger: Logger, classifier: ErrorClassifier): ConnectError {
+function toConnectError(e: unknown, logger: Logger, classifier: ErrorClassifier, input: DescMessage): ConnectError {
   if (isKeywardError(e)) return keywardErrorToConnect(e);
-  // Errors the framework raised itself (decode failures, size limits, unimplemented,
-  // cancellation) carry no secrets and a deliberate code.
-  if (e instanceof ConnectError && e.code !== Code.Internal && e.code !== Code.Unknown) return e;
+  if (e instanceof ConnectError) {
+    // A request connect could not read (a message in a stream, for instance) is the client's error.
+    const refusal = requestErrorOf(e, input);
+    if (refusal !== undefined) return keywardErrorToConnect(refusal);
+    // Errors the framework raised itself (size limits, unimplemented, cancellation) carry
+    // no secrets and a deliberate code.
+    if (e.code !== Code.Internal && e.code !== Code.Unknown) return e;
+  }
   if (classifier.isUnavailable(e)) {
     logger.error({ err: e }, "database unavailable");
     return new ConnectError("service unavailable: the database cannot be reached, retry later", Code.Unavailable);

@@ -6,6 +6,7 @@ import { KeyService, VerifyKeyResponseSchema } from "../../gen/keyward/v1/key_se
 import type { KeyService as KeyDomainService } from "../keys/key-service.ts";
 import type { Verifier } from "../verify/verifier.ts";
 import { callContextOf } from "./auth-interceptor.ts";
+import { verdictKey } from "./context.ts";
 import { keyKinds, keySlots, keyStates, keyToProto, timestamp, verifyResults } from "./convert.ts";
 
 /** The KeyService implementation. */
@@ -57,8 +58,9 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       });
       return { key: keyToProto(key), secret, replaced };
     },
-    async verifyKey(req) {
+    async verifyKey(req, ctx) {
       const outcome = await verifier.verify({ key: req.key, requiredPermissions: req.requiredPermissions, org: req.org });
+      ctx.values.set(verdictKey, outcome.result);
       const result = verifyResults.number(outcome.result);
       if (outcome.result === "malformed" || outcome.result === "not_found") return create(VerifyKeyResponseSchema, { result });
       const id = outcome.identity;

@@ -1,32 +1,67 @@
-// One log line per RPC: procedure, code, duration, request id, and for authenticated calls
-// the tenant and key id. Never the request body.
+// One log line per RPC: procedure, code, duration, request id, for authenticated calls the
+// tenant and key id, and for VerifyKey the verdict. Never the request body. Streams are
+// logged when they end, with the code they ended with. Requests connect refuses before
+// this interceptor runs are logged by the transport guard instead.
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
-import { loggerKey, requestIdKey } from "./context.ts";
+import { interceptedKey, loggerKey, requestIdKey, verdictKey } from "./context.ts";
 import { codeOfError, type ErrorClassifier } from "./error-interceptor.ts";
 import { callerKey } from "./auth-interceptor.ts";
+
+/** Codes that mean the server failed (logged at error level); the others are the caller's doing. */
+export function isServerFailure(code: Code | undefined): boolean {
+  return code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable;
+}
 
 /** Logs every call once it has an outcome, and gives handlers a per-RPC child logger. */
 export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassifier): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
+    req.contextValues.set(interceptedKey, true);
     const requestId = req.contextValues.get(requestIdKey);
     const log = logger.child({ requestId, procedure: `${req.service.typeName}/${req.method.name}` });
     req.contextValues.set(loggerKey, log);
+    let logged = false;
     const done = (code: Code | undefined) => {
+      if (logged) return;
+      logged = true;
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const caller = req.contextValues.get(callerKey);
-      const fields = { code: code === undefined ? "OK" : Code[code], durationMs, ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }) };
-      if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable) log.error(fields, "rpc");
+      const verdict = req.contextValues.get(verdictKey);
+      const fields = {
+        code: code === undefined ? "OK" : Code[code],
+        durationMs,
+        ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }),
+        ...(verdict === undefined ? {} : { verdict }),
+      };
+      if (isServerFailure(code)) log.error(fields, "rpc");
       else log.info(fields, "rpc");
     };
+    const input = req.method.input;
     try {
       const res = await next(req);
-      done(undefined);
-      return res;
+      if (!res.stream) {
+        done(undefined);
+        return res;
+      }
+      return { ...res, message: loggedStream(res.message, done, (e) => codeOfError(e, classifier, input)) };
     } catch (e) {
-      done(codeOfError(e, classifier));
+      done(codeOfError(e, classifier, input));
       throw e;
     }
   };
+}
+
+/** Passes a response stream through and reports the code it ended with (Canceled when its reader stopped early). */
+async function* loggedStream<T>(messages: AsyncIterable<T>, ended: (code: Code | undefined) => void, codeOf: (e: unknown) => Code): AsyncIterable<T> {
+  let outcome: { code: Code | undefined } | undefined;
+  try {
+    yield* messages;
+    outcome = { code: undefined };
+  } catch (e) {
+    outcome = { code: codeOf(e) };
+    throw e;
+  } finally {
+    ended(outcome === undefined ? Code.Canceled : outcome.code);
+  }
 }

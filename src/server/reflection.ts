@@ -10,7 +10,8 @@ import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import type { DescriptorProto, EnumDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ContextValues } from "@connectrpc/connect";
+import { loggerKey } from "./context.ts";
 import {
   ServerReflection as ServerReflectionV1,
   ServerReflectionRequestSchema as RequestSchemaV1,
@@ -33,7 +34,7 @@ import {
 } from "../../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 
 /** Everything a reflection stream needs, computed once per registerReflection call. */
-interface ReflectionIndex {
+export interface ReflectionIndex {
   readonly registry: FileRegistry;
   readonly services: readonly string[];
   /** Fully-qualified symbol (type, field, oneof, enum value, service, method, extension) → declaring file. */
@@ -45,21 +46,29 @@ interface ReflectionIndex {
 /** The part of a response that depends on the request kind. */
 type MessageResponse = ServerReflectionResponse["messageResponse"];
 
-/** Registers grpc.reflection.v1 and v1alpha ServerReflection describing `files`, their imports, and the reflection services themselves. */
+/**
+ * Registers grpc.reflection.v1 and v1alpha ServerReflection describing `files`, their
+ * imports, and the reflection services themselves. A request that fails unexpectedly is
+ * logged (to the per-RPC logger the logging interceptor sets) and answered with a generic
+ * message: exception messages may describe the server's internals.
+ */
 export function registerReflection(router: ConnectRouter, files: readonly DescFile[]): void {
   const index = buildIndex([
     ...files,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,
   ]);
+  const onError = (values: ContextValues) => (e: unknown) => {
+    values.get(loggerKey)?.error({ err: e }, "reflection request failed");
+  };
   router.service(ServerReflectionV1, {
-    serverReflectionInfo: (requests) => mapStream(requests, (req) => respond(index, req)),
+    serverReflectionInfo: (requests, ctx) => mapStream(requests, (req) => respond(index, req, onError(ctx.values))),
   });
   router.service(ServerReflectionV1alpha, {
-    serverReflectionInfo: (requests) =>
+    serverReflectionInfo: (requests, ctx) =>
       mapStream(requests, (req) => {
         const asV1 = fromBinary(RequestSchemaV1, toBinary(RequestSchemaV1alpha, req));
-        return fromBinary(ResponseSchemaV1alpha, toBinary(ResponseSchemaV1, respond(index, asV1)));
+        return fromBinary(ResponseSchemaV1alpha, toBinary(ResponseSchemaV1, respond(index, asV1, onError(ctx.values))));
       }),
   });
 }
@@ -70,12 +79,15 @@ async function* mapStream<I, O>(input: AsyncIterable<I>, fn: (item: I) => O): As
   }
 }
 
-function respond(index: ReflectionIndex, req: ServerReflectionRequest): ServerReflectionResponse {
+/** Answers one reflection request from the index; exported for tests of the failure path. */
+export function respond(index: ReflectionIndex, req: ServerReflectionRequest, onError: (e: unknown) => void): ServerReflectionResponse {
   let messageResponse: MessageResponse;
   try {
     messageResponse = dispatch(index, req);
   } catch (e) {
-    messageResponse = errorResponse(Code.Internal, e instanceof Error ? e.message : String(e));
+    // Exception messages may describe the server's internals: log them, answer generically.
+    onError(e);
+    messageResponse = errorResponse(Code.Internal, "internal error");
   }
   return create(ResponseSchemaV1, { validHost: req.host, originalRequest: req, messageResponse });
 }
@@ -162,7 +174,8 @@ function encodeFile(index: ReflectionIndex, file: DescFile): Uint8Array {
   return bytes;
 }
 
-function buildIndex(roots: readonly DescFile[]): ReflectionIndex {
+/** Indexes the files (and their imports) reflection describes; exported for tests. */
+export function buildIndex(roots: readonly DescFile[]): ReflectionIndex {
   // Dependencies before dependents, as createFileRegistry expects.
   const ordered: DescFile[] = [];
   const seen = new Set<string>();

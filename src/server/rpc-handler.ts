@@ -1,0 +1,64 @@
+// The Node request handler for the RPCs (gRPC, gRPC-Web, Connect): connect's router, each
+// method's handler wrapped in the transport guard, served the way connect-node's
+// connectNodeAdapter serves them. Built here rather than with connectNodeAdapter because
+// the adapter offers no place that sees a request connect refuses before the interceptors.
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type http from "node:http";
+import type { Logger } from "../logger.ts";
+import type { RequestHandler } from "./listener.ts";
+import { guardHandler } from "./transport-guard.ts";
+
+/** What the RPC handler serves and how. */
+export type RpcHandlerOptions = {
+  /** Registers the services. */
+  routes: (router: ConnectRouter) => void;
+  /** Interceptors, outermost first. */
+  interceptors: Interceptor[];
+  /** Largest request message accepted, in bytes (after decompression); larger is ResourceExhausted. */
+  readMaxBytes: number;
+  /** Receives the log lines of requests refused before the interceptors, and failed writes. */
+  logger: Logger;
+};
+
+/**
+ * Creates the handler for every RPC path; other paths answer 404. JSON requests are read
+ * strictly: an unknown key or enum name is InvalidArgument (connect's default ignores them).
+ */
+export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
+  const router = createConnectRouter({
+    interceptors: opts.interceptors,
+    readMaxBytes: opts.readMaxBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
+    jsonOptions: { ignoreUnknownFields: false },
+  });
+  opts.routes(router);
+  const paths = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) paths.set(handler.requestPath, guardHandler(handler, opts.logger));
+
+  return (req, res) => {
+    const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
+    if (handler === undefined) return endPlain(res, 404, "");
+    let uReq;
+    try {
+      uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    } catch {
+      // No authority (an HTTP/1.0 request without Host): not a request connect can serve.
+      return endPlain(res, 400, "bad request");
+    }
+    handler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return; // the client went away
+        opts.logger.warn({ err: reason, procedure: `${handler.service.typeName}/${handler.method.name}` }, "rpc response failed");
+      });
+  };
+}
+
+/** Ends a response with a status and a short plain-text body. */
+function endPlain(res: Parameters<RequestHandler>[1], status: number, text: string): void {
+  const h1 = res as http.ServerResponse;
+  h1.writeHead(status, text === "" ? {} : { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
+  h1.end(text);
+}
