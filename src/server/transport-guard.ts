@@ -66,7 +66,7 @@ export function guardHandler(handler: UniversalHandler, logger: Logger): Univers
     try {
       res = await handler({ ...req, contextValues: values });
     } catch (e) {
-      log({ code: Code.Internal });
+      if (!values.get(interceptedKey)) log({ code: Code.Internal });
       throw e;
     }
     const header = new Headers(res.header);
