@@ -180,9 +180,10 @@ describe("long-lived responses are not cut", () => {
     const streaming: RequestHandler = (req, res) => {
       if (req.url !== "/stream") return okHandler(req, res);
       req.resume();
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.write("first;");
-      void released.then(() => res.end("last"));
+      const out = res as http.ServerResponse; // the same calls on both protocols' responses
+      out.writeHead(200, { "content-type": "text/plain" });
+      out.write("first;");
+      void released.then(() => out.end("last"));
     };
     const l = await startListener({ ...short, requestTimeoutMs: 300 }, streaming);
     const url = `http://127.0.0.1:${l.port}`;
