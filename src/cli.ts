@@ -8,6 +8,7 @@ import { openStore, type Store } from "./db/store.ts";
 import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { bootstrapTenant, isEmptyDirectory, type BootstrapResult } from "./directory/bootstrap.ts";
 import { startKeyward } from "./main.ts";
+import { ensurePortAvailable } from "./server/listener.ts";
 import { StartupError } from "./startup-error.ts";
 
 const usage = `usage: keyward <command> [options]
@@ -65,21 +66,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 
 async function serve(logger: Logger, config: Config): Promise<number> {
   // Handlers go in before startup, so a signal during startup still shuts down cleanly.
-  let signals = 0;
   let stopRequested!: () => void;
   const stop = new Promise<void>((resolve) => (stopRequested = resolve));
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) {
-      logger.warn({ signal }, "second signal: exiting now");
-      process.exit(1);
-    }
-    logger.info({ signal }, "shutting down");
-    stopRequested();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  process.on("SIGHUP", onSignal);
+  const stopping = onStopRequest(logger, stopRequested);
+  // The port first: a port in use must not cost a database start and a migration.
+  await ensurePortAvailable(config.host, config.port);
   const store = await openStore(config, logger);
   try {
     if (store.embedded && (await isEmptyDirectory(createUnitsOfWork(store.db)))) await firstStart(store, config, logger);
@@ -88,12 +79,52 @@ async function serve(logger: Logger, config: Config): Promise<number> {
     await keyward.stop();
     return 0;
   } catch (err) {
-    if (signals === 0) throw err;
+    if (!stopping()) throw err;
     logger.error({ err }, "shutdown failed");
     return 1;
   } finally {
     await store.close();
   }
+}
+
+/**
+ * A second signal this soon after the first is the same request: Ctrl-C at a terminal
+ * reaches every process of the foreground group, and npm (or the keyward bin) forwards it too.
+ */
+const repeatedSignalMs = 1_000;
+/** How often keyward checks whether the npm that started it is still its parent. */
+const launcherCheckMs = 500;
+
+/**
+ * Calls `stop` once on SIGTERM, SIGINT or SIGHUP (a later signal, after the first second,
+ * exits at once), and when the npm or npx that started keyward has gone away: those run
+ * keyward through `sh -c`, and a signal sent to npm ends that shell, never keyward, which
+ * would be left running, orphaned, holding the port. Returns whether a stop was requested.
+ */
+function onStopRequest(logger: Logger, stop: () => void): () => boolean {
+  let firstAt: number | undefined;
+  const request = (reason: string) => {
+    const now = Date.now();
+    if (firstAt === undefined) {
+      firstAt = now;
+      logger.info({ signal: reason }, "shutting down");
+      stop();
+    } else if (now - firstAt >= repeatedSignalMs) {
+      logger.warn({ signal: reason }, "second signal: exiting now");
+      process.exit(1);
+    }
+  };
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => request(signal));
+  if (process.env["npm_lifecycle_event"] !== undefined) {
+    const launcher = process.ppid;
+    const timer = setInterval(() => {
+      if (process.ppid === launcher) return;
+      clearInterval(timer);
+      request("launcher exited");
+    }, launcherCheckMs);
+    timer.unref();
+  }
+  return () => firstAt !== undefined;
 }
 
 function bootstrap(store: Store, config: Config, logger: Logger, tenant: string): Promise<BootstrapResult> {

@@ -41,6 +41,26 @@ export type Config = Readonly<{
   permissionCategories: readonly string[];
   /** How long shutdown waits for in-flight calls before closing connections. */
   shutdownGraceMs: number;
+  /** Connection limits of the listener (slow, idle and too many clients), see ServerLimits. */
+  limits: ServerLimits;
+}>;
+
+/**
+ * Bounds on what one client connection may hold, so that slow, silent or too many clients
+ * cannot exhaust the server's sockets. All times are in milliseconds.
+ */
+export type ServerLimits = Readonly<{
+  /** A new connection must send its first bytes, and every request its whole header block, within this. */
+  headersTimeoutMs: number;
+  /**
+   * A request (headers and body) must be fully received within this. Only the request is
+   * bounded: a long response (a server stream such as health Watch) is not cut.
+   */
+  requestTimeoutMs: number;
+  /** An HTTP/1.1 keep-alive connection between requests, or an HTTP/2 session with no open stream, is closed after this. */
+  idleTimeoutMs: number;
+  /** Most connections open at once; more are closed as soon as they are accepted. */
+  maxConnections: number;
 }>;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -62,6 +82,26 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),
     permissionCategories: Object.freeze(categories(env, "KEYWARD_PERMISSION_CATEGORIES") ?? [...defaultPermissionCategories]),
     shutdownGraceMs: integer(env, "KEYWARD_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    limits: serverLimits(env),
+  });
+}
+
+/** The listener's timeouts and connection cap (README "Operations" documents the defaults). */
+function serverLimits(env: Env): ServerLimits {
+  const headersTimeoutMs = integer(env, "KEYWARD_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000);
+  const requestTimeoutMs = integer(env, "KEYWARD_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new StartupError(
+      `invalid KEYWARD_HEADERS_TIMEOUT_MS=${headersTimeoutMs}: must not exceed KEYWARD_REQUEST_TIMEOUT_MS=${requestTimeoutMs} (the headers are part of the request)`,
+    );
+  }
+  return Object.freeze({
+    headersTimeoutMs,
+    requestTimeoutMs,
+    // Longer than the 60 s idle timeout of common load balancers, so that they, not
+    // keyward, close a pooled upstream connection (no race on a connection being reused).
+    idleTimeoutMs: integer(env, "KEYWARD_IDLE_TIMEOUT_MS", 65_000, 100, 3_600_000),
+    maxConnections: integer(env, "KEYWARD_MAX_CONNECTIONS", 4_096, 1, 1_000_000),
   });
 }
 

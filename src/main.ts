@@ -98,6 +98,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
       port: config.port,
       handler: withHttpRoutes(connectHandler, { isServing: () => health.get("") === ServingStatus.SERVING }),
       logger,
+      limits: config.limits,
     });
   } catch (e) {
     await services.lastUsed.stop();

@@ -3,9 +3,11 @@
 import { afterEach, describe, expect, test } from "@jest/globals";
 import http2 from "node:http2";
 import { Writable } from "node:stream";
+import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { listen, type Listener, type RequestHandler } from "../../src/server/listener.ts";
 
+const limits = loadConfig({}).limits;
 const logger = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 let listener: Listener | undefined;
 afterEach(async () => {
@@ -13,9 +15,24 @@ afterEach(async () => {
   listener = undefined;
 });
 
+/** Requests that have reached the handler so far, and a way to wait until `n` have. */
+let entered = 0;
+let onEnter: (() => void) | undefined;
+function whenEntered(n: number): Promise<void> {
+  return new Promise((resolve) => {
+    onEnter = () => {
+      if (entered >= n) resolve();
+    };
+    onEnter();
+  });
+}
+
 /** Answers with the HTTP version after `delayMs`. */
 function slowHandler(delayMs: number): RequestHandler {
+  entered = 0;
   return (req, res) => {
+    entered += 1;
+    onEnter?.();
     setTimeout(() => res.end(`http/${req.httpVersion}`), delayMs);
   };
 }
@@ -40,7 +57,7 @@ function h2Get(url: string): Promise<{ status: number; body: string }> {
 
 describe("one port", () => {
   test("when a client speaks HTTP/1.1 or HTTP/2 cleartext to the same port, then both reach the handler", async () => {
-    listener = await listen({ host: "127.0.0.1", port: 0, handler: slowHandler(0), logger });
+    listener = await listen({ host: "127.0.0.1", port: 0, handler: slowHandler(0), logger, limits });
     const url = `http://127.0.0.1:${listener.port}`;
     expect(await (await fetch(url)).text()).toBe("http/1.1");
     expect(await h2Get(url)).toEqual({ status: 200, body: "http/2.0" });
@@ -49,11 +66,11 @@ describe("one port", () => {
 
 describe("graceful shutdown", () => {
   test("when close() is called with calls in flight, then they finish, and new connections are refused", async () => {
-    listener = await listen({ host: "127.0.0.1", port: 0, handler: slowHandler(300), logger });
+    listener = await listen({ host: "127.0.0.1", port: 0, handler: slowHandler(300), logger, limits });
     const url = `http://127.0.0.1:${listener.port}`;
     const h1 = fetch(url).then((r) => r.text());
     const h2 = h2Get(url);
-    await new Promise((r) => setTimeout(r, 50)); // both requests are now in the handler
+    await whenEntered(2);
     const closed = listener.close(5_000);
     expect(await h1).toBe("http/1.1");
     expect((await h2).body).toBe("http/2.0");
@@ -63,10 +80,10 @@ describe("graceful shutdown", () => {
   });
 
   test("when in-flight calls outlast the grace period, then close() still returns", async () => {
-    listener = await listen({ host: "127.0.0.1", port: 0, handler: slowHandler(10_000), logger });
+    listener = await listen({ host: "127.0.0.1", port: 0, handler: slowHandler(10_000), logger, limits });
     const url = `http://127.0.0.1:${listener.port}`;
     const pending = fetch(url).catch(() => "dropped");
-    await new Promise((r) => setTimeout(r, 50));
+    await whenEntered(1);
     const started = Date.now();
     await listener.close(200);
     expect(Date.now() - started).toBeLessThan(5_000);

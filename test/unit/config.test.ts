@@ -97,6 +97,17 @@ describe("bad values", () => {
     ["KEYWARD_KEY_PREFIX", "Bad_Prefix"],
     ["KEYWARD_AUDIENCE_DOMAIN", "Not A Domain"],
     ["KEYWARD_MAX_REQUEST_BYTES", "10"],
+    ["KEYWARD_HEADERS_TIMEOUT_MS", "abc"],
+    ["KEYWARD_HEADERS_TIMEOUT_MS", "0"],
+    ["KEYWARD_HEADERS_TIMEOUT_MS", "-5"],
+    ["KEYWARD_HEADERS_TIMEOUT_MS", "1.5"],
+    ["KEYWARD_REQUEST_TIMEOUT_MS", "99"],
+    ["KEYWARD_REQUEST_TIMEOUT_MS", "3600001"],
+    ["KEYWARD_IDLE_TIMEOUT_MS", "0"],
+    ["KEYWARD_IDLE_TIMEOUT_MS", "10s"],
+    ["KEYWARD_MAX_CONNECTIONS", "0"],
+    ["KEYWARD_MAX_CONNECTIONS", "1000001"],
+    ["KEYWARD_MAX_CONNECTIONS", "many"],
   ])("when %s=%j, then a one-line StartupError names the variable", (name, value) => {
     const e = startupErrorOf({ [name]: value });
     expect(e.message).toContain(name);
@@ -124,12 +135,38 @@ describe("bad values", () => {
   });
 });
 
+describe("listener limits", () => {
+  test("when nothing is set, then headers 10 s, request 30 s, idle 65 s, at most 4096 connections", () => {
+    expect(loadConfig({}, cwd).limits).toEqual({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 4_096 });
+  });
+
+  test("when the variables are set, then they are used", () => {
+    const config = loadConfig(
+      { KEYWARD_HEADERS_TIMEOUT_MS: "2000", KEYWARD_REQUEST_TIMEOUT_MS: "5000", KEYWARD_IDLE_TIMEOUT_MS: "120000", KEYWARD_MAX_CONNECTIONS: "100" },
+      cwd,
+    );
+    expect(config.limits).toEqual({ headersTimeoutMs: 2_000, requestTimeoutMs: 5_000, idleTimeoutMs: 120_000, maxConnections: 100 });
+  });
+
+  test("when the headers timeout is longer than the request timeout, then a one-line StartupError names both", () => {
+    const e = startupErrorOf({ KEYWARD_HEADERS_TIMEOUT_MS: "20000", KEYWARD_REQUEST_TIMEOUT_MS: "10000" });
+    expect(e.message).toContain("KEYWARD_HEADERS_TIMEOUT_MS");
+    expect(e.message).toContain("KEYWARD_REQUEST_TIMEOUT_MS");
+    expect(e.message).not.toContain("\n");
+  });
+
+  test("when the headers timeout alone exceeds the default request timeout, then it is refused too", () => {
+    expect(startupErrorOf({ KEYWARD_HEADERS_TIMEOUT_MS: "40000" }).message).toContain("KEYWARD_REQUEST_TIMEOUT_MS");
+  });
+});
+
 describe("immutability", () => {
   test("when the configuration is loaded, then it and its lists are frozen", () => {
     const config = loadConfig({ KEYWARD_PERMISSION_CATEGORIES: "deploy" }, cwd);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.oidcIssuers)).toBe(true);
     expect(Object.isFrozen(config.permissionCategories)).toBe(true);
+    expect(Object.isFrozen(config.limits)).toBe(true);
     expect(() => {
       (config as { port: number }).port = 1;
     }).toThrow(TypeError);
