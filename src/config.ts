@@ -43,6 +43,14 @@ export type Config = Readonly<{
   shutdownGraceMs: number;
   /** Connection limits of the listener (slow, idle and too many clients), see ServerLimits. */
   limits: ServerLimits;
+  /** Bound on opening a database connection and on waiting for a free pooled one, in ms (KEYWARD_DB_CONNECT_TIMEOUT_MS). */
+  dbConnectTimeoutMs: number;
+  /** Bound on every database query (client side, whatever the server does), in ms (KEYWARD_DB_QUERY_TIMEOUT_MS). */
+  dbQueryTimeoutMs: number;
+  /** How often the database monitor runs `select 1`, in ms (KEYWARD_DB_HEALTH_INTERVAL_MS). */
+  dbHealthIntervalMs: number;
+  /** How long the monitor's `select 1` may take before the database counts as unavailable, in ms (KEYWARD_DB_HEALTH_TIMEOUT_MS). */
+  dbHealthTimeoutMs: number;
 }>;
 
 /**
@@ -82,6 +90,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),
     permissionCategories: Object.freeze(categories(env, "KEYWARD_PERMISSION_CATEGORIES") ?? [...defaultPermissionCategories]),
     shutdownGraceMs: integer(env, "KEYWARD_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    // Database bounds (README "Database timeouts"): every wait on PostgreSQL ends within these.
+    dbConnectTimeoutMs: integer(env, "KEYWARD_DB_CONNECT_TIMEOUT_MS", 3000, 100, 600_000),
+    dbQueryTimeoutMs: integer(env, "KEYWARD_DB_QUERY_TIMEOUT_MS", 5000, 100, 3_600_000),
+    dbHealthIntervalMs: integer(env, "KEYWARD_DB_HEALTH_INTERVAL_MS", 1000, 100, 60_000),
+    dbHealthTimeoutMs: integer(env, "KEYWARD_DB_HEALTH_TIMEOUT_MS", 2000, 100, 60_000),
     limits: serverLimits(env),
   });
 }

@@ -4,7 +4,7 @@ import { createAuditService } from "./audit/audit-service.ts";
 import { createRefusalFold } from "./audit/refusal-fold.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
-import { isDatabaseUnavailable } from "./db/database-errors.ts";
+import { createDatabaseMonitor, createDatabaseProbe } from "./db/database-monitor.ts";
 import { openStore, type Store } from "./db/store.ts";
 import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { createAuthenticator } from "./directory/authenticator.ts";
@@ -15,7 +15,8 @@ import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
 import { createDirectoryHandlers } from "./server/directory-handlers.ts";
 import { createErrorInterceptor } from "./server/error-interceptor.ts";
-import { createHealthStatus, ServingStatus } from "./server/health.ts";
+import { createDeadlineInterceptor } from "./server/deadline-interceptor.ts";
+import { createHealthStatus } from "./server/health.ts";
 import { withHttpRoutes } from "./server/http-routes.ts";
 import { createKeyHandlers } from "./server/key-handlers.ts";
 import { listen } from "./server/listener.ts";
@@ -68,8 +69,11 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? (await openStore(config, logger));
   const services = createServices({ config, logger, clock, store });
+  // Health follows the database: a periodic probe, and every request whose query finds it unavailable.
   const health = createHealthStatus();
-  const errorClassifier = { isUnavailable: isDatabaseUnavailable };
+  const monitor = createDatabaseMonitor({ probe: createDatabaseProbe(store.db), intervalMs: config.dbHealthIntervalMs, timeoutMs: config.dbHealthTimeoutMs, logger });
+  monitor.onChange((state) => health.setComponent("database", state));
+  const errorClassifier = { isUnavailable: (e: unknown) => monitor.report(e) };
 
   const connectHandler = createRpcHandler({
     routes: createRoutes({
@@ -78,12 +82,14 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
       directory: createDirectoryHandlers({ directory: services.directory, audienceDomain: config.audienceDomain }),
       audit: createAuditHandlers({ audit: services.auditReader }),
     }),
-    // Order matters: errors (outermost) → logging → validation → authentication. A request
-    // with unknown fields or undefined enum values is refused before its credential is
-    // looked at, whoever sends it (the refusal says nothing about credentials).
+    // Order matters: errors (outermost) → logging → deadline → validation → authentication.
+    // The deadline interceptor answers at the caller's deadline whatever is still running
+    // below it. A request with unknown fields or undefined enum values is refused before its
+    // credential is looked at, whoever sends it (the refusal says nothing about credentials).
     interceptors: [
       createErrorInterceptor(logger, errorClassifier),
       createLoggingInterceptor(logger, errorClassifier),
+      createDeadlineInterceptor(),
       createValidationInterceptor(),
       createAuthInterceptor(services.authenticate),
     ],
@@ -96,11 +102,12 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     listener = await listen({
       host: config.host,
       port: config.port,
-      handler: withHttpRoutes(connectHandler, { isServing: () => health.get("") === ServingStatus.SERVING }),
+      handler: withHttpRoutes(connectHandler, { health: () => health.report() }),
       logger,
       limits: config.limits,
     });
   } catch (e) {
+    monitor.stop();
     await services.lastUsed.stop();
     await services.refusals.stop();
     if (!opts.store) await store.close();
@@ -119,6 +126,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     stop() {
       stopping ??= (async () => {
         health.shutdown();
+        monitor.stop();
         await listener.close(config.shutdownGraceMs);
         await services.lastUsed.stop();
         await services.refusals.stop();

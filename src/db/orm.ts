@@ -26,14 +26,26 @@ export type Database = {
   close(): Promise<void>;
 };
 
-const connectTimeoutMs = 5000;
-const noAnswer = `no answer within ${connectTimeoutMs / 1000} s`;
+/** Bounds on waiting for PostgreSQL, in milliseconds (see README "Database timeouts"). */
+export type DatabaseTimeouts = {
+  /** Opening a connection, and waiting for a free one in the pool. */
+  connectMs: number;
+  /** Any one query, measured by the client: a server (or pooler) that does not answer cannot hold a call longer. */
+  queryMs: number;
+};
+
+/** The bounds used when the caller gives none (the configuration's defaults). */
+export const defaultDatabaseTimeouts: DatabaseTimeouts = { connectMs: 3000, queryMs: 5000 };
+
+/** The message pg gives a query that ran past `query_timeout`. */
+const queryReadTimeout = "Query read timeout";
 /** ORM log namespaces sent to pino at debug. Not "query-params": parameters may hold secrets. */
 const debugNamespaces: LoggerNamespace[] = ["query", "info", "discovery", "schema"];
 
 /** Initialises the ORM and checks the database answers; throws StartupError if it cannot be reached. */
-export async function openDatabase(opts: { url: string; logger: Logger; poolMax?: number }): Promise<Database> {
+export async function openDatabase(opts: { url: string; logger: Logger; poolMax?: number; timeouts?: DatabaseTimeouts }): Promise<Database> {
   const logger = opts.logger.child({ component: "orm" });
+  const timeouts = opts.timeouts ?? defaultDatabaseTimeouts;
   const where = describe(opts.url);
   let parsed: URL;
   try {
@@ -69,18 +81,26 @@ export async function openDatabase(opts: { url: string; logger: Logger; poolMax?
     pool: opts.poolMax === undefined ? {} : { max: opts.poolMax },
     // MikroORM reads only host, port, user, password and database from clientUrl; letting pg parse the
     // URL as well honours its query parameters (sslmode, application_name, ...).
+    // MikroORM 7 hands these to `new pg.Pool(...)` (PostgreSqlConnection.mapOptions).
     driverOptions: {
       ...(parsed.search === "" ? {} : { connectionString: opts.url }),
       // Give up on a connection attempt (and on waiting for a free pooled connection) after a few
       // seconds instead of hanging until the OS gives up on an unanswered TCP connect.
-      connectionTimeoutMillis: connectTimeoutMs,
+      connectionTimeoutMillis: timeouts.connectMs,
+      // Client-side bound on every query: works against a stopped server and behind PgBouncer
+      // (which would otherwise queue the query for query_wait_timeout, 120 s by default).
+      // Server-side statement_timeout / idle_in_transaction_session_timeout are not sent as startup
+      // parameters: PgBouncer refuses unknown startup parameters ("unsupported startup parameter").
+      query_timeout: timeouts.queryMs,
+      keepAlive: true,
+      onPoolCreated: dropConnectionsOnQueryTimeout,
     },
     colors: false,
     debug: logger.isLevelEnabled("debug") ? debugNamespaces : false,
     loggerFactory: (options) => new PinoOrmLogger(logger, options.debugMode ?? false),
   });
 
-  const failure = await checkConnection(orm);
+  const failure = await checkConnection(orm, timeouts);
   if (failure !== undefined) {
     await Promise.race([orm.close(true).catch(() => undefined), sleep(1000)]);
     const reason = scrub(failure.reason, opts.url);
@@ -100,19 +120,48 @@ export async function openDatabase(opts: { url: string; logger: Logger; poolMax?
   };
 }
 
-/** Connects and runs `select 1`, giving up after a few seconds; returns why it failed, if it did. */
-async function checkConnection(orm: Orm): Promise<{ reason: string; error?: unknown } | undefined> {
+/** The pieces of a pooled `pg` client this module touches (@types/pg is not installed). */
+type PgPooledClient = {
+  query(...args: unknown[]): unknown;
+  connection?: { stream?: { destroy(): void } };
+};
+
+/**
+ * Closes a pooled connection whose query ran past `query_timeout`. pg rejects the query but keeps
+ * the connection, still waiting for the answer (and, in a transaction whose ROLLBACK then also
+ * timed out, still inside it); handed to the next caller it would queue behind the lost query or
+ * run inside a transaction nobody owns. Closing it makes the pool discard it and the server roll
+ * the transaction back.
+ */
+function dropConnectionsOnQueryTimeout(pool: { on(event: "connect", listener: (client: PgPooledClient) => void): void }): void {
+  pool.on("connect", (client) => {
+    const query = client.query.bind(client);
+    client.query = (...args: unknown[]): unknown => {
+      const result = query(...args);
+      if (result instanceof Promise) {
+        result.catch((e: unknown) => {
+          if (e instanceof Error && e.message === queryReadTimeout) client.connection?.stream?.destroy();
+        });
+      }
+      return result;
+    };
+  });
+}
+
+/** Connects and runs `select 1`, giving up after the connect and query bounds; returns why it failed, if it did. */
+async function checkConnection(orm: Orm, timeouts: DatabaseTimeouts): Promise<{ reason: string; error?: unknown } | undefined> {
+  const noAnswer = `no answer within ${formatSeconds(timeouts.connectMs + timeouts.queryMs)}`;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<{ reason: string }>((res) => {
-    timer = setTimeout(() => res({ reason: noAnswer }), connectTimeoutMs + 1000);
+    timer = setTimeout(() => res({ reason: noAnswer }), timeouts.connectMs + timeouts.queryMs + 1000);
   });
   const check = (async (): Promise<{ reason: string; error?: unknown } | undefined> => {
     try {
       await orm.connect();
       const result = await orm.checkConnection();
-      return result.ok ? undefined : { reason: explain(result.error, result.reason), error: result.error };
+      return result.ok ? undefined : { reason: explain(result.error, result.reason, noAnswer), error: result.error };
     } catch (e) {
-      return { reason: explain(e, e instanceof Error ? e.message : String(e)), error: e };
+      return { reason: explain(e, e instanceof Error ? e.message : String(e), noAnswer), error: e };
     }
   })();
   try {
@@ -122,8 +171,13 @@ async function checkConnection(orm: Orm): Promise<{ reason: string; error?: unkn
   }
 }
 
+/** "2 s", "0.5 s": a duration in ms for messages. */
+export function formatSeconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
 /** Turns a pg / network error into a short phrase an operator can act on. */
-function explain(error: unknown, fallback: string): string {
+function explain(error: unknown, fallback: string, noAnswer: string): string {
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
   const message = error instanceof Error && error.message !== "" ? error.message : fallback;
   switch (code) {

@@ -20,7 +20,7 @@ export async function openStore(config: Config, logger: Logger, opts: { migrate?
   const url = config.databaseUrl ?? attached ?? embedded!.url;
   let db: Database;
   try {
-    db = await openDatabase({ url, logger });
+    db = await openDatabase({ url, logger, timeouts: { connectMs: config.dbConnectTimeoutMs, queryMs: config.dbQueryTimeoutMs } });
     if (opts.migrate !== false) await migrateDatabase(db, logger);
   } catch (e) {
     await embedded?.stop();

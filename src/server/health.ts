@@ -1,5 +1,6 @@
-// grpc.health.v1.Health (Check, Watch, List) backed by a small in-memory
-// status table that the rest of the server updates (readiness, shutdown).
+// grpc.health.v1.Health (Check, Watch, List) for "" and every keyward service, backed by a
+// small in-memory table: a service is SERVING while every component it needs (PostgreSQL)
+// is available, NOT_SERVING otherwise and after shutdown.
 
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -10,6 +11,11 @@ import {
   HealthCheckResponse_ServingStatus,
 } from "../../gen/health/v1/health_pb.ts";
 import type { HealthCheckResponse } from "../../gen/health/v1/health_pb.ts";
+import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
+import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
+import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
+import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
+import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
 
 /** Serving status values so callers need not import generated code (UNKNOWN, SERVING, NOT_SERVING, SERVICE_UNKNOWN). */
 export const ServingStatus = HealthCheckResponse_ServingStatus;
@@ -17,10 +23,29 @@ export const ServingStatus = HealthCheckResponse_ServingStatus;
 /** A grpc.health.v1 serving status value. */
 export type ServingStatus = HealthCheckResponse_ServingStatus;
 
-/** Per-service serving status shared between the Health handlers and the code that knows whether we are ready. */
+/** The state of one thing keyward needs (e.g. "database"); `reason` is short and secret-free. */
+export type ComponentState = { status: "available" } | { status: "unavailable"; reason: string };
+
+/** What `GET /healthz` shows: the overall status and each component's state. */
+export type HealthReport = {
+  status: "SERVING" | "NOT_SERVING";
+  components: Record<string, ComponentState | { status: "shutting_down" }>;
+};
+
+/** Every service keyward serves ("" = the whole server), each with the components it cannot serve without. */
+export const servedServiceNeeds: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  "": ["database"],
+  [KeyService.typeName]: ["database"],
+  [PolicyService.typeName]: ["database"],
+  [TokenExchangeService.typeName]: ["database"],
+  [DirectoryService.typeName]: ["database"],
+  [AuditService.typeName]: ["database"],
+});
+
+/** Per-service serving status, derived from the state of the components the services need. */
 export interface HealthStatus {
-  /** Sets the status of `service` ("" = the whole server) and notifies watchers; ignored after shutdown(). */
-  set(service: string, status: ServingStatus): void;
+  /** Records a component's state; every service that needs it turns SERVING or NOT_SERVING (watchers are told). Ignored after shutdown(). */
+  setComponent(name: string, state: ComponentState): void;
   /** Current status of `service`, or undefined when the service is unknown. */
   get(service: string): ServingStatus | undefined;
   /** Snapshot of every known service and its status. */
@@ -30,10 +55,10 @@ export interface HealthStatus {
    * ends when `signal` aborts or after shutdown() has reported NOT_SERVING.
    */
   watch(service: string, signal: AbortSignal): AsyncIterable<ServingStatus>;
+  /** The overall status and every component's state, for `GET /healthz`. */
+  report(): HealthReport;
   /** Marks every service NOT_SERVING, freezes the table, and ends all watch streams. */
   shutdown(): void;
-  /** True once shutdown() has been called. */
-  readonly isShutdown: boolean;
 }
 
 /** One open watch stream. */
@@ -43,11 +68,19 @@ interface Watcher {
   close(): void;
 }
 
-/** Creates a status table in which the overall server ("") starts SERVING. */
-export function createHealthStatus(): HealthStatus {
-  const statuses = new Map<string, ServingStatus>([["", ServingStatus.SERVING]]);
+/**
+ * Creates a status table for `needs` (service name → components it needs); a component counts
+ * as available until setComponent says otherwise, so every service starts SERVING.
+ */
+export function createHealthStatus(needs: Readonly<Record<string, readonly string[]>> = servedServiceNeeds): HealthStatus {
+  const statuses = new Map<string, ServingStatus>(Object.keys(needs).map((service) => [service, ServingStatus.SERVING]));
+  const components = new Map<string, ComponentState>();
+  for (const list of Object.values(needs)) for (const c of list) components.set(c, { status: "available" });
   const watchers = new Set<Watcher>();
   let isShutdown = false;
+
+  const derive = (service: string): ServingStatus =>
+    (needs[service] ?? []).every((c) => components.get(c)?.status !== "unavailable") ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
 
   const current = (service: string): ServingStatus =>
     statuses.get(service) ?? ServingStatus.SERVICE_UNKNOWN;
@@ -120,14 +153,25 @@ export function createHealthStatus(): HealthStatus {
   }
 
   return {
-    set(service, status) {
-      if (!isShutdown) {
-        update(service, status);
+    setComponent(name, state) {
+      if (isShutdown) {
+        return;
+      }
+      components.set(name, state);
+      for (const service of statuses.keys()) {
+        update(service, derive(service));
       }
     },
     get: (service) => statuses.get(service),
     entries: () => new Map(statuses),
     watch,
+    report() {
+      const shown: HealthReport["components"] = Object.fromEntries(components);
+      if (isShutdown) {
+        shown["server"] = { status: "shutting_down" };
+      }
+      return { status: statuses.get("") === ServingStatus.SERVING ? "SERVING" : "NOT_SERVING", components: shown };
+    },
     shutdown() {
       if (isShutdown) {
         return;
@@ -139,9 +183,6 @@ export function createHealthStatus(): HealthStatus {
       for (const w of [...watchers]) {
         w.close();
       }
-    },
-    get isShutdown() {
-      return isShutdown;
     },
   };
 }

@@ -1,18 +1,22 @@
 // Plain HTTP endpoints next to the RPCs: the health probe and (later) the JWKS document.
 import type http from "node:http";
 import type http2 from "node:http2";
+import type { HealthReport } from "./health.ts";
 import type { RequestHandler } from "./listener.ts";
 
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
-/** Wraps the Connect handler with `GET /healthz`; `isServing` decides 200 or 503. */
-export function withHttpRoutes(connectHandler: RequestHandler, opts: { isServing: () => boolean }): RequestHandler {
+/**
+ * Wraps the Connect handler with `GET /healthz`: 200 and the component states when keyward can
+ * serve, 503 and the same body (naming the failing component) when it cannot or is shutting down.
+ */
+export function withHttpRoutes(connectHandler: RequestHandler, opts: { health: () => HealthReport }): RequestHandler {
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/healthz") {
       if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: { code: "method_not_allowed", message: "use GET" } });
-      const serving = opts.isServing();
-      return sendJson(res, serving ? 200 : 503, { status: serving ? "SERVING" : "NOT_SERVING" });
+      const report = opts.health();
+      return sendJson(res, report.status === "SERVING" ? 200 : 503, report);
     }
     connectHandler(req, res);
   };

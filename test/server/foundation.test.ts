@@ -42,7 +42,7 @@ describe("health", () => {
   test("when GET /healthz over HTTP/1.1, then 200 with SERVING", async () => {
     const res = await fetch(`${server.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "SERVING" });
+    expect(await res.json()).toMatchObject({ status: "SERVING", components: { database: { status: "available" } } });
   });
 });
 
