@@ -1,0 +1,196 @@
+// A PostgreSQL of the test's own (never the run's shared one) that the test may freeze
+// (SIGSTOP), kill and restart, and a PgBouncer to put in front of it.
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded-postgres.ts";
+import { migrateDatabase } from "../../src/db/migrate.ts";
+import { openDatabase } from "../../src/db/orm.ts";
+import { createLogger } from "../../src/logger.ts";
+
+const quiet = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+/** An own embedded PostgreSQL, migrated, that can be frozen, thawed, killed and restarted on the same port. */
+export type StoppablePostgres = {
+  readonly url: string;
+  readonly port: number;
+  /** SIGSTOP the postmaster and every backend: connections stay open, nothing answers. */
+  freeze(): void;
+  /** SIGCONT whatever freeze() stopped. Safe to call when not frozen. */
+  thaw(): void;
+  /** Stops the server (connections refused from then on). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  restart(): Promise<void>;
+  /** Thaws, stops and deletes everything. Safe to call twice. */
+  close(): Promise<void>;
+};
+
+/** Starts and migrates an own PostgreSQL in a fresh temp folder. */
+export async function startStoppablePostgres(): Promise<StoppablePostgres> {
+  const dataDir = mkdtempSync(join(tmpdir(), "keyward-stoppable-"));
+  chmodSync(dataDir, 0o755);
+  let pg: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dataDir, logger: quiet });
+  const url = pg.url;
+  const port = Number(new URL(url).port);
+  const db = await openDatabase({ url, logger: quiet });
+  try {
+    await migrateDatabase(db, quiet);
+  } finally {
+    await db.close();
+  }
+  let frozen: number[] = [];
+  const thaw = (): void => {
+    for (const pid of frozen.reverse()) signal(pid, "SIGCONT");
+    frozen = [];
+  };
+  return {
+    url,
+    port,
+    freeze() {
+      const postmaster = postmasterPid(dataDir);
+      // The postmaster first, so it forks nothing new while its children are being stopped.
+      signal(postmaster, "SIGSTOP");
+      frozen.push(postmaster);
+      for (const child of childrenOf(postmaster)) {
+        signal(child, "SIGSTOP");
+        frozen.push(child);
+      }
+    },
+    thaw,
+    async kill() {
+      thaw();
+      await pg?.stop();
+      pg = undefined;
+    },
+    async restart() {
+      pg ??= await startEmbeddedPostgres({ dataDir, logger: quiet, port });
+    },
+    async close() {
+      thaw();
+      await pg?.stop();
+      pg = undefined;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** The postmaster's pid, from the first line of postmaster.pid somewhere under `dir` (bounded search). */
+function postmasterPid(dir: string, depth = 0): number {
+  if (depth > 3) throw new Error("postmaster.pid not found");
+  const entries = readdirSync(dir, { withFileTypes: true });
+  const file = entries.find((e) => e.isFile() && e.name === "postmaster.pid");
+  if (file !== undefined) return Number(readFileSync(join(dir, file.name), "utf8").split("\n")[0]);
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    try {
+      return postmasterPid(join(dir, e.name), depth + 1);
+    } catch {
+      // Not in this folder.
+    }
+  }
+  throw new Error("postmaster.pid not found");
+}
+
+/** Pids whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return out;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const address = s.address();
+      s.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** Where Debian's pgbouncer package puts the binary. */
+export const pgbouncerBinary = "/usr/sbin/pgbouncer";
+
+/** A PgBouncer (transaction pooling) in front of `postgresUrl`. */
+export type Bouncer = { readonly url: string; stop(): Promise<void> };
+
+/** Starts PgBouncer on a free port in front of `postgresUrl`; waits (bounded) until it listens. */
+export async function startPgBouncer(postgresUrl: string, settings: Record<string, string> = {}): Promise<Bouncer> {
+  const target = new URL(postgresUrl);
+  const dir = mkdtempSync(join(tmpdir(), "keyward-pgbouncer-"));
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const database = target.pathname.slice(1);
+  const config = [
+    "[databases]",
+    `${database} = host=${target.hostname} port=${target.port} dbname=${database} user=${decodeURIComponent(target.username)} password=${decodeURIComponent(target.password)}`,
+    "[pgbouncer]",
+    "listen_addr = 127.0.0.1",
+    `listen_port = ${port}`,
+    "unix_socket_dir =",
+    "auth_type = any",
+    "pool_mode = transaction",
+    "server_login_retry = 1",
+    ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`),
+  ].join("\n");
+  const file = join(dir, "pgbouncer.ini");
+  writeFileSync(file, config + "\n", { mode: 0o644 });
+  // PgBouncer refuses to run as root; -u drops to the postgres user the embedded server runs as.
+  const args = process.getuid?.() === 0 ? ["-u", "postgres", file] : [file];
+  const child: ChildProcess = spawn(pgbouncerBinary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => done(new Error(`pgbouncer did not start within 10 s: ${seen.slice(-500)}`)), 10_000);
+    const done = (e?: Error): void => {
+      clearTimeout(timer);
+      child.stderr?.off("data", onData);
+      child.off("exit", onExit);
+      if (e) reject(e);
+      else resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString("utf8");
+      if (/listening on 127\.0\.0\.1:\d+/.test(seen)) done();
+    };
+    const onExit = (code: number | null): void => done(new Error(`pgbouncer exited with ${code}: ${seen.slice(-500)}`));
+    child.stderr?.on("data", onData);
+    child.once("exit", onExit);
+  });
+  child.stderr?.resume();
+  child.stdout?.resume();
+  const url = `postgres://${target.username}:${target.password}@127.0.0.1:${port}/${database}`;
+  return {
+    url,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+        child.kill("SIGKILL");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
