@@ -108,7 +108,8 @@ export function createDatabaseMonitor(deps: { probe: DatabaseProbe; intervalMs: 
     },
     report(e) {
       if (stopped || !isDatabaseUnavailable(e)) return false;
-      change({ status: "unavailable", reason: describeDatabaseFailure(e) });
+      // The probe's reason (when it already saw the failure) is the more precise one: keep it.
+      if (state.status === "available") change({ status: "unavailable", reason: describeDatabaseFailure(e) });
       return true;
     },
     probe,

@@ -1,0 +1,189 @@
+// Deadlines and a hung database (issue 10, item 7): with PostgreSQL frozen (SIGSTOP) or gone,
+// a call answers DeadlineExceeded at the caller's deadline, or Unavailable within the
+// configured query bound when it has none; behind PgBouncer, its refusals are Unavailable
+// too; and everything works again once PostgreSQL is back. Uses an own PostgreSQL, never the
+// run's shared one.
+import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
+import { Code, createClient, type Client } from "@connectrpc/connect";
+import { existsSync } from "node:fs";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.ts";
+import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { KeyKindName, mintKey } from "../../src/keys/key-format.ts";
+import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { rpcError } from "../rpc.ts";
+import { pgbouncerBinary, startPgBouncer, startStoppablePostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
+
+const queryTimeoutMs = 3000;
+const connectTimeoutMs = 1000;
+const deadlineMs = 2000;
+
+let own: StoppablePostgres;
+let server: TestServer;
+let tenant: TestTenant;
+
+beforeAll(async () => {
+  own = await startStoppablePostgres();
+  server = await startTestServer({
+    env: { DATABASE_URL: own.url, KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryTimeoutMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) },
+  });
+  tenant = await createTestTenant(server, "dl");
+}, 120_000);
+
+afterAll(async () => {
+  own?.thaw();
+  await server?.stop();
+  await own?.close();
+}, 60_000);
+
+/** A well-formed key that no cache has seen (its lookup must reach the database). */
+function unseenKey(s: TestServer): string {
+  return mintKey(s.config.keyPrefix, KeyKindName.FINE_GRAINED).raw;
+}
+
+/** How long `p` takes to settle, and its error code if it fails. */
+async function timed(p: Promise<unknown>): Promise<{ ms: number; code: Code | undefined }> {
+  const started = performance.now();
+  const code = await rpcError(p).then((e) => e.code, () => undefined);
+  return { ms: performance.now() - started, code };
+}
+
+describe("a frozen PostgreSQL (SIGSTOP)", () => {
+  test("when VerifyKey has connect-timeout-ms 2000, then it answers DeadlineExceeded at the deadline", async () => {
+    const keys = server.client(KeyService);
+    own.freeze();
+    try {
+      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, { timeoutMs: deadlineMs }));
+      expect(code).toBe(Code.DeadlineExceeded);
+      expect(ms).toBeGreaterThanOrEqual(deadlineMs - 100);
+      expect(ms).toBeLessThan(deadlineMs + 2000);
+    } finally {
+      own.thaw();
+    }
+  });
+
+  test("when VerifyKey over gRPC has a 2 s deadline, then it answers DeadlineExceeded at the deadline", async () => {
+    const keys = server.client(KeyService, server.grpcTransport);
+    own.freeze();
+    try {
+      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, { timeoutMs: deadlineMs }));
+      expect(code).toBe(Code.DeadlineExceeded);
+      expect(ms).toBeLessThan(deadlineMs + 2000);
+    } finally {
+      own.thaw();
+    }
+  });
+
+  test("when VerifyKey has no deadline, then it answers Unavailable within the query bound", async () => {
+    const keys = server.client(KeyService);
+    own.freeze();
+    try {
+      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }));
+      expect(code).toBe(Code.Unavailable);
+      expect(ms).toBeLessThan(queryTimeoutMs + connectTimeoutMs + 2000);
+    } finally {
+      own.thaw();
+    }
+  });
+
+  test("when a management call has a deadline, then DeadlineExceeded at it; without one, Unavailable within the bound", async () => {
+    const keys = server.client(KeyService);
+    const parent = `tenants/${tenant.slug}`;
+    await keys.listKeys({ parent }, withKey(tenant.adminKey));
+    own.freeze();
+    try {
+      const withDeadline = await timed(keys.listKeys({ parent }, { ...withKey(tenant.adminKey), timeoutMs: deadlineMs }));
+      expect(withDeadline.code).toBe(Code.DeadlineExceeded);
+      expect(withDeadline.ms).toBeLessThan(deadlineMs + 2000);
+      const create = keys.createKey({ parent, displayName: "while-frozen", permissions: ["keys:read"], expireDays: 7 }, withKey(tenant.adminKey));
+      const withoutDeadline = await timed(create);
+      expect(withoutDeadline.code).toBe(Code.Unavailable);
+      // Authentication, then the write: each wait is bounded, so the whole call is too.
+      expect(withoutDeadline.ms).toBeLessThan(2 * (queryTimeoutMs + connectTimeoutMs) + 2000);
+    } finally {
+      own.thaw();
+    }
+  });
+
+  test("when PostgreSQL is thawed, then verification and management work again", async () => {
+    const keys = server.client(KeyService);
+    const parent = `tenants/${tenant.slug}`;
+    const created = await keys.createKey({ parent, displayName: "after-thaw", permissions: ["keys:read"], expireDays: 7 }, withKey(tenant.adminKey));
+    const verdict = await keys.verifyKey({ key: created.secret }, { timeoutMs: deadlineMs });
+    expect(verdict.result).toBe(VerifyResult.VALID);
+    const listed = await keys.listKeys({ parent }, withKey(tenant.adminKey));
+    expect(listed.keys.map((k) => k.displayName)).toContain("after-thaw");
+    // The write that timed out while frozen was rolled back, not committed later by another call.
+    expect(listed.keys.map((k) => k.displayName)).not.toContain("while-frozen");
+  });
+
+  test("when the database is healthy, then a call with a deadline answers normally", async () => {
+    const keys = server.client(KeyService);
+    const verdict = await keys.verifyKey({ key: unseenKey(server) }, { timeoutMs: deadlineMs });
+    expect(verdict.result).toBe(VerifyResult.NOT_FOUND);
+  });
+});
+
+/** Waits (bounded) until Health reports `service` SERVING on `s`, through a Watch stream. */
+async function waitServing(s: TestServer, service: string, boundMs: number): Promise<void> {
+  const health = createClient(Health, s.grpcTransport);
+  const signal = AbortSignal.timeout(boundMs);
+  for await (const res of health.watch({ service }, { signal })) {
+    if (res.status === HealthCheckResponse_ServingStatus.SERVING) return;
+  }
+}
+
+const describeBouncer = existsSync(pgbouncerBinary) ? describe : describe.skip;
+
+describeBouncer("behind PgBouncer (transaction pooling) with PostgreSQL down", () => {
+  async function withBouncer(settings: Record<string, string>, queryMs: number, fn: (s: TestServer, keys: Client<typeof KeyService>) => Promise<void>): Promise<void> {
+    const t0 = performance.now();
+    const step = (what: string) => console.log(`${Math.round(performance.now() - t0)} ms: ${what}`);
+    const bouncer = await startPgBouncer(own.url, settings);
+    step("bouncer");
+    let behind: TestServer | undefined;
+    try {
+      behind = await startTestServer({
+        env: { DATABASE_URL: bouncer.url, KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) },
+      });
+      step("server");
+      const keys = behind.client(KeyService);
+      expect((await keys.verifyKey({ key: unseenKey(behind) })).result).toBe(VerifyResult.NOT_FOUND);
+      step("verified");
+      await own.kill();
+      step("killed");
+      try {
+        await fn(behind, keys);
+        step("fn");
+      } finally {
+        await own.restart();
+        step("restarted");
+      }
+      await waitServing(behind, KeyService.typeName, 15_000);
+      step("serving");
+      expect((await keys.verifyKey({ key: unseenKey(behind) })).result).toBe(VerifyResult.NOT_FOUND);
+      step("verified again");
+    } finally {
+      await behind?.stop();
+      step("stopped");
+      await bouncer.stop();
+      step("bouncer stopped");
+    }
+  }
+
+  test("when PgBouncer would queue the query for 120 s, then keyward answers Unavailable within its own query bound", async () => {
+    await withBouncer({}, queryTimeoutMs, async (s, keys) => {
+      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(s) }));
+      expect(code).toBe(Code.Unavailable);
+      expect(ms).toBeLessThan(queryTimeoutMs + connectTimeoutMs + 2000);
+    });
+  }, 60_000);
+
+  test("when PgBouncer refuses with query_wait_timeout (FATAL 08P01), then the call is Unavailable, not Internal", async () => {
+    await withBouncer({ query_wait_timeout: "1" }, 20_000, async (s, keys) => {
+      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(s) }));
+      expect(code).toBe(Code.Unavailable);
+      // Well before keyward's own 20 s bound: this is PgBouncer's answer.
+      expect(ms).toBeLessThan(10_000);
+    });
+  }, 90_000);
+});
