@@ -42,6 +42,9 @@ const unavailableMessages = [
 export function isDatabaseUnavailable(e: unknown): boolean {
   return someError(e, (err) => {
     if (err instanceof ConnectionException) return true;
+    // Any failed connect: also ENOENT / EACCES on a Unix socket (the embedded server's), which are
+    // not network codes but mean the same: nobody is listening there now.
+    if ((err as { syscall?: unknown }).syscall === "connect") return true;
     const code = (err as { code?: unknown }).code;
     if (typeof code === "string") {
       if (unavailableSocketCodes.has(code) || unavailableSqlStates.has(code)) return true;
@@ -60,6 +63,7 @@ export function describeDatabaseFailure(e: unknown, timeoutMs?: number): string 
   someError(e, (err) => {
     const code = (err as { code?: unknown }).code;
     if (code === "ECONNREFUSED") phrase = "connection refused";
+    else if (code === "ENOENT" && (err as { syscall?: unknown }).syscall === "connect") phrase = "connection refused (no socket)";
     else if (code === "ENOTFOUND" || code === "EAI_AGAIN") phrase = "host not found";
     else if (code === "ECONNRESET" || /Connection terminated unexpectedly/i.test(err.message)) phrase = "connection lost";
     else if (/timeout|timed out/i.test(err.message) || code === "ETIMEDOUT") phrase = timeoutMs === undefined ? "no answer in time" : `no answer within ${Math.round(timeoutMs / 100) / 10} s`;
@@ -71,10 +75,19 @@ export function describeDatabaseFailure(e: unknown, timeoutMs?: number): string 
   return phrase ?? "database error";
 }
 
-/** Walks `e`, its causes and an AggregateError's errors (bounded depth), until `test` holds. */
+/**
+ * Walks `e`, its causes and an AggregateError's errors (bounded depth), until `test` holds.
+ * Errors are recognised by shape, not `instanceof Error`: Node's socket errors come from
+ * another realm when the code runs in a vm context (as under Jest).
+ */
 function someError(e: unknown, test: (err: Error) => boolean, depth = 0): boolean {
-  if (!(e instanceof Error) || depth > 5) return false;
+  if (!isErrorLike(e) || depth > 5) return false;
   if (test(e)) return true;
-  if (e instanceof AggregateError && e.errors.slice(0, 10).some((inner) => someError(inner, test, depth + 1))) return true;
+  const inner = (e as { errors?: unknown }).errors;
+  if (Array.isArray(inner) && inner.slice(0, 10).some((one) => someError(one, test, depth + 1))) return true;
   return someError(e.cause, test, depth + 1);
+}
+
+function isErrorLike(e: unknown): e is Error {
+  return typeof e === "object" && e !== null && typeof (e as { message?: unknown }).message === "string";
 }

@@ -136,37 +136,25 @@ const describeBouncer = existsSync(pgbouncerBinary) ? describe : describe.skip;
 
 describeBouncer("behind PgBouncer (transaction pooling) with PostgreSQL down", () => {
   async function withBouncer(settings: Record<string, string>, queryMs: number, fn: (s: TestServer, keys: Client<typeof KeyService>) => Promise<void>): Promise<void> {
-    const t0 = performance.now();
-    const step = (what: string) => console.log(`${Math.round(performance.now() - t0)} ms: ${what}`);
     const bouncer = await startPgBouncer(own.url, settings);
-    step("bouncer");
     let behind: TestServer | undefined;
     try {
       behind = await startTestServer({
         env: { DATABASE_URL: bouncer.url, KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) },
       });
-      step("server");
       const keys = behind.client(KeyService);
       expect((await keys.verifyKey({ key: unseenKey(behind) })).result).toBe(VerifyResult.NOT_FOUND);
-      step("verified");
       await own.kill();
-      step("killed");
       try {
         await fn(behind, keys);
-        step("fn");
       } finally {
         await own.restart();
-        step("restarted");
       }
       await waitServing(behind, KeyService.typeName, 15_000);
-      step("serving");
       expect((await keys.verifyKey({ key: unseenKey(behind) })).result).toBe(VerifyResult.NOT_FOUND);
-      step("verified again");
     } finally {
       await behind?.stop();
-      step("stopped");
       await bouncer.stop();
-      step("bouncer stopped");
     }
   }
 

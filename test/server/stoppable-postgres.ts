@@ -13,17 +13,17 @@ import { createLogger } from "../../src/logger.ts";
 
 const quiet = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
-/** An own embedded PostgreSQL, migrated, that can be frozen, thawed, killed and restarted on the same port. */
+/** An own embedded PostgreSQL, migrated, that can be frozen, thawed, killed and restarted at the same address. */
 export type StoppablePostgres = {
+  /** Its URL (over the Unix socket in the data folder; the same after a restart). */
   readonly url: string;
-  readonly port: number;
   /** SIGSTOP the postmaster and every backend: connections stay open, nothing answers. */
   freeze(): void;
   /** SIGCONT whatever freeze() stopped. Safe to call when not frozen. */
   thaw(): void;
   /** Stops the server (connections refused from then on). */
   kill(): Promise<void>;
-  /** Starts it again on the same port and data. */
+  /** Starts it again on the same data (same socket, same URL). */
   restart(): Promise<void>;
   /** Thaws, stops and deletes everything. Safe to call twice. */
   close(): Promise<void>;
@@ -35,7 +35,6 @@ export async function startStoppablePostgres(): Promise<StoppablePostgres> {
   chmodSync(dataDir, 0o755);
   let pg: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dataDir, logger: quiet });
   const url = pg.url;
-  const port = Number(new URL(url).port);
   const db = await openDatabase({ url, logger: quiet });
   try {
     await migrateDatabase(db, quiet);
@@ -49,9 +48,9 @@ export async function startStoppablePostgres(): Promise<StoppablePostgres> {
   };
   return {
     url,
-    port,
     freeze() {
-      const postmaster = postmasterPid(dataDir);
+      if (pg === undefined) throw new Error("not running");
+      const postmaster = pg.pid;
       // The postmaster first, so it forks nothing new while its children are being stopped.
       signal(postmaster, "SIGSTOP");
       frozen.push(postmaster);
@@ -67,7 +66,7 @@ export async function startStoppablePostgres(): Promise<StoppablePostgres> {
       pg = undefined;
     },
     async restart() {
-      pg ??= await startEmbeddedPostgres({ dataDir, logger: quiet, port });
+      pg ??= await startEmbeddedPostgres({ dataDir, logger: quiet });
     },
     async close() {
       thaw();
@@ -84,23 +83,6 @@ function signal(pid: number, name: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
-}
-
-/** The postmaster's pid, from the first line of postmaster.pid somewhere under `dir` (bounded search). */
-function postmasterPid(dir: string, depth = 0): number {
-  if (depth > 3) throw new Error("postmaster.pid not found");
-  const entries = readdirSync(dir, { withFileTypes: true });
-  const file = entries.find((e) => e.isFile() && e.name === "postmaster.pid");
-  if (file !== undefined) return Number(readFileSync(join(dir, file.name), "utf8").split("\n")[0]);
-  for (const e of entries) {
-    if (!e.isDirectory()) continue;
-    try {
-      return postmasterPid(join(dir, e.name), depth + 1);
-    } catch {
-      // Not in this folder.
-    }
-  }
-  throw new Error("postmaster.pid not found");
 }
 
 /** Pids whose parent is `pid` (from /proc). */
@@ -140,13 +122,16 @@ export type Bouncer = { readonly url: string; stop(): Promise<void> };
 /** Starts PgBouncer on a free port in front of `postgresUrl`; waits (bounded) until it listens. */
 export async function startPgBouncer(postgresUrl: string, settings: Record<string, string> = {}): Promise<Bouncer> {
   const target = new URL(postgresUrl);
+  // The embedded server listens on a Unix socket only: ?host=<folder>, the file is .s.PGSQL.5432.
+  const socketDir = target.searchParams.get("host");
+  const server = socketDir === null ? `host=${target.hostname} port=${target.port || "5432"}` : `host=${socketDir} port=5432`;
   const dir = mkdtempSync(join(tmpdir(), "keyward-pgbouncer-"));
   chmodSync(dir, 0o755);
   const port = await freePort();
   const database = target.pathname.slice(1);
   const config = [
     "[databases]",
-    `${database} = host=${target.hostname} port=${target.port} dbname=${database} user=${decodeURIComponent(target.username)} password=${decodeURIComponent(target.password)}`,
+    `${database} = ${server} dbname=${database} user=${decodeURIComponent(target.username)} password=${decodeURIComponent(target.password)}`,
     "[pgbouncer]",
     "listen_addr = 127.0.0.1",
     `listen_port = ${port}`,

@@ -43,6 +43,7 @@ describe("isDatabaseUnavailable", () => {
     ["connection refused", socketError("ECONNREFUSED")],
     ["connection reset", socketError("ECONNRESET")],
     ["host unreachable", socketError("EHOSTUNREACH")],
+    ["Unix socket gone (embedded server stopped)", Object.assign(new Error("connect ENOENT /data/run/.s.PGSQL.5432"), { code: "ENOENT", errno: -2, syscall: "connect", address: "/data/run/.s.PGSQL.5432" })],
     ["happy eyeballs", new AggregateError([socketError("ECONNREFUSED"), socketError("ECONNREFUSED")], "")],
     // MikroORM wraps pg errors in DriverException, copying code and severity.
     ["wrapped PgBouncer refusal", new DriverException(pgError("query_wait_timeout", "08P01", "FATAL"))],
@@ -59,6 +60,7 @@ describe("isDatabaseUnavailable", () => {
     ["a syntax error", pgError("syntax error at or near \"selec\"", "42601")],
     ["a protocol error from PostgreSQL itself (a bug)", pgError("bind message supplies 1 parameters, but prepared statement \"\" requires 2", "08P01")],
     ["a serialization failure", pgError("could not serialize access due to concurrent update", "40001")],
+    ["a missing file that is no connection", Object.assign(new Error("ENOENT: no such file or directory, open 'x'"), { code: "ENOENT", syscall: "open" })],
     ["a plain bug", new TypeError("Cannot read properties of undefined (reading 'id')")],
     ["not an error", "timeout"],
     ["undefined", undefined],
