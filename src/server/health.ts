@@ -125,8 +125,11 @@ export function createHealthStatus(needs: Readonly<Record<string, readonly strin
     watchers.add(watcher);
     try {
       let last = current(service);
+      // Only a watch begun after shutdown ends here; one begun before still gets the
+      // NOT_SERVING that shutdown queued while it was waiting to deliver its first status.
+      const begunAfterShutdown = isShutdown;
       yield last;
-      if (isShutdown) {
+      if (begunAfterShutdown) {
         return;
       }
       for (;;) {
