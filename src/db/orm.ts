@@ -35,7 +35,7 @@ export type DatabaseTimeouts = {
 };
 
 /** The bounds used when the caller gives none (the configuration's defaults). */
-export const defaultDatabaseTimeouts: DatabaseTimeouts = { connectMs: 3000, queryMs: 5000 };
+const defaultDatabaseTimeouts: DatabaseTimeouts = { connectMs: 3000, queryMs: 5000 };
 
 /** The message pg gives a query that ran past `query_timeout`. */
 const queryReadTimeout = "Query read timeout";
@@ -79,10 +79,11 @@ export async function openDatabase(opts: { url: string; logger: Logger; poolMax?
     // The database must exist already (the embedded server creates it); never CREATE DATABASE here.
     ensureDatabase: false,
     pool: opts.poolMax === undefined ? {} : { max: opts.poolMax },
-    // MikroORM reads only host, port, user, password and database from clientUrl; letting pg parse the
-    // URL as well honours its query parameters (sslmode, application_name, ...).
-    // MikroORM 7 hands these to `new pg.Pool(...)` (PostgreSqlConnection.mapOptions).
+    // MikroORM 7 hands these to `new pg.Pool(...)` (PostgreSqlConnection.mapOptions), and pg-pool
+    // to every `new pg.Client(...)`.
     driverOptions: {
+      // MikroORM reads only host, port, user, password and database from clientUrl; letting pg parse the
+      // URL as well honours its query parameters (sslmode, application_name, ...).
       ...(parsed.search === "" ? {} : { connectionString: opts.url }),
       // Give up on a connection attempt (and on waiting for a free pooled connection) after a few
       // seconds instead of hanging until the OS gives up on an unanswered TCP connect.
@@ -140,7 +141,7 @@ function dropConnectionsOnQueryTimeout(pool: { on(event: "connect", listener: (c
       const result = query(...args);
       if (result instanceof Promise) {
         result.catch((e: unknown) => {
-          if (e instanceof Error && e.message === queryReadTimeout) client.connection?.stream?.destroy();
+          if ((e as { message?: unknown } | null)?.message === queryReadTimeout) client.connection?.stream?.destroy();
         });
       }
       return result;
@@ -172,7 +173,7 @@ async function checkConnection(orm: Orm, timeouts: DatabaseTimeouts): Promise<{ 
 }
 
 /** "2 s", "0.5 s": a duration in ms for messages. */
-export function formatSeconds(ms: number): string {
+function formatSeconds(ms: number): string {
   return `${Math.round(ms / 100) / 10} s`;
 }
 
