@@ -40,6 +40,15 @@ function unseenKey(s: TestServer): string {
   return mintKey(s.config.keyPrefix, KeyKindName.FINE_GRAINED).raw;
 }
 
+/**
+ * Call options that send the deadline header only, like curl or buf curl would: a client
+ * that enforces its own deadline would answer DeadlineExceeded itself and hide the server.
+ */
+function deadlineHeader(protocol: "connect" | "grpc", ms: number, key?: string): { headers: Record<string, string> } {
+  const deadline = protocol === "connect" ? { "connect-timeout-ms": String(ms) } : { "grpc-timeout": `${ms}m` };
+  return { headers: { ...deadline, ...withKey(key).headers } };
+}
+
 /** How long `p` takes to settle, and its error code if it fails. */
 async function timed(p: Promise<unknown>): Promise<{ ms: number; code: Code | undefined }> {
   const started = performance.now();
@@ -52,7 +61,7 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
     const keys = server.client(KeyService);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, { timeoutMs: deadlineMs }));
+      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, deadlineHeader("connect", deadlineMs)));
       expect(code).toBe(Code.DeadlineExceeded);
       expect(ms).toBeGreaterThanOrEqual(deadlineMs - 100);
       expect(ms).toBeLessThan(deadlineMs + 2000);
@@ -65,8 +74,9 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
     const keys = server.client(KeyService, server.grpcTransport);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, { timeoutMs: deadlineMs }));
+      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, deadlineHeader("grpc", deadlineMs)));
       expect(code).toBe(Code.DeadlineExceeded);
+      expect(ms).toBeGreaterThanOrEqual(deadlineMs - 100);
       expect(ms).toBeLessThan(deadlineMs + 2000);
     } finally {
       own.thaw();
@@ -91,7 +101,7 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
     await keys.listKeys({ parent }, withKey(tenant.adminKey));
     own.freeze();
     try {
-      const withDeadline = await timed(keys.listKeys({ parent }, { ...withKey(tenant.adminKey), timeoutMs: deadlineMs }));
+      const withDeadline = await timed(keys.listKeys({ parent }, deadlineHeader("connect", deadlineMs, tenant.adminKey)));
       expect(withDeadline.code).toBe(Code.DeadlineExceeded);
       expect(withDeadline.ms).toBeLessThan(deadlineMs + 2000);
       const create = keys.createKey({ parent, displayName: "while-frozen", permissions: ["keys:read"], expireDays: 7 }, withKey(tenant.adminKey));
