@@ -2,7 +2,7 @@
 // refused calls are recorded on their own; listing is paginated and filtered.
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-of-work.ts";
+import { entityManagerOf, type UnitOfWork, type UnitOfWorkOwner, type UnitsOfWork } from "../db/unit-of-work.ts";
 import type { CallContext } from "../directory/caller.ts";
 import { isKeywardError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
@@ -76,7 +76,8 @@ export function createAuditLog(deps: { units: UnitsOfWork; clock: Clock; logger:
 
   /** Records an entry on its own (for refused calls, which change nothing else). */
   async function recordAlone(entry: AuditEntry): Promise<void> {
-    await units.write(async (uow) => record(uow, entry));
+    // Not bound by the caller's signal: a refusal is recorded even when its caller gave up.
+    await units.write({}, async (uow) => record(uow, entry));
   }
 
   /**
@@ -98,10 +99,10 @@ export function createAuditLog(deps: { units: UnitsOfWork; clock: Clock; logger:
 
   /**
    * Lists a tenant's events, newest first, after the event `afterEventId` (exclusive);
-   * undefined when that event is not one of the tenant's.
+   * undefined when that event is not one of the tenant's. `owner.signal` bounds the read.
    */
-  async function list(tenantId: string, filter: AuditFilter, limit: number, afterEventId: string | undefined): Promise<AuditRecord[] | undefined> {
-    return units.read(async (uow) => {
+  async function list(owner: UnitOfWorkOwner, tenantId: string, filter: AuditFilter, limit: number, afterEventId: string | undefined): Promise<AuditRecord[] | undefined> {
+    return units.read(owner, async (uow) => {
       const em = entityManagerOf(uow);
       let afterId: string | undefined;
       if (afterEventId !== undefined) {

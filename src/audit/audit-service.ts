@@ -28,7 +28,7 @@ export function createAuditService(deps: { audit: AuditLog; catalogue: Catalogue
         const scoped: AuditFilter = ctx.caller.orgId === null ? filter : { ...filter, orgId: ctx.caller.orgId };
         const query = { listing: "ListAuditEvents", parent: ctx.caller.tenantId, filters: { ...filter, start: filter.start?.toISOString(), end: filter.end?.toISOString() } };
         const position = decodePageToken(pageToken, query, [patternPart(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)]);
-        const rows = await audit.list(ctx.caller.tenantId, scoped, limit + 1, position?.[0]);
+        const rows = await audit.list(ctx, ctx.caller.tenantId, scoped, limit + 1, position?.[0]);
         if (rows === undefined) throw invalidPageToken(); // the event it points to is not this tenant's
         const page = pageOf(rows, limit, (e) => [e.eventId], query);
         return { events: page.items, nextPageToken: page.nextPageToken };

@@ -12,19 +12,29 @@ declare const unitOfWorkBrand: unique symbol;
  */
 export type UnitOfWork = { readonly [unitOfWorkBrand]: true };
 
+/**
+ * Whose unit of work it is: the caller's `signal` (its deadline, or its disconnect) ends
+ * the wait for a connection and cancels the query in flight (`pg_cancel_backend`), so no
+ * query outlives the call it serves. Omit it for work that must finish on its own (audit
+ * writes of refusals, bootstrap).
+ */
+export type UnitOfWorkOwner = Readonly<{ signal?: AbortSignal | undefined }>;
+
 /** Opens units of work over one database. */
 export type UnitsOfWork = {
-  /** Runs `fn` in one database transaction: committed when it returns, rolled back when it throws. */
-  write<T>(fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
-  /** Runs `fn` with a fresh unit of work outside any transaction (reads). */
-  read<T>(fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
+  /** Runs `fn` in one database transaction: committed when it returns, rolled back when it throws (or when `owner.signal` aborts). */
+  write<T>(owner: UnitOfWorkOwner, fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
+  /** Runs `fn` with a fresh unit of work outside any transaction (reads), bounded by `owner.signal`. */
+  read<T>(owner: UnitOfWorkOwner, fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
 };
 
 /** Creates the unit-of-work factory of a database. */
 export function createUnitsOfWork(db: Database): UnitsOfWork {
+  const fork = (owner: UnitOfWorkOwner) =>
+    owner.signal === undefined ? db.em.fork() : db.em.fork({ signal: owner.signal, inflightQueryAbortStrategy: "cancel query" });
   return {
-    write: (fn) => db.em.fork().transactional((em) => fn(em as unknown as UnitOfWork)),
-    read: (fn) => fn(db.em.fork() as unknown as UnitOfWork),
+    write: (owner, fn) => fork(owner).transactional((em) => fn(em as unknown as UnitOfWork)),
+    read: (owner, fn) => fn(fork(owner) as unknown as UnitOfWork),
   };
 }
 

@@ -8,7 +8,7 @@ import type { CredentialIdentity, Verifier } from "../verify/verifier.ts";
 import { callerFromIdentity, type Caller } from "./caller.ts";
 
 /** What the authenticator knows of the call it authenticates (for auditing refusals). */
-export type AuthenticationCall = Readonly<{ procedure: string; requestId: string }>;
+export type AuthenticationCall = Readonly<{ procedure: string; requestId: string; signal?: AbortSignal | undefined }>;
 
 /**
  * Authenticates one management call: the Caller of a usable credential; undefined for a
@@ -31,7 +31,7 @@ export function createAuthenticator(deps: { verifier: Verifier; refusals: Refusa
   const suspensionOf = (identity: CredentialIdentity) => (identity.ownerActive ? "CREATOR_SUSPENDED" : "PRINCIPAL_SUSPENDED");
 
   return async (credential, call) => {
-    const recognition = await verifier.authenticate(credential);
+    const recognition = await verifier.authenticate(credential, call.signal);
     switch (recognition.result) {
       case "malformed":
         return undefined;

@@ -26,7 +26,7 @@ export async function bootstrapTenant(deps: { units: UnitsOfWork; clock: Clock; 
   const { audit } = deps;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await deps.units.write(async (uow) => {
+      return await deps.units.write({}, async (uow) => {
         const now = deps.clock.now();
         let tenant = await directory.findTenantBySlug(uow, slug);
         const tenantCreated = tenant === undefined;
@@ -68,5 +68,5 @@ export async function bootstrapTenant(deps: { units: UnitsOfWork; clock: Clock; 
 
 /** True when the database holds no tenant yet (first start). */
 export async function isEmptyDirectory(units: UnitsOfWork): Promise<boolean> {
-  return (await units.read((uow) => directory.countTenants(uow))) === 0;
+  return (await units.read({}, (uow) => directory.countTenants(uow))) === 0;
 }

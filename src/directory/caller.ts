@@ -24,7 +24,12 @@ export type Caller = Readonly<{
 }>;
 
 /** What a service call knows about its context. */
-export type CallContext = Readonly<{ caller: Caller; requestId: string }>;
+export type CallContext = Readonly<{
+  caller: Caller;
+  requestId: string;
+  /** Aborts when the call's deadline passes or its client goes away; bounds its database work. */
+  signal?: AbortSignal | undefined;
+}>;
 
 /** The message every missing-permission refusal starts with (DESIGN.md, the SDK's 403). */
 const insufficientScope = "Insufficient scope for this action";

@@ -36,7 +36,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
   const { units, audit, clock, catalogue } = deps;
 
   async function principalView(ctx: CallContext, p: PrincipalRecord): Promise<PrincipalView> {
-    const orgs = await units.read((uow) => directory.orgSlugs(uow, p.orgId === null ? [] : [p.orgId]));
+    const orgs = await units.read(ctx, (uow) => directory.orgSlugs(uow, p.orgId === null ? [] : [p.orgId]));
     return { ...p, tenantSlug: ctx.caller.tenantSlug, orgSlug: p.orgId === null ? null : (orgs.get(p.orgId) ?? null) };
   }
 
@@ -44,7 +44,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
   async function visibleOrg(ctx: CallContext, name: string): Promise<OrgRecord> {
     const { tenant, id } = parseResourceName(name, "orgs");
     requireOwnTenant(ctx.caller, tenant);
-    const org = await units.read((uow) => directory.findOrgBySlug(uow, ctx.caller.tenantId, id));
+    const org = await units.read(ctx, (uow) => directory.findOrgBySlug(uow, ctx.caller.tenantId, id));
     if (org === undefined || !canSeeOrg(ctx.caller, org.id)) throw notFound("organization");
     return org;
   }
@@ -53,7 +53,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
   async function visiblePrincipal(ctx: CallContext, name: string): Promise<PrincipalRecord> {
     const { tenant, id } = parseResourceName(name, "principals");
     requireOwnTenant(ctx.caller, tenant);
-    const p = await units.read((uow) => directory.findPrincipal(uow, ctx.caller.tenantId, id));
+    const p = await units.read(ctx, (uow) => directory.findPrincipal(uow, ctx.caller.tenantId, id));
     if (p === undefined || (ctx.caller.orgId !== null && p.orgId !== ctx.caller.orgId)) throw notFound("principal");
     return p;
   }
@@ -63,7 +63,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
       return audit.guard(ctx, "tenant.get", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "directory:read");
         requireOwnTenant(ctx.caller, parseTenantName(name, "name"));
-        const found = await units.read((uow) => directory.findTenantBySlug(uow, ctx.caller.tenantSlug));
+        const found = await units.read(ctx, (uow) => directory.findTenantBySlug(uow, ctx.caller.tenantSlug));
         if (found === undefined) throw notFound("tenant");
         return found;
       });
@@ -79,7 +79,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         const patch: { displayName?: string; disableKeysOfSuspendedPrincipals?: boolean } = {};
         if (paths.has("display_name")) patch.displayName = textField(input.displayName, "tenant.display_name", { max: 200, required: true });
         if (paths.has("disable_keys_of_suspended_principals")) patch.disableKeysOfSuspendedPrincipals = input.disableKeysOfSuspendedPrincipals;
-        return units.write(async (uow) => {
+        return units.write(ctx, async (uow) => {
           const updated = await directory.updateTenant(uow, ctx.caller.tenantId, input.etag, patch, clock.now());
           audit.record(uow, { ...actorOf(ctx), action: "tenant.update", resource, outcome: "success", details: stringDetails(patch) });
           return updated;
@@ -96,7 +96,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         const slug = patternField(input.slug, "slug", slugPattern, "1 to 63 lowercase letters, digits and inner hyphens");
         const displayName = textField(input.displayName, "display_name", { max: 200, required: false }) || slug;
         const githubOwner = patternField(input.githubOwner, "github_owner", githubOwnerPattern, "a GitHub user or organization name", false);
-        return units.write(async (uow) => {
+        return units.write(ctx, async (uow) => {
           const org = await directory.insertOrg(uow, { tenantId: ctx.caller.tenantId, slug, displayName, githubOwner: githubOwner || null, now: clock.now() });
           audit.record(uow, { ...actorOf(ctx), orgId: org.id, action: "org.create", resource, outcome: "success", details: { githubOwner } });
           return { ...org, tenantSlug: ctx.caller.tenantSlug };
@@ -121,7 +121,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         const opts: { onlyId?: string; afterSlug?: string; limit: number } = { limit: limit + 1 };
         if (ctx.caller.orgId !== null) opts.onlyId = ctx.caller.orgId;
         if (position !== undefined) opts.afterSlug = position[0]!;
-        const rows = await units.read((uow) => directory.listOrgs(uow, ctx.caller.tenantId, opts));
+        const rows = await units.read(ctx, (uow) => directory.listOrgs(uow, ctx.caller.tenantId, opts));
         const page = pageOf(rows, limit, (o) => [o.slug], query);
         return { items: page.items.map((o) => ({ ...o, tenantSlug: ctx.caller.tenantSlug })), nextPageToken: page.nextPageToken };
       });
@@ -139,7 +139,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         if (paths.has("github_owner")) {
           patch.githubOwner = patternField(input.githubOwner, "organization.github_owner", githubOwnerPattern, "a GitHub user or organization name", false) || null;
         }
-        return units.write(async (uow) => {
+        return units.write(ctx, async (uow) => {
           const updated = await directory.updateOrg(uow, org.id, input.etag, patch, clock.now());
           audit.record(uow, { ...actorOf(ctx), orgId: org.id, action: "org.update", resource, outcome: "success", details: stringDetails(patch) });
           return { ...updated, tenantSlug: ctx.caller.tenantSlug };
@@ -162,7 +162,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         const permissions = parsePermissions(catalogue, input.permissions);
         requireHeld(catalogue, ctx.caller, permissions);
         const orgSlug = patternField(input.org, "org", slugPattern, "an organization slug", false);
-        const created = await units.write(async (uow) => {
+        const created = await units.write(ctx, async (uow) => {
           let orgId: string | null = ctx.caller.orgId;
           if (orgSlug !== "") {
             const org = await directory.findOrgBySlug(uow, ctx.caller.tenantId, orgSlug);
@@ -199,7 +199,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
         if (ctx.caller.orgId !== null) opts.orgId = ctx.caller.orgId;
         if (input.status !== undefined) opts.status = input.status;
         if (position !== undefined) opts.afterId = position[0]!;
-        return units.read(async (uow) => {
+        return units.read(ctx, async (uow) => {
           const page = pageOf(await directory.listPrincipals(uow, ctx.caller.tenantId, opts), limit, (p) => [p.principalId], query);
           const orgs = await directory.orgSlugs(uow, page.items.flatMap((p) => (p.orgId === null ? [] : [p.orgId])));
           return {
@@ -230,7 +230,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
           if (input.status === undefined) throw invalidArgument("REQUIRED_FIELD", "principal.status must be ACTIVE or SUSPENDED when in the update mask", { field: "principal.status" });
           patch.status = input.status;
         }
-        const updated = await units.write(async (uow) => {
+        const updated = await units.write(ctx, async (uow) => {
           // The target is read and locked in the transaction that writes it: a concurrent
           // raise of its permissions cannot slip between the authority check and the write.
           const target = await directory.lockPrincipal(uow, ctx.caller.tenantId, id);

@@ -171,7 +171,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         const permissions = parsePermissions(catalogue, input.permissions);
         const days = expireDaysOf(input.expireDays);
         requireHeld(catalogue, ctx.caller, permissions);
-        return units.write(async (uow) => {
+        return units.write(ctx, async (uow) => {
           const owner = input.owner === "" ? undefined : await ownerFor(uow, ctx, input.owner, permissions);
           const org = await scopeOrg(uow, ctx, input.org, owner?.orgId ?? undefined);
           const now = clock.now();
@@ -195,7 +195,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         requirePermission(catalogue, ctx.caller, "keys:read");
         const { tenant, id } = parseResourceName(name, "keys");
         requireOwnTenant(ctx.caller, tenant);
-        return units.read(async (uow) => view(uow, ctx.caller.tenantSlug, await visibleKey(uow, ctx, id)));
+        return units.read(ctx, async (uow) => view(uow, ctx.caller.tenantSlug, await visibleKey(uow, ctx, id)));
       });
     },
 
@@ -209,7 +209,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         const limit = pageSizeOf(input.pageSize);
         const query = { listing: "ListKeys", parent: ctx.caller.tenantId, filters: { kind: input.kind, state: input.state, owner: input.owner, creator: input.creator, org: input.org } };
         const position = decodePageToken(input.pageToken, query, [timestampPart, isKeyId]);
-        return units.read(async (uow) => {
+        return units.read(ctx, async (uow) => {
           const filter: KeyFilter = {};
           if (input.kind !== undefined) filter.kind = input.kind;
           if (input.state !== undefined) filter.state = input.state;
@@ -249,7 +249,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         const { tenant, id } = parseResourceName(input.name, "keys");
         requireOwnTenant(ctx.caller, tenant);
         const reason = textField(input.reason, "reason", { max: 500, required: true, multiline: true });
-        return units.write(async (uow) => {
+        return units.write(ctx, async (uow) => {
           const key = await visibleKey(uow, ctx, id);
           // A principal may always revoke its own keys; anyone else's needs authority over
           // the key (a keys:write key must not revoke the tenant admin key).
@@ -274,7 +274,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         requireOwnTenant(ctx.caller, tenant);
         const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
         const days = input.expireDays === 0 ? undefined : expireDaysOf(input.expireDays);
-        return units.write(async (uow) => {
+        return units.write(ctx, async (uow) => {
           const from = await visibleKey(uow, ctx, id);
           if (from.kind !== KeyKindName.FINE_GRAINED) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "NOT_CLONEABLE", "only fine-grained keys can be cloned; use RotateKey for admin, read-only and registry keys");
@@ -311,7 +311,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
         const slot = input.slot;
         // Authority over the slot's key (and over what the new value grants).
         requireAuthorityOver(catalogue, ctx.caller, "key", slotKindPermissions[kind]);
-        return units.write(async (uow) => {
+        return units.write(ctx, async (uow) => {
           const org = await scopeOrg(uow, ctx, input.org);
           const orgId = org?.id ?? null;
           const now = clock.now();

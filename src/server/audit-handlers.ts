@@ -10,7 +10,7 @@ import { auditEventToProto, auditOutcomes, dateOf } from "./convert.ts";
 export function createAuditHandlers(deps: { audit: AuditDomainService }): ServiceImpl<typeof AuditService> {
   return {
     async listAuditEvents(req, ctx) {
-      const call = callContextOf(ctx.values);
+      const call = callContextOf(ctx);
       const filter: AuditFilter = {};
       if (req.action !== "") filter.action = req.action;
       if (req.resource !== "") filter.resource = req.resource;

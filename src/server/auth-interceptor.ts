@@ -3,6 +3,7 @@
 // rules and happen in the services.
 import { createContextKey, type Interceptor } from "@connectrpc/connect";
 import type { Caller, CallContext } from "../directory/caller.ts";
+import type { Authenticator } from "../directory/authenticator.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
 import { requestIdKey } from "./context.ts";
 
@@ -19,25 +20,22 @@ const publicProcedures = new Set([
 /** The one message for every authentication failure (DESIGN.md §3). */
 export const unauthenticatedMessage = "Missing or invalid API key";
 
-/** What the authenticator knows of the call it authenticates (for auditing refusals). */
-export type AuthenticatedCall = { procedure: string; requestId: string };
-
 /** Authenticates keyward.v1 management calls; health and reflection stay open. */
-export function createAuthInterceptor(authenticate: (credential: string, call: AuthenticatedCall) => Promise<Caller | undefined>): Interceptor {
+export function createAuthInterceptor(authenticate: Authenticator): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     if (!req.service.typeName.startsWith("keyward.") || publicProcedures.has(procedure)) return next(req);
     const match = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i.exec(req.header.get("authorization") ?? "");
-    const caller = match?.[1] === undefined ? undefined : await authenticate(match[1], { procedure, requestId: req.contextValues.get(requestIdKey) });
+    const caller = match?.[1] === undefined ? undefined : await authenticate(match[1], { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
     if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
     req.contextValues.set(callerKey, caller);
     return next(req);
   };
 }
 
-/** The CallContext of a handler's call; only reachable behind the auth interceptor. */
-export function callContextOf(values: { get<T>(key: { id: symbol; defaultValue: T }): T }): CallContext {
-  const caller = values.get(callerKey);
+/** The CallContext of a handler's call (caller, request id, and its signal); only reachable behind the auth interceptor. */
+export function callContextOf(ctx: { values: { get<T>(key: { id: symbol; defaultValue: T }): T }; signal: AbortSignal }): CallContext {
+  const caller = ctx.values.get(callerKey);
   if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
-  return { caller, requestId: values.get(requestIdKey) };
+  return { caller, requestId: ctx.values.get(requestIdKey), signal: ctx.signal };
 }

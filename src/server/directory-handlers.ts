@@ -11,10 +11,10 @@ export function createDirectoryHandlers(deps: { directory: DirectoryDomainServic
   const { directory, audienceDomain } = deps;
   return {
     async getTenant(req, ctx) {
-      return { tenant: tenantToProto(await directory.getTenant(callContextOf(ctx.values), req.name), audienceDomain) };
+      return { tenant: tenantToProto(await directory.getTenant(callContextOf(ctx), req.name), audienceDomain) };
     },
     async updateTenant(req, ctx) {
-      const updated = await directory.updateTenant(callContextOf(ctx.values), {
+      const updated = await directory.updateTenant(callContextOf(ctx), {
         name: req.tenant?.name ?? "",
         etag: req.tenant?.etag ?? "",
         paths: req.updateMask?.paths ?? [],
@@ -24,7 +24,7 @@ export function createDirectoryHandlers(deps: { directory: DirectoryDomainServic
       return { tenant: tenantToProto(updated, audienceDomain) };
     },
     async createOrganization(req, ctx) {
-      const org = await directory.createOrganization(callContextOf(ctx.values), {
+      const org = await directory.createOrganization(callContextOf(ctx), {
         parent: req.parent,
         slug: req.slug,
         displayName: req.displayName,
@@ -33,14 +33,14 @@ export function createDirectoryHandlers(deps: { directory: DirectoryDomainServic
       return { organization: orgToProto(org) };
     },
     async getOrganization(req, ctx) {
-      return { organization: orgToProto(await directory.getOrganization(callContextOf(ctx.values), req.name)) };
+      return { organization: orgToProto(await directory.getOrganization(callContextOf(ctx), req.name)) };
     },
     async listOrganizations(req, ctx) {
-      const page = await directory.listOrganizations(callContextOf(ctx.values), { parent: req.parent, pageSize: req.pageSize, pageToken: req.pageToken });
+      const page = await directory.listOrganizations(callContextOf(ctx), { parent: req.parent, pageSize: req.pageSize, pageToken: req.pageToken });
       return { organizations: page.items.map(orgToProto), nextPageToken: page.nextPageToken };
     },
     async updateOrganization(req, ctx) {
-      const updated = await directory.updateOrganization(callContextOf(ctx.values), {
+      const updated = await directory.updateOrganization(callContextOf(ctx), {
         name: req.organization?.name ?? "",
         etag: req.organization?.etag ?? "",
         paths: req.updateMask?.paths ?? [],
@@ -50,7 +50,7 @@ export function createDirectoryHandlers(deps: { directory: DirectoryDomainServic
       return { organization: orgToProto(updated) };
     },
     async createPrincipal(req, ctx) {
-      const principal = await directory.createPrincipal(callContextOf(ctx.values), {
+      const principal = await directory.createPrincipal(callContextOf(ctx), {
         parent: req.parent,
         principalId: req.principalId,
         displayName: req.displayName,
@@ -61,10 +61,10 @@ export function createDirectoryHandlers(deps: { directory: DirectoryDomainServic
       return { principal: principalToProto(principal) };
     },
     async getPrincipal(req, ctx) {
-      return { principal: principalToProto(await directory.getPrincipal(callContextOf(ctx.values), req.name)) };
+      return { principal: principalToProto(await directory.getPrincipal(callContextOf(ctx), req.name)) };
     },
     async listPrincipals(req, ctx) {
-      const page = await directory.listPrincipals(callContextOf(ctx.values), {
+      const page = await directory.listPrincipals(callContextOf(ctx), {
         parent: req.parent,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -73,7 +73,7 @@ export function createDirectoryHandlers(deps: { directory: DirectoryDomainServic
       return { principals: page.items.map(principalToProto), nextPageToken: page.nextPageToken };
     },
     async updatePrincipal(req, ctx) {
-      const updated = await directory.updatePrincipal(callContextOf(ctx.values), {
+      const updated = await directory.updatePrincipal(callContextOf(ctx), {
         name: req.principal?.name ?? "",
         etag: req.principal?.etag ?? "",
         paths: req.updateMask?.paths ?? [],

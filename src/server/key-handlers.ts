@@ -14,7 +14,7 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
   const { keys, verifier } = deps;
   return {
     async createKey(req, ctx) {
-      const { key, secret } = await keys.create(callContextOf(ctx.values), {
+      const { key, secret } = await keys.create(callContextOf(ctx), {
         parent: req.parent,
         displayName: req.displayName,
         permissions: req.permissions,
@@ -25,12 +25,12 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       return { key: keyToProto(key), secret };
     },
     async getKey(req, ctx) {
-      return { key: keyToProto(await keys.get(callContextOf(ctx.values), req.name)) };
+      return { key: keyToProto(await keys.get(callContextOf(ctx), req.name)) };
     },
     async listKeys(req, ctx) {
       const kind = keyKinds.name(req.kind);
       const state = keyStates.name(req.state);
-      const page = await keys.list(callContextOf(ctx.values), {
+      const page = await keys.list(callContextOf(ctx), {
         parent: req.parent,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -43,14 +43,14 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       return { keys: page.keys.map(keyToProto), nextPageToken: page.nextPageToken };
     },
     async revokeKey(req, ctx) {
-      return { key: keyToProto(await keys.revoke(callContextOf(ctx.values), { name: req.name, reason: req.reason })) };
+      return { key: keyToProto(await keys.revoke(callContextOf(ctx), { name: req.name, reason: req.reason })) };
     },
     async cloneKey(req, ctx) {
-      const { key, secret } = await keys.clone(callContextOf(ctx.values), { name: req.name, displayName: req.displayName, expireDays: req.expireDays });
+      const { key, secret } = await keys.clone(callContextOf(ctx), { name: req.name, displayName: req.displayName, expireDays: req.expireDays });
       return { key: keyToProto(key), secret };
     },
     async rotateKey(req, ctx) {
-      const { key, secret, replaced } = await keys.rotate(callContextOf(ctx.values), {
+      const { key, secret, replaced } = await keys.rotate(callContextOf(ctx), {
         parent: req.parent,
         kind: keyKinds.name(req.kind),
         slot: keySlots.name(req.slot),
@@ -59,7 +59,7 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       return { key: keyToProto(key), secret, replaced };
     },
     async verifyKey(req, ctx) {
-      const outcome = await verifier.verify({ key: req.key, requiredPermissions: req.requiredPermissions, org: req.org });
+      const outcome = await verifier.verify({ key: req.key, requiredPermissions: req.requiredPermissions, org: req.org, signal: ctx.signal });
       ctx.values.set(verdictKey, outcome.result);
       const result = verifyResults.number(outcome.result);
       if (outcome.result === "malformed" || outcome.result === "not_found") return create(VerifyKeyResponseSchema, { result });

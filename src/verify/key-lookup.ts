@@ -1,5 +1,6 @@
 // The hot-path read of a key: one indexed query (by primary key) joining what verification
 // needs (tenant, owner, creator, org) — no ORM unit of work, no entity hydration.
+import type { LoggingOptions } from "@mikro-orm/core";
 import type { Database } from "../db/orm.ts";
 import type { PrincipalStatus } from "../directory/directory-repository.ts";
 import type { KeyKindName } from "../keys/key-format.ts";
@@ -29,7 +30,7 @@ export type KeyLookupRecord = Readonly<{
 }>;
 
 /** Finds a key by id. */
-export type KeyLookup = (keyId: string) => Promise<KeyLookupRecord | undefined>;
+export type KeyLookup = (keyId: string, signal?: AbortSignal) => Promise<KeyLookupRecord | undefined>;
 
 const query = `
 select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
@@ -54,8 +55,13 @@ type Row = {
 /** Creates the lookup over the database's connection pool. */
 export function createKeyLookup(db: Database): KeyLookup {
   const connection = db.orm.driver.getConnection();
-  return async (keyId) => {
-    const rows = await connection.execute<Row[]>(query, [keyId], "all");
+  return async (keyId, signal) => {
+    // The caller's signal (deadline, disconnect) ends the wait for a connection and cancels
+    // the query in flight; the query timeout bounds it otherwise. MikroORM 7 takes the
+    // abort options on the logging-context argument of execute() (its EntityManager does
+    // the same); they are stripped before anything is logged.
+    const abort = signal === undefined ? undefined : ({ signal, inflightQueryAbortStrategy: "cancel query" } as LoggingOptions);
+    const rows = await connection.execute<Row[]>(query, [keyId], "all", undefined, abort);
     const r = rows[0];
     if (r === undefined) return undefined;
     return {

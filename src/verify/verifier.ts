@@ -60,7 +60,13 @@ export type VerifyOutcome =
   | Readonly<{ result: "not_found" }>;
 
 /** A verification request. */
-export type VerifyInput = Readonly<{ key: string; requiredPermissions: readonly string[]; org: string }>;
+export type VerifyInput = Readonly<{
+  key: string;
+  requiredPermissions: readonly string[];
+  org: string;
+  /** The call's signal: aborts the lookup when the caller's deadline passes or it goes away. */
+  signal?: AbortSignal | undefined;
+}>;
 
 /** The verifier's operations. */
 export type Verifier = {
@@ -70,7 +76,7 @@ export type Verifier = {
    * For management calls: what the credential is, before scope and permissions. A usable
    * credential is `valid` (its last use is recorded); the authenticator decides the rest.
    */
-  authenticate(key: string): Promise<Recognition>;
+  authenticate(key: string, signal?: AbortSignal): Promise<Recognition>;
 };
 
 /** Creates the verifier. */
@@ -85,10 +91,10 @@ export function createVerifier(deps: {
   const { lookup, clock, catalogue } = deps;
 
   /** Checks format, existence, secret, revocation, expiry and owner/creator status. */
-  async function identify(key: string): Promise<Recognition> {
+  async function identify(key: string, signal: AbortSignal | undefined): Promise<Recognition> {
     const parsed = parseKey(deps.keyPrefix, key);
     if (parsed === undefined) return { result: "malformed" };
-    const record = await lookup(parsed.keyId);
+    const record = await lookup(parsed.keyId, signal);
     if (record === undefined) return { result: "not_found" };
     if (record.kind !== parsed.kind || !keyMatches(parsed.raw, record.secretHash, deps.keyPepper)) {
       return { result: "not_found", resolved: { keyId: record.keyId, tenantId: record.tenantId, orgId: record.orgId } };
@@ -127,7 +133,7 @@ export function createVerifier(deps: {
       if (input.org !== "" && !slugPattern.test(input.org)) {
         throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug (lowercase letters, digits, hyphens)", { field: "org" });
       }
-      const recognition = await identify(input.key);
+      const recognition = await identify(input.key, input.signal);
       if (recognition.result === "not_found") return { result: "not_found" };
       if (recognition.result !== "valid") return recognition;
       const { identity } = recognition;
@@ -138,8 +144,8 @@ export function createVerifier(deps: {
       deps.lastUsed.record(identity.keyId, clock.now());
       return { result: "valid", identity, permissions };
     },
-    async authenticate(key) {
-      const recognition = await identify(key);
+    async authenticate(key, signal) {
+      const recognition = await identify(key, signal);
       if (recognition.result === "valid") deps.lastUsed.record(recognition.identity.keyId, clock.now());
       return recognition;
     },
