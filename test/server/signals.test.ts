@@ -112,6 +112,7 @@ async function signalTopPid(
       KEYWARD_LOG_FORMAT: "json",
       ...opts.env,
     });
+    let inFlight: net.Socket | undefined;
     try {
       const listening = /"url":"http:\/\/127\.0\.0\.1:(\d+)"[^\n]*"msg":"keyward listening"/;
       await until(() => listening.test(launched.output()) || launched.child.exitCode !== null, 60_000, `${command} listening`);
@@ -122,7 +123,6 @@ async function signalTopPid(
       // The server itself is in the tree (the bin, or src/cli.ts under the pinned Node).
       expect(tree.map(commandLine).filter((c) => / serve$/.test(c.trim())).join(" | ")).toMatch(/(src\/cli\.ts|bin\/keyward(\.js)?) serve/);
 
-      let inFlight: net.Socket | undefined;
       if (opts.alsoToServer === true) {
         // A call still in flight (its body is not all there) keeps the drain open until the grace ends.
         inFlight = net.connect(port, "127.0.0.1");
@@ -138,16 +138,21 @@ async function signalTopPid(
         expect(server).toBeDefined();
         process.kill(server!, signal);
       }
-      result = await Promise.race([
-        launched.exit,
-        new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`${command} did not exit after ${signal}`)), 30_000)),
-      ]);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        result = await Promise.race([
+          launched.exit,
+          new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${command} did not exit after ${signal}`)), 30_000))),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
       const live = () => tree.filter((pid) => parents().has(pid));
       await until(() => live().length === 0, 15_000, `processes left after ${signal}: ${live().map(commandLine).join(" | ")}`);
       expect(await portRefuses(port)).toBe(true);
       await until(() => launched.output().includes("keyward stopped"), 5_000, "keyward drained and said so");
-      inFlight?.destroy();
     } finally {
+      inFlight?.destroy();
       killGroup(launched);
     }
   });
