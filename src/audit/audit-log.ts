@@ -41,7 +41,8 @@ export type AuditFilter = {
 
 /** Audit text is for humans: control characters (NUL would fail the insert) become U+FFFD. */
 function clean(text: string, max: number): string {
-  return text.replace(/[\p{Cc}\p{Cs}]/gu, "\uFFFD").slice(0, max);
+  // Format characters too (bidi overrides, zero-width): audit text must read as it is.
+  return text.replace(/[\p{Cc}\p{Cs}\p{Cf}]/gu, "\uFFFD").slice(0, max);
 }
 
 /** The audit log's operations. */

@@ -4,10 +4,13 @@ import { invalidArgument } from "../errors.ts";
 
 /**
  * Control characters, surrogates, private-use characters, line/paragraph separators, and
- * the bidirectional embedding, override and isolate controls (U+202A–U+202E,
- * U+2066–U+2069), which make a name display differently from what it is ("Trojan Source").
+ * every format character (\p{Cf}): the bidirectional embedding, override and isolate
+ * controls (U+202A–U+202E, U+2066–U+2069) and marks (U+200E, U+200F, U+061C), which make a
+ * name display differently from what it is ("Trojan Source"), and the invisible ones
+ * (zero-width space and joiners, U+FEFF, soft hyphen), which make two "unique" names look
+ * the same.
  */
-const controlChars = /[\p{Cc}\p{Cs}\p{Co}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
+const controlChars = /[\p{Cc}\p{Cs}\p{Co}\p{Cf}\u2028\u2029]/u;
 
 /** Trims and checks a required or optional free-text field. */
 export function textField(value: string, field: string, opts: { max: number; required: boolean; multiline?: boolean }): string {

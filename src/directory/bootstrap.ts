@@ -51,7 +51,7 @@ export async function bootstrapTenant(deps: { units: UnitsOfWork; clock: Clock; 
         // Fill an empty slot; with both in use, replace the older value.
         const slot = primary === undefined ? "primary" : secondary === undefined ? "secondary" : primary.createdAt <= secondary.createdAt ? "primary" : "secondary";
         const { record, secret, replaced } = await rotateSlot(uow, deps.minting, {
-          tenantId: tenant.id, orgId: null, kind: "admin", slot, ownerId: admin.id, creatorId: admin.id, now, reason: "replaced by keyward bootstrap",
+          tenantId: tenant.id, orgId: null, kind: "admin", slot, ownerId: admin.id, creatorId: admin.id, boundedBy: [], now, reason: "replaced by keyward bootstrap",
         });
         const keyName = resourceName(slug, "keys", record.keyId);
         const replacedName = replaced === undefined ? "" : resourceName(slug, "keys", replaced.keyId);

@@ -11,8 +11,12 @@ export type Caller = Readonly<{
   /** The owner principal's row id and resource name. */
   principalRowId: string;
   principalName: string;
-  /** The row id of the principal who made the credential (the owner's own, unless made for it by another). */
-  creatorRowId: string;
+  /**
+   * Row ids of the principals besides the owner whose authority bounds the credential (its
+   * creator and the chain above, see CredentialIdentity.boundedBy); a key made with this
+   * credential is bounded by them too, and the credential may not suspend them.
+   */
+  boundedBy: readonly string[];
   /** The key id (or token id) used; safe to log. */
   credentialId: string;
   kind: KeyKindName;
@@ -82,14 +86,14 @@ export function canSeeOrg(caller: Caller, orgId: string | null): boolean {
  */
 export function callerFromIdentity(identity: {
   keyId: string; kind: KeyKindName; tenantId: string; tenantSlug: string; orgId: string | null; orgSlug: string | null;
-  ownerRowId: string; ownerName: string; creatorRowId: string; permissions: PermissionSet;
+  ownerRowId: string; ownerName: string; boundedBy: readonly string[]; permissions: PermissionSet;
 }): Caller {
   return {
     tenantId: identity.tenantId,
     tenantSlug: identity.tenantSlug,
     principalRowId: identity.ownerRowId,
     principalName: identity.ownerName,
-    creatorRowId: identity.creatorRowId,
+    boundedBy: identity.boundedBy,
     credentialId: identity.keyId,
     kind: identity.kind,
     orgId: identity.orgId,

@@ -239,7 +239,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
           // directory:write key could suspend or strip an administrator.
           requireHeld(catalogue, ctx.caller, target.permissions);
           // Nor through a key it made for someone else: that key acts for its creator too.
-          if (patch.status === "suspended" && (target.id === ctx.caller.principalRowId || target.id === ctx.caller.creatorRowId)) {
+          if (patch.status === "suspended" && (target.id === ctx.caller.principalRowId || ctx.caller.boundedBy.includes(target.id))) {
             throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself");
           }
           const principal = await directory.updatePrincipal(uow, target.id, input.etag, patch, clock.now());

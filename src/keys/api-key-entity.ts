@@ -15,6 +15,8 @@ export const ApiKeySchema = defineEntity({
     permissions: p.array(),
     ownerId: p.uuid(),
     creatorId: p.uuid(),
+    /** Principals (besides the owner) whose current authority bounds the key: its creator and the chain above. */
+    boundedBy: p.array().columnType("uuid[]"),
     secretHash: p.blob(),
     hint: p.string().length(4),
     createdAt: p.datetime(),

@@ -17,7 +17,10 @@ export type KeyRecord = Readonly<{
   keyId: string; tenantId: string; kind: KeyKindName; slot: SlotName | null; displayName: string; orgId: string | null;
   permissions: readonly string[]; ownerId: string;
   /** The principal who made the key; its current authority bounds the key when it is not the owner. */
-  creatorId: string; hint: string; createdAt: Date; expiresAt: Date | null;
+  creatorId: string;
+  /** Principals besides the owner whose current authority bounds the key: the creator and the chain above it. */
+  boundedBy: readonly string[];
+  hint: string; createdAt: Date; expiresAt: Date | null;
   lastUsedAt: Date | null; rotatedAt: Date | null; revokedAt: Date | null; revokeReason: string | null; clonedFrom: string | null;
 }>;
 
@@ -29,7 +32,7 @@ export type KeyFilter = { kind?: KeyKindName; state?: KeyState; ownerId?: string
 
 const keyOf = (r: ApiKey): KeyRecord => ({
   keyId: r.keyId, tenantId: r.tenantId, kind: r.kind as KeyKindName, slot: (r.slot ?? null) as SlotName | null, displayName: r.displayName,
-  orgId: r.orgId ?? null, permissions: [...r.permissions], ownerId: r.ownerId, creatorId: r.creatorId, hint: r.hint, createdAt: r.createdAt,
+  orgId: r.orgId ?? null, permissions: [...r.permissions], ownerId: r.ownerId, creatorId: r.creatorId, boundedBy: [...r.boundedBy], hint: r.hint, createdAt: r.createdAt,
   expiresAt: r.expiresAt ?? null, lastUsedAt: r.lastUsedAt ?? null, rotatedAt: r.rotatedAt ?? null, revokedAt: r.revokedAt ?? null,
   revokeReason: r.revokeReason ?? null, clonedFrom: r.clonedFrom ?? null,
 });
@@ -46,7 +49,7 @@ export const keyRepository = {
   /** Inserts a key; a live name or slot clash becomes ALREADY_EXISTS / ABORTED. */
   async insert(uow: UnitOfWork, key: NewKey): Promise<KeyRecord> {
     const em = entityManagerOf(uow);
-    const row = em.create(ApiKey, { ...key, permissions: [...key.permissions], lastUsedAt: null, revokedAt: null, revokeReason: null });
+    const row = em.create(ApiKey, { ...key, permissions: [...key.permissions], boundedBy: [...key.boundedBy], lastUsedAt: null, revokedAt: null, revokeReason: null });
     try {
       await em.flush();
     } catch (e) {

@@ -64,11 +64,31 @@ async function storeNewKey(
   return { record, secret: minted.raw };
 }
 
+/** Longest chain of principals that may bound one key (a longer one is refused, never truncated). */
+const maxBounds = 32;
+
+/**
+ * Who a key made by the caller for `ownerId` belongs to and who bounds it: the caller is its
+ * creator, and the caller's principal plus every principal bounding the caller's credential
+ * bound it (DESIGN.md §1: a key never exceeds its creator's authority, and a key made with
+ * a key someone made for you stays bounded by them). The owner bounds it anyway.
+ */
+function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
+  const boundedBy = [...new Set([ctx.caller.principalRowId, ...ctx.caller.boundedBy])].filter((id) => id !== ownerId);
+  if (boundedBy.length > maxBounds) {
+    throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "CREDENTIAL_CHAIN_TOO_LONG", `this credential was made through too many principals (over ${maxBounds}) to make keys; use a key of your own`);
+  }
+  return { ownerId, creatorId: ctx.caller.principalRowId, boundedBy };
+}
+
 /** Replaces the live value of a slot (if any) with a new one, inside `uow`'s transaction. */
 export async function rotateSlot(
   uow: UnitOfWork,
   minting: KeyMinting,
-  target: { tenantId: string; orgId: string | null; kind: Exclude<KeyKindName, "fine_grained">; slot: SlotName; ownerId: string; creatorId: string; now: Date; reason: string },
+  target: {
+    tenantId: string; orgId: string | null; kind: Exclude<KeyKindName, "fine_grained">; slot: SlotName;
+    ownerId: string; creatorId: string; boundedBy: readonly string[]; now: Date; reason: string;
+  },
 ): Promise<{ record: KeyRecord; secret: string; replaced: KeyRecord | undefined }> {
   const { tenantId, orgId, kind, slot, now } = target;
   const old = await keys.findLiveSlot(uow, tenantId, orgId, kind, slot);
@@ -77,7 +97,7 @@ export async function rotateSlot(
   }
   const { record, secret } = await storeNewKey(uow, minting, {
     tenantId, kind, slot, displayName: `${kind} (${slot})`, orgId, permissions: slotKindPermissions[kind],
-    ownerId: target.ownerId, creatorId: target.creatorId, createdAt: now, expiresAt: null, rotatedAt: now, clonedFrom: null,
+    ownerId: target.ownerId, creatorId: target.creatorId, boundedBy: target.boundedBy, createdAt: now, expiresAt: null, rotatedAt: now, clonedFrom: null,
   });
   return { record, secret, replaced: old };
 }
@@ -177,7 +197,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
           const now = clock.now();
           const { record, secret } = await storeNewKey(uow, deps, {
             tenantId: ctx.caller.tenantId, kind: KeyKindName.FINE_GRAINED, slot: null, displayName, orgId: org?.id ?? null, permissions,
-            ownerId: owner?.id ?? ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
+            ...madeBy(ctx, owner?.id ?? ctx.caller.principalRowId),
             createdAt: now, expiresAt: new Date(now.getTime() + days * dayMs), rotatedAt: null, clonedFrom: null,
           });
           const key = await view(uow, ctx.caller.tenantSlug, record);
@@ -286,7 +306,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
           const lifetimeMs = days !== undefined ? days * dayMs : (from.expiresAt?.getTime() ?? now.getTime()) - from.createdAt.getTime();
           const { record, secret } = await storeNewKey(uow, deps, {
             tenantId: from.tenantId, kind: from.kind, slot: null, displayName, orgId: from.orgId, permissions: from.permissions,
-            ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId,
+            ...madeBy(ctx, ctx.caller.principalRowId),
             createdAt: now, expiresAt: new Date(now.getTime() + Math.min(lifetimeMs, maxExpireDays * dayMs)), rotatedAt: null, clonedFrom: from.keyId,
           });
           const key = await view(uow, ctx.caller.tenantSlug, record);
@@ -316,7 +336,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
           const orgId = org?.id ?? null;
           const now = clock.now();
           const { record, secret, replaced: old } = await rotateSlot(uow, deps, {
-            tenantId: ctx.caller.tenantId, orgId, kind, slot, ownerId: ctx.caller.principalRowId, creatorId: ctx.caller.principalRowId, now, reason: "rotated",
+            tenantId: ctx.caller.tenantId, orgId, kind, slot, ...madeBy(ctx, ctx.caller.principalRowId), now, reason: "rotated",
           });
           const replaced = old === undefined ? "" : resourceName(ctx.caller.tenantSlug, "keys", old.keyId);
           const key = await view(uow, ctx.caller.tenantSlug, record);

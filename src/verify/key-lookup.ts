@@ -22,8 +22,12 @@ export type KeyLookupRecord = Readonly<{
   /** The principal who made the key; the same row as the owner unless made for someone else. */
   creatorRowId: string;
   creatorPrincipalId: string;
-  creatorStatus: PrincipalStatus;
-  creatorPermissions: readonly string[];
+  /** Principals besides the owner whose authority bounds the key (its creator and the chain above). */
+  boundedBy: readonly string[];
+  /** True when every principal of `boundedBy` is active. */
+  boundsActive: boolean;
+  /** The current permissions of each principal of `boundedBy`. */
+  boundsPermissions: readonly (readonly string[])[];
   secretHash: Uint8Array;
   expiresAt: Date | null;
   revokedAt: Date | null;
@@ -36,20 +40,27 @@ const query = `
 select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
        k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
        k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
-       k.creator_id, c.principal_id as creator_principal_id, c.status as creator_status, c.permissions as creator_permissions,
+       k.creator_id, c.principal_id as creator_principal_id, k.bounded_by::text[] as bounded_by,
+       b.bounds_active, b.bounds_permissions,
        k.secret_hash, k.expires_at, k.revoked_at
   from api_key k
   join tenant t on t.id = k.tenant_id
   join principal p on p.id = k.owner_id
   join principal c on c.id = k.creator_id
   left join organization o on o.id = coalesce(k.org_id, p.org_id)
+  cross join lateral (
+    select coalesce(bool_and(x.status = 'active'), true) and count(x.id) = cardinality(k.bounded_by) as bounds_active,
+           coalesce(json_agg(x.permissions), '[]'::json) as bounds_permissions
+      from principal x
+     where x.id = any(k.bounded_by)
+  ) b
  where k.key_id = ?`;
 
 type Row = {
   key_id: string; tenant_id: string; tenant_slug: string; disable_keys_of_suspended_principals: boolean; kind: KeyKindName;
   org_id: string | null; org_slug: string | null; permissions: string[]; owner_id: string; principal_id: string;
   owner_status: PrincipalStatus; owner_permissions: string[];
-  creator_id: string; creator_principal_id: string; creator_status: PrincipalStatus; creator_permissions: string[]; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
+  creator_id: string; creator_principal_id: string; bounded_by: string[]; bounds_active: boolean; bounds_permissions: string[][]; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
 };
 
 /** Creates the lookup over the database's connection pool. */
@@ -79,8 +90,9 @@ export function createKeyLookup(db: Database): KeyLookup {
       ownerPermissions: r.owner_permissions,
       creatorRowId: r.creator_id,
       creatorPrincipalId: r.creator_principal_id,
-      creatorStatus: r.creator_status,
-      creatorPermissions: r.creator_permissions,
+      boundedBy: r.bounded_by,
+      boundsActive: r.bounds_active,
+      boundsPermissions: r.bounds_permissions,
       secretHash: r.secret_hash,
       expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),

@@ -24,14 +24,20 @@ export type CredentialIdentity = Readonly<{
   /** The principal who made the key (the owner's row and name for a principal's own keys). */
   creatorRowId: string;
   creatorName: string;
-  /** granted ∩ owner's current ∩ (when made for someone else) creator's current permissions. */
+  /**
+   * Principals besides the owner whose current authority bounds the key: its creator when
+   * it made the key for someone else, and every principal bounding the credential the key
+   * was made with (a key made with a key made for you stays bounded by whoever made that).
+   */
+  boundedBy: readonly string[];
+  /** granted ∩ owner's current ∩ the current permissions of every principal of `boundedBy`. */
   permissions: PermissionSet;
   expiresAt: Date | null;
   /** False when the owner is suspended (its keys may still verify: see the tenant setting). */
   ownerActive: boolean;
   /**
-   * False when the key was made for another principal by a now-suspended creator: such a
-   * key is treated as if its owner were suspended (DESIGN.md §1).
+   * False when a principal of `boundedBy` (e.g. the creator of a key made for someone else)
+   * is suspended: such a key is treated as if its owner were suspended (DESIGN.md §1).
    */
   creatorActive: boolean;
 }>;
@@ -99,11 +105,10 @@ export function createVerifier(deps: {
     if (record.kind !== parsed.kind || !keyMatches(parsed.raw, record.secretHash, deps.keyPepper)) {
       return { result: "not_found", resolved: { keyId: record.keyId, tenantId: record.tenantId, orgId: record.orgId } };
     }
-    // A principal's own key is bounded by the owner; a key made for someone else also by
-    // its creator's current authority (DESIGN.md §1), so stripping the creator shrinks it.
-    const madeForOther = record.creatorRowId !== record.ownerRowId;
+    // A key is bounded by its owner's current authority and by that of every principal up
+    // the chain that made it (DESIGN.md §1): stripping any of them shrinks it at once.
     let effective = intersect(toPermissionSet(catalogue, record.permissions), toPermissionSet(catalogue, record.ownerPermissions));
-    if (madeForOther) effective = intersect(effective, toPermissionSet(catalogue, record.creatorPermissions));
+    for (const bound of record.boundsPermissions) effective = intersect(effective, toPermissionSet(catalogue, bound));
     const identity: CredentialIdentity = {
       keyId: record.keyId,
       kind: record.kind,
@@ -115,10 +120,11 @@ export function createVerifier(deps: {
       ownerName: resourceName(record.tenantSlug, "principals", record.ownerPrincipalId),
       creatorRowId: record.creatorRowId,
       creatorName: resourceName(record.tenantSlug, "principals", record.creatorPrincipalId),
+      boundedBy: record.boundedBy,
       permissions: effective,
       expiresAt: record.expiresAt,
       ownerActive: record.ownerStatus === "active",
-      creatorActive: !madeForOther || record.creatorStatus === "active",
+      creatorActive: record.boundsActive,
     };
     if (record.revokedAt !== null) return { result: "revoked", identity };
     if (record.expiresAt !== null && record.expiresAt.getTime() <= clock.now().getTime()) return { result: "expired", identity };

@@ -228,3 +228,35 @@ describe("authority over a key", () => {
     }
   });
 });
+
+describe("a key made with a key someone made for you", () => {
+  test("when dave uses a key carol made for him to make another key (or clone one), then the new key stays bounded by carol: stripping or suspending her shrinks or stops it, and it cannot suspend her", async () => {
+    const t = await createTestTenant(server);
+    const parent = `tenants/${t.slug}`;
+    const perms = ["directory:write", "harden_runner:write", "keys:write"];
+    const carol = await principalWithKey(t, "carol", perms);
+    const { secret: carolOwn } = await keys.createKey({ parent, displayName: uniq("carol-own"), permissions: perms, expireDays: 7 }, withKey(carol.key));
+    const { principal: dave } = await directory.createPrincipal({ parent, principalId: "dave", type: PrincipalType.USER, permissions: perms }, withKey(t.adminKey));
+    const k1 = await keys.createKey({ parent, displayName: uniq("k1"), owner: dave!.name, permissions: perms, expireDays: 7 }, withKey(carolOwn));
+    // The reviewer's input: K2 made with K1 for dave himself, and a clone of K1 made with K1.
+    const k2 = await keys.createKey({ parent, displayName: uniq("k2"), permissions: perms, expireDays: 7 }, withKey(k1.secret));
+    expect(k2.key).toMatchObject({ owner: dave!.name, creator: dave!.name });
+    const clone = await keys.cloneKey({ name: k1.key!.name, displayName: uniq("k1-clone") }, withKey(k1.secret));
+
+    for (const made of [k2.secret, clone.secret]) {
+      const err = await attempt(directory.updatePrincipal({ principal: { name: carol.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(made)));
+      expect(reasonOf(err)).toBe("SELF_SUSPENSION");
+    }
+    await setPermissions(t, carol.name, ["harden_runner:read"]);
+    for (const made of [k1.secret, k2.secret, clone.secret]) {
+      const res = await verify(made, ["harden_runner:write"]);
+      expect(res.result).toBe(VerifyResult.INSUFFICIENT_PERMISSIONS);
+      expect(res.permissions).toEqual(["harden_runner:read"]);
+    }
+    await setPermissions(t, carol.name, perms);
+    await setStatus(t, carol.name, PrincipalStatus.SUSPENDED);
+    for (const made of [k2.secret, clone.secret]) {
+      expect(reasonOf(await attempt(keys.listKeys({ parent }, withKey(made))))).toBe("CREATOR_SUSPENDED");
+    }
+  });
+});

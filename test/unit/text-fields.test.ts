@@ -4,7 +4,8 @@ import { textField } from "../../src/common/text-fields.ts";
 import { KeywardError } from "../../src/errors.ts";
 
 describe("textField", () => {
-  const bidi = ["\u202A", "\u202B", "\u202C", "\u202D", "\u202E", "\u2066", "\u2067", "\u2068", "\u2069"];
+  // Bidi controls, bidi marks, and invisible format characters (zero-width, BOM, soft hyphen).
+  const bidi = ["\u202A", "\u202B", "\u202C", "\u202D", "\u202E", "\u2066", "\u2067", "\u2068", "\u2069", "\u200E", "\u200F", "\u061C", "\u200B", "\u200C", "\u200D", "\uFEFF", "\u00AD", "\u2060"];
 
   test.each(bidi.map((c) => [`U+${c.codePointAt(0)?.toString(16).toUpperCase()}`, c]))("when a name holds %s, then INVALID_CHARACTERS", (_name, c) => {
     let thrown: unknown;

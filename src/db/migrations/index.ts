@@ -4,6 +4,7 @@ import { Migration20261123000001Initial } from "./Migration20261123000001Initial
 import { Migration20261123000002AuditOrg } from "./Migration20261123000002AuditOrg.ts";
 import { Migration20261130000003KeyCreator } from "./Migration20261130000003KeyCreator.ts";
 import { Migration20261130000004AuditEventId } from "./Migration20261130000004AuditEventId.ts";
+import { Migration20261130000005KeyBounds } from "./Migration20261130000005KeyBounds.ts";
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   { name: "Migration20261123000002AuditOrg", class: Migration20261123000002AuditOrg },
   { name: "Migration20261130000003KeyCreator", class: Migration20261130000003KeyCreator },
   { name: "Migration20261130000004AuditEventId", class: Migration20261130000004AuditEventId },
+  { name: "Migration20261130000005KeyBounds", class: Migration20261130000005KeyBounds },
 ];
