@@ -8,7 +8,7 @@ import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, requireTenantScope, type CallContext } from "./caller.ts";
 import { directoryRepository as directory, type OrgRecord, type PrincipalRecord, type PrincipalStatus, type PrincipalType, type TenantRecord } from "./directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, patternPart } from "../common/page-token.ts";
-import { parsePermissions, type Catalogue } from "./permissions.ts";
+import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "./permissions.ts";
 import { auditedName, parseResourceName, parseTenantName, principalIdPattern, resourceName, slugPattern } from "../common/resource-names.ts";
 import { patternField, textField } from "../common/text-fields.ts";
 import { checkUpdateMask } from "../common/update-mask.ts";
@@ -238,9 +238,17 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
           // Whoever changes a principal must hold everything it holds: otherwise a
           // directory:write key could suspend or strip an administrator.
           requireHeld(catalogue, ctx.caller, target.permissions);
-          // Nor through a key it made for someone else: that key acts for its creator too.
-          if (patch.status === "suspended" && (target.id === ctx.caller.principalRowId || ctx.caller.boundedBy.includes(target.id))) {
-            throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself");
+          // Nobody suspends itself, nor, with a credential, a principal whose authority bounds
+          // that credential (who made it, or made what it was made with): a key made for a peer
+          // is no way around the rule, and a delegate cannot turn on its delegator.
+          const boundsCaller = ctx.caller.boundedBy.includes(target.id);
+          if (patch.status === "suspended" && (target.id === ctx.caller.principalRowId || boundsCaller)) {
+            throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "SELF_SUSPENSION", "a principal cannot suspend itself, nor a principal its credential is bounded by");
+          }
+          // Nor strips such a principal: that would cut the authority of every key made through
+          // it, the caller's own included.
+          if (boundsCaller && patch.permissions !== undefined && notImplied(catalogue, toPermissionSet(catalogue, patch.permissions), target.permissions).length > 0) {
+            throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "BOUNDING_PRINCIPAL", "the credential is bounded by this principal's authority: it cannot reduce it (use a credential not made through it)");
           }
           const principal = await directory.updatePrincipal(uow, target.id, input.etag, patch, clock.now());
           audit.record(uow, { ...actorOf(ctx), orgId: target.orgId, action: "principal.update", resource, outcome: "success", details: stringDetails(patch) });

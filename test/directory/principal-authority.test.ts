@@ -3,6 +3,7 @@
 import { describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
+import { VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { bootstrap, createTestTenant, withKey } from "../harness.ts";
 import { attempt, directory, keys, reasonOf, server, useServer } from "../rpc.ts";
 
@@ -109,14 +110,28 @@ describe("changing a principal while its permissions change", () => {
 });
 
 describe("bootstrap as break glass", () => {
-  test("when the admin principal was suspended by another administrator, then bootstrap restores it and its keys work again", async () => {
+  test("when another administrator (whose keys all descend from the admin) tries to suspend or strip it, then FailedPrecondition and the tenant keeps working", async () => {
     const t = await createTestTenant(server);
     const root = await principalWithKey(t.slug, t.adminKey, "root2", ["*:write"]);
-    // root2's own key (the one the admin made for it is bounded by the admin, and no key
-    // may suspend the principal whose authority bounds it).
     const { secret: rootOwn } = await keys.createKey({ parent: `tenants/${t.slug}`, displayName: "root2 own", permissions: ["*:write"], expireDays: 7 }, withKey(root.key));
     const adminName = `tenants/${t.slug}/principals/admin`;
-    await directory.updatePrincipal({ principal: { name: adminName, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(rootOwn));
+    for (const key of [root.key, rootOwn]) {
+      const suspend = await attempt(directory.updatePrincipal({ principal: { name: adminName, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(key)));
+      expect(reasonOf(suspend)).toBe("SELF_SUSPENSION");
+      const strip = await attempt(directory.updatePrincipal({ principal: { name: adminName, permissions: ["keys:read"] }, updateMask: { paths: ["permissions"] } }, withKey(key)));
+      expect(reasonOf(strip)).toBe("BOUNDING_PRINCIPAL");
+    }
+    // Changing its display name is no reduction of its authority.
+    expect(await attempt(directory.updatePrincipal({ principal: { name: adminName, displayName: "Tenant root" }, updateMask: { paths: ["display_name"] } }, withKey(rootOwn)))).toBeUndefined();
+    expect((await keys.verifyKey({ key: rootOwn, requiredPermissions: ["keys:write"] })).result).toBe(VerifyResult.VALID);
+  });
+
+  test("when the admin principal was suspended and stripped anyway (e.g. in the database), then bootstrap restores it and its keys work again", async () => {
+    const t = await createTestTenant(server);
+    const adminName = `tenants/${t.slug}/principals/admin`;
+    await server.store.db.orm.driver.getConnection().execute(
+      `update principal set status = 'suspended', permissions = '{}', version = version + 1 where principal_id = 'admin' and tenant_id = (select id from tenant where slug = ?)`, [t.slug], "run",
+    );
     expect(reasonOf(await attempt(keys.listKeys({ parent: `tenants/${t.slug}` }, withKey(t.adminKey))))).toBe("PRINCIPAL_SUSPENDED");
 
     const fresh = await bootstrap(server, t.slug);
