@@ -148,9 +148,11 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Log
   let reportDeath!: (description: string) => void;
   const died = new Promise<string>((res) => (reportDeath = res));
   // keyward is not the postmaster's parent (pg_ctl's session is): poll its pid.
+  let dead = false;
   const watcher = setInterval(() => {
     if (stopping !== undefined || isAlive(pid)) return;
     clearInterval(watcher);
+    dead = true;
     reportDeath(`the embedded PostgreSQL (pid ${pid}) exited unexpectedly (see ${paths.log})`);
   }, watchIntervalMs);
   watcher.unref();
@@ -166,7 +168,8 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Log
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       clearInterval(watcher);
-      await stopServer(paths, bin, user, pid, logger);
+      // Once seen dead, its pid may be anyone's by now: signal nothing.
+      if (!dead) await stopServer(paths, bin, user, pid, logger);
       running.delete(instance);
       release();
       logger.info("embedded PostgreSQL stopped");
@@ -485,7 +488,7 @@ async function stopServer(paths: Paths, bin: Binaries, user: OsUser | undefined,
       await run(bin.pg_ctl, ["stop", "-D", paths.pg, "-m", mode, "-w", "-t", String(seconds)], user, seconds * 1000 + pgCtlMarginMs);
       return;
     } catch (e) {
-      if (isAlive(pid)) logger.warn({ pid, mode, seconds, reason: messageOf(e).split("\n")[0] }, "embedded PostgreSQL did not stop in time");
+      if (isAlive(pid)) logger.warn({ pid, mode, seconds, reason: pgCtlReason(e) }, "embedded PostgreSQL did not stop in time");
     }
   }
   if (!isAlive(pid)) return;
@@ -494,6 +497,12 @@ async function stopServer(paths: Paths, bin: Binaries, user: OsUser | undefined,
   logger.warn({ pid, processes: victims.length }, "killing the embedded PostgreSQL (SIGKILL)");
   for (const p of victims) signal(p, "SIGKILL");
   for (const end = Date.now() + killWaitMs; Date.now() < end && victims.some(isAlive); ) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** pg_ctl's own complaint (e.g. "pg_ctl: server does not shut down"), else the error's first line. */
+function pgCtlReason(e: unknown): string {
+  const lines = messageOf(e).split("\n");
+  return lines.find((l) => l.startsWith("pg_ctl:")) ?? lines[0] ?? "";
 }
 
 /** The pids whose parent is `pid` (from /proc; empty where there is none). */
