@@ -160,7 +160,7 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Log
     dataDir: paths.dataDir,
     pid,
     abandon() {
-      signal(pid, "SIGINT"); // fast shutdown; PostgreSQL finishes it on its own
+      if (!dead) signal(pid, "SIGINT"); // fast shutdown; PostgreSQL finishes it on its own
       release();
     },
   };
