@@ -75,9 +75,12 @@ async function serve(logger: Logger, config: Config): Promise<number> {
   try {
     if (store.embedded && (await isEmptyDirectory(createUnitsOfWork(store.db)))) await firstStart(store, config, logger);
     const keyward = await startKeyward({ config, logger, store });
-    await stop;
+    // keyward's own PostgreSQL dying is not an outage that heals by itself: nothing restarts it
+    // but the next start. Drain and exit non-zero so that a supervisor restarts keyward.
+    const died = await Promise.race([stop.then(() => undefined), store.died]);
+    if (died !== undefined) logger.error(`${died}: shutting down with exit code 1; the next start restarts PostgreSQL on the same data folder`);
     await keyward.stop();
-    return 0;
+    return died === undefined ? 0 : 1;
   } catch (err) {
     if (!stopping()) throw err;
     logger.error({ err }, "shutdown failed");

@@ -41,6 +41,15 @@ export type Keyward = {
   stop(): Promise<void>;
 };
 
+/**
+ * The most the final writes of a stop (last-used times, folded refusal counts) take, in ms:
+ * one connection plus one query, and a second for the failure to be logged. README's "Under a
+ * supervisor" counts it in the stop timeout.
+ */
+export function flushBoundMs(config: Pick<Config, "dbConnectTimeoutMs" | "dbQueryTimeoutMs">): number {
+  return config.dbConnectTimeoutMs + config.dbQueryTimeoutMs + 1_000;
+}
+
 /** The domain services of one keyward instance, wired to one database. */
 function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store }) {
   const { config, logger, clock, store } = opts;
@@ -128,8 +137,12 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
         health.shutdown();
         monitor.stop();
         await listener.close(config.shutdownGraceMs);
-        await services.lastUsed.stop();
-        await services.refusals.stop();
+        // Both final writes at once, and no longer than one connection plus one query (and a
+        // margin for the failure to be logged): a hung database must not hold the stop.
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise((r) => (timer = setTimeout(r, flushBoundMs(config))));
+        await Promise.race([Promise.all([services.lastUsed.stop(), services.refusals.stop()]), bound]);
+        clearTimeout(timer);
         if (!opts.store) await store.close();
         logger.info("keyward stopped");
       })();

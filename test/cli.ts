@@ -1,7 +1,7 @@
 // Runs the real `keyward` command line in a child process, for tests of startup,
 // configuration, restart and shutdown.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -115,8 +115,20 @@ export function postmasterPid(dataDir: string): number | undefined {
 }
 
 /**
+ * The live (not zombie) processes working in `<dataDir>/pg`: the embedded PostgreSQL's
+ * postmaster and all its children (every PostgreSQL process works in its data folder).
+ */
+export function postgresProcesses(dataDir: string): number[] {
+  const pg = join(dataDir, "pg");
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => pid !== process.pid && isAlive(pid) && runsIn(pid, pg));
+}
+
+/**
  * For finally blocks: SIGKILLs a keyward child (its whole group when it leads one) and the
- * embedded PostgreSQL on `dataDir`, if they are still running.
+ * embedded PostgreSQL on `dataDir` (postmaster and children, stopped or not), if still running.
  */
 export async function killLeftovers(child: ChildProcess | undefined, dataDir: string): Promise<void> {
   if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
@@ -127,12 +139,16 @@ export async function killLeftovers(child: ChildProcess | undefined, dataDir: st
       // not a group leader, or gone already
     }
   }
-  const pid = postmasterPid(dataDir);
-  // Only a process working in this cluster: a stale file's pid may belong to anyone by now.
-  if (pid !== undefined && isAlive(pid) && runsIn(pid, join(dataDir, "pg"))) {
-    process.kill(pid, "SIGKILL");
-    await waitForExit(pid, 10_000);
+  // Only processes working in this cluster: a stale postmaster.pid's pid may belong to anyone by now.
+  const pids = postgresProcesses(dataDir);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
   }
+  for (const pid of pids) await waitForExit(pid, 10_000);
 }
 
 /** Whether `pid`'s working folder is `dir` (a PostgreSQL server works in its data folder). */

@@ -28,6 +28,10 @@
 //   the folder: a live owner means refuse; a dead one means the PostgreSQL still running on `pg/`
 //   (postmaster.pid's pid, whose working folder is `pg/`) is an orphan, stopped cleanly
 //   (`pg_ctl stop -m fast`) before a fresh start.
+// - Nobody restarts PostgreSQL behind keyward's back: keyward is not its parent (pg_ctl's session
+//   is), so a watcher polls the postmaster's pid and `died` tells keyward when it exited without
+//   being asked; `keyward serve` then drains and exits non-zero, and the next start takes over.
+// - stop() is bounded whatever state PostgreSQL is in (see the stop timeouts below).
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants, readFileSync, unlinkSync, type Stats } from "node:fs";
@@ -43,7 +47,17 @@ export type EmbeddedDatabase = {
   url: string;
   /** Process id of the postmaster (for tests that stop or kill the database under keyward). */
   pid: number;
-  /** Stops the server (fast shutdown), waits until it has exited, and releases the data folder. Safe to call twice. */
+  /**
+   * Resolves (with a one-line description, no secrets) when the postmaster exits without stop()
+   * having been called: a crash, an OOM kill, someone's `kill -9`. Never rejects; stays pending
+   * after stop(). Noticed within `watchIntervalMs`.
+   */
+  died: Promise<string>;
+  /**
+   * Stops the server (fast shutdown, then immediate, then SIGKILL of the postmaster and its
+   * children), waits until it has exited, and releases the data folder. Takes at most
+   * `maxStopMs`, however hung PostgreSQL is. Safe to call twice.
+   */
   stop(): Promise<void>;
 };
 
@@ -56,7 +70,23 @@ const socketPort = 5432;
 /** Linux's limit on a Unix socket path (sun_path is 108 bytes with the terminating NUL). */
 const maxSocketPath = 107;
 const startTimeoutS = 60;
-const stopTimeoutS = 30;
+/**
+ * How long stop() lets each shutdown mode take, in seconds. A healthy server finishes a fast
+ * shutdown (end sessions, checkpoint) in well under a second with keyward's small database;
+ * one that does not answer within these is hung (SIGSTOP, a stuck disk) and waiting longer
+ * only holds the supervisor's stop timeout. After both, the postmaster and its children get
+ * SIGKILL (which needs no SIGCONT); PostgreSQL recovers from its WAL on the next start.
+ */
+const fastStopTimeoutS = 5;
+const immediateStopTimeoutS = 2;
+/** How long pg_ctl may outlive its own -t before we kill it (ms). */
+const pgCtlMarginMs = 500;
+/** How long we wait for SIGKILLed processes to be gone (ms). */
+const killWaitMs = 2_000;
+/** The most stop() takes, in ms: README's "Under a supervisor" adds it to the stop timeout. */
+export const maxStopMs = (fastStopTimeoutS + immediateStopTimeoutS) * 1000 + 2 * pgCtlMarginMs + killWaitMs;
+/** How often the watcher checks that the postmaster is still alive (ms). */
+const watchIntervalMs = 500;
 const maxLogBytes = 10 * 1024 * 1024;
 
 type OsUser = { uid: number; gid: number };
@@ -115,18 +145,31 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Log
   }
   const url = urlOf(paths, password);
   let stopping: Promise<void> | undefined;
+  let reportDeath!: (description: string) => void;
+  const died = new Promise<string>((res) => (reportDeath = res));
+  // keyward is not the postmaster's parent (pg_ctl's session is): poll its pid.
+  let dead = false;
+  const watcher = setInterval(() => {
+    if (stopping !== undefined || isAlive(pid)) return;
+    clearInterval(watcher);
+    dead = true;
+    reportDeath(`the embedded PostgreSQL (pid ${pid}) exited unexpectedly (see ${paths.log})`);
+  }, watchIntervalMs);
+  watcher.unref();
   const instance = {
     dataDir: paths.dataDir,
     pid,
     abandon() {
-      signal(pid, "SIGINT"); // fast shutdown; PostgreSQL finishes it on its own
+      if (!dead) signal(pid, "SIGINT"); // fast shutdown; PostgreSQL finishes it on its own
       release();
     },
   };
   running.add(instance);
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      await stopServer(paths, bin, user, pid, logger);
+      clearInterval(watcher);
+      // Once seen dead, its pid may be anyone's by now: signal nothing.
+      if (!dead) await stopServer(paths, bin, user, pid, logger);
       running.delete(instance);
       release();
       logger.info("embedded PostgreSQL stopped");
@@ -142,7 +185,7 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; logger: Log
     throw new StartupError(`embedded PostgreSQL in ${paths.pg} started but creating database "${databaseName}" failed: ${messageOf(e)}`, e);
   }
   logger.info({ dataDir: paths.pg, socket: paths.run, pid }, "embedded PostgreSQL is ready");
-  return { url, pid, stop };
+  return { url, pid, died, stop };
 }
 
 /**
@@ -432,20 +475,46 @@ function startError(e: unknown, line: string, paths: Paths): StartupError {
   return new StartupError(`embedded PostgreSQL in ${paths.pg} failed to start: ${line} (see ${paths.log})`, e);
 }
 
-/** Fast shutdown (ends sessions, checkpoints), then immediate, then SIGKILL; waits until the postmaster is gone. */
+/**
+ * Fast shutdown (ends sessions, checkpoints), then immediate, then SIGKILL of the postmaster and
+ * its children (a child left behind, e.g. a SIGSTOPped backend, would hold the cluster's shared
+ * memory); waits until they are gone. Bounded by `maxStopMs`.
+ */
 async function stopServer(paths: Paths, bin: Binaries, user: OsUser | undefined, pid: number, logger: Logger): Promise<void> {
-  signal(pid, "SIGCONT"); // a stopped (SIGSTOP) server could not act on the shutdown request
-  for (const [mode, seconds] of [["fast", stopTimeoutS], ["immediate", 10]] as const) {
+  signal(pid, "SIGCONT"); // a stopped (SIGSTOP) postmaster could not act on the shutdown request
+  for (const [mode, seconds] of [["fast", fastStopTimeoutS], ["immediate", immediateStopTimeoutS]] as const) {
     if (!isAlive(pid)) return;
     try {
-      await run(bin.pg_ctl, ["stop", "-D", paths.pg, "-m", mode, "-w", "-t", String(seconds)], user, (seconds + 10) * 1000);
+      await run(bin.pg_ctl, ["stop", "-D", paths.pg, "-m", mode, "-w", "-t", String(seconds)], user, seconds * 1000 + pgCtlMarginMs);
       return;
     } catch (e) {
-      if (isAlive(pid)) logger.warn({ pid, mode, reason: messageOf(e).split("\n")[0] }, "embedded PostgreSQL did not stop");
+      if (isAlive(pid)) logger.warn({ pid, mode, seconds, reason: pgCtlReason(e) }, "embedded PostgreSQL did not stop in time");
     }
   }
-  signal(pid, "SIGKILL");
-  for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!isAlive(pid)) return;
+  // Its children first found, then all killed: once the postmaster is gone they are no longer its children.
+  const victims = [pid, ...(await childrenOf(pid))];
+  logger.warn({ pid, processes: victims.length }, "killing the embedded PostgreSQL (SIGKILL)");
+  for (const p of victims) signal(p, "SIGKILL");
+  for (const end = Date.now() + killWaitMs; Date.now() < end && victims.some(isAlive); ) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** pg_ctl's own complaint (e.g. "pg_ctl: server does not shut down"), else the error's first line. */
+function pgCtlReason(e: unknown): string {
+  const lines = messageOf(e).split("\n");
+  return lines.find((l) => l.startsWith("pg_ctl:")) ?? lines[0] ?? "";
+}
+
+/** The pids whose parent is `pid` (from /proc; empty where there is none). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    // Fields after the command: state, ppid, …
+    if (stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] === String(pid)) children.push(Number(entry));
+  }
+  return children;
 }
 
 async function ensureDatabase(url: string, logger: Logger): Promise<void> {

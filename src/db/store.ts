@@ -6,8 +6,19 @@ import { findRunningEmbeddedPostgres, startEmbeddedPostgres } from "./embedded-p
 import { migrateDatabase } from "./migrate.ts";
 import { openDatabase, type Database } from "./orm.ts";
 
-/** An open, migrated database and the way to release it (and the embedded server). */
-export type Store = { db: Database; url: string; embedded: boolean; close(): Promise<void> };
+/**
+ * An open, migrated database and the way to release it (and the embedded server). `died`
+ * resolves, with a one-line description, when keyward's own embedded PostgreSQL exits
+ * unexpectedly; it stays pending with DATABASE_URL or an attached server (there the database
+ * monitor and health report outages, and the database comes back on its own).
+ */
+export type Store = { db: Database; url: string; embedded: boolean; died: Promise<string>; close(): Promise<void> };
+
+/**
+ * How long close() waits for the connection pool to end (ms): a hung server never answers the
+ * goodbye, and stopping (or, for DATABASE_URL, leaving) it ends those connections anyway.
+ */
+export const closeTimeoutMs = 1_000;
 
 /**
  * Connects (starting embedded PostgreSQL if needed) and migrates. With `attach`, an
@@ -30,8 +41,11 @@ export async function openStore(config: Config, logger: Logger, opts: { migrate?
     db,
     url,
     embedded: embedded !== undefined,
+    died: embedded?.died ?? new Promise<string>(() => {}),
     async close() {
-      await db.close();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([db.close().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, closeTimeoutMs)))]);
+      clearTimeout(timer);
       await embedded?.stop();
     },
   };

@@ -1,5 +1,6 @@
 // Last-used times collected in memory and written in batches, so a successful VerifyKey
 // never waits for (or causes) a database write of its own.
+import { describeDatabaseFailure } from "../db/database-errors.ts";
 import type { Database } from "../db/orm.ts";
 import type { Logger } from "../logger.ts";
 
@@ -27,7 +28,8 @@ export function createLastUsedRecorder(deps: { db: Database; logger: Logger; int
       try {
         await connection.execute(update, [JSON.stringify(batch.map(([keyId, at]) => ({ key_id: keyId, at: at.toISOString() })))], "run");
       } catch (err) {
-        deps.logger.error({ err, keys: batch.length }, "could not record last-used times");
+        // One line, no stack: the database is down or hung, and the health monitor says so.
+        deps.logger.warn({ keys: batch.length, reason: describeDatabaseFailure(err) }, `could not record last-used times: ${batch.length} key(s)' times lost`);
       }
     });
     return flushing;

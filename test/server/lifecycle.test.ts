@@ -1,9 +1,11 @@
 // The real `keyward` process: configuration checks, embedded PostgreSQL that keeps its
 // data across restarts, graceful shutdown on SIGTERM, and unreachable databases.
 import { describe, expect, test } from "@jest/globals";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { runCli, startServe, withDataDir } from "../cli.ts";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded-postgres.ts";
+import { createLogger } from "../../src/logger.ts";
+import { killLeftovers, runCli, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
 
 describe("configuration", () => {
   test.each([
@@ -37,15 +39,6 @@ describe("configuration", () => {
     expect(stderr).toContain("usage: keyward");
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function verify(url: string, key: string): Promise<string> {
   const res = await fetch(`${url}/keyward.v1.KeyService/VerifyKey`, {
@@ -109,27 +102,39 @@ describe("embedded PostgreSQL", () => {
     });
   }, 300_000);
 
-  test("when PostgreSQL dies under a running server, then calls answer Unavailable (not Internal) and SIGTERM still stops it", async () => {
+  // keyward's own embedded PostgreSQL dying ends keyward (exit 1, see embedded-outage.test.ts);
+  // a database behind DATABASE_URL is someone else's to restart, so keyward stays up and says so.
+  test("when the PostgreSQL behind DATABASE_URL dies under a running server, then calls answer Unavailable (not Internal), keyward stays up, and SIGTERM still stops it", async () => {
     await withDataDir("keyward-dbdown-", async (dataDir) => {
-      const env = { KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" };
-      const served = await startServe(env, 90_000);
-      const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
-      const { secret } = JSON.parse(boot.stdout) as { secret: string };
-      const postmaster = Number(readFileSync(join(dataDir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
-      process.kill(postmaster, "SIGKILL");
-      for (let i = 0; i < 50 && isAlive(postmaster); i++) await new Promise((r) => setTimeout(r, 100));
-      const call = async (path: string, body: unknown, key?: string) => {
-        const res = await fetch(`${served.url}/keyward.v1.${path}`, {
-          method: "POST",
-          headers: { "content-type": "application/json", ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) },
-          body: JSON.stringify(body),
-        });
-        return ((await res.json()) as { code?: string }).code;
-      };
-      expect(await call("KeyService/VerifyKey", { key: secret })).toBe("unavailable");
-      expect(await call("KeyService/ListKeys", {}, secret)).toBe("unavailable");
-      served.child.kill("SIGTERM");
-      expect(await served.exited).toBe(0);
+      let pg: EmbeddedDatabase | undefined;
+      let served: ServeProcess | undefined;
+      try {
+        pg = await startEmbeddedPostgres({ dataDir, logger: createLogger({ level: "silent", pretty: false }) });
+        const env = { DATABASE_URL: pg.url, LOG_LEVEL: "info" };
+        served = await startServe(env, 90_000);
+        const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
+        const { secret } = JSON.parse(boot.stdout) as { secret: string };
+        process.kill(pg.pid, "SIGKILL");
+        expect(await waitForExit(pg.pid)).toBe(true);
+        const call = async (path: string, body: unknown, key?: string) => {
+          const res = await fetch(`${served!.url}/keyward.v1.${path}`, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) },
+            body: JSON.stringify(body),
+          });
+          return ((await res.json()) as { code?: string }).code;
+        };
+        expect(await call("KeyService/VerifyKey", { key: secret })).toBe("unavailable");
+        expect(await call("KeyService/ListKeys", {}, secret)).toBe("unavailable");
+        expect((await fetch(`${served.url}/healthz`)).status).toBe(503);
+        expect(served.child.exitCode).toBeNull();
+        served.child.kill("SIGTERM");
+        expect(await served.exited).toBe(0);
+        expect(served.output()).not.toContain("exited unexpectedly");
+      } finally {
+        await killLeftovers(served?.child, dataDir);
+        await pg?.stop();
+      }
     });
   }, 120_000);
 
