@@ -167,7 +167,7 @@ describe("no secrets outside the minting response", () => {
   test("when a call with Authorization: Bearer <raw key> fails, then its log lines hold no authorization value", async () => {
     const { secrets, t } = await runWorkload();
     const revoked = secrets[1]!;
-    const requestId = `no-secrets-${Date.now()}`;
+    const requestId = `no-secrets-${Date.now() % 1_000_000}`;
     const res = await fetch(`${server.url}/keyward.v1.KeyService/ListKeys`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${revoked}`, "x-request-id": requestId },

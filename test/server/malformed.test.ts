@@ -10,7 +10,7 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.ts";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
 import { VerifyKeyRequestSchema } from "../../gen/keyward/v1/key_service_pb.ts";
-import { server, useServer } from "../rpc.ts";
+import { runTag, server, useServer } from "../rpc.ts";
 import { connectStream, connectUnary, frame, grpcCall, grpcWebCall, type RawAnswer } from "./raw-http.ts";
 
 useServer();
@@ -24,7 +24,7 @@ let counter = 0;
 /** A fresh request id, so each test finds its own log lines. */
 function newRequestId(): string {
   counter += 1;
-  return `malformed-${process.pid}-${counter}-${Date.now()}`;
+  return `malformed-${counter}-${runTag}`;
 }
 
 /** The `rpc` log lines of one request. */

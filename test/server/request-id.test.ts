@@ -49,6 +49,9 @@ describe("x-request-id", () => {
       "abcd1234.efgh5678.ijkl9012",
       "a".repeat(33),
       "Zx9".repeat(8),
+      "Oze3qSwSuzwstYEs:WcrHEKYorqz9Dvdz:zQIeSzZH4nrznB0s:R29iY9V",
+      "abcdefghijklmnopqrstuvwxyzabcdef",
+      "AKIAIOSFODNN7EXAMPLE",
     ];
     for (const value of shaped) {
       const echoed = await createKeyWithRequestId(t, value);
@@ -57,9 +60,9 @@ describe("x-request-id", () => {
     }
   });
 
-  test("when x-request-id is a plain id (a UUID, a trace id, host:pid:n), then it is kept: echoed, logged and stored in the audit event", async () => {
+  test("when x-request-id is a plain id (a UUID, req-123, abc.def:42, host:pid:n), then it is kept: echoed, logged and stored in the audit event", async () => {
     const t = await createTestTenant(server);
-    for (const value of [crypto.randomUUID(), "4bf92f3577b34da6a3ce929d0e0e4736", `req-${Date.now()}:7`]) {
+    for (const value of [crypto.randomUUID(), "req-123", "abc.def:42", `req-${Date.now() % 1_000_000}:7`]) {
       const echoed = await createKeyWithRequestId(t, value);
       expect(echoed).toBe(value);
       expect(server.logs.some((l) => (JSON.parse(l) as { requestId?: string }).requestId === value)).toBe(true);

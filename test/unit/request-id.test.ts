@@ -7,10 +7,12 @@ import { isAcceptableRequestId, requestIdFrom } from "../../src/server/request-i
 describe("isAcceptableRequestId", () => {
   test.each([
     ["a UUID", "3f2b8c1e-9d4a-4f6b-8e2a-1c5d7e9f0a1b"],
-    ["a W3C trace id (32 hex)", "4bf92f3577b34da6a3ce929d0e0e4736"],
+    ["an upper-case UUID", "3F2B8C1E-9D4A-4F6B-8E2A-1C5D7E9F0A1B"],
+    ["req-123", "req-123"],
+    ["abc.def:42", "abc.def:42"],
+    ["a name and a millisecond timestamp", "test-1764480000000"],
     ["host:pid:counter", "web-3:1234:99"],
     ["a short word", "abc"],
-    ["a ULID (26 upper-case)", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
     ["a dotted id with short parts", "req.2026.7"],
   ])("when it is %s, then it is kept", (_what, value) => {
     expect(isAcceptableRequestId(value)).toBe(true);
@@ -26,6 +28,16 @@ describe("isAcceptableRequestId", () => {
     ["a 20-character mixed-case run", "aB3dE6gH9jK2mN5pQ8sT"],
     ["65 characters", `${"a1-".repeat(21)}ab`],
     ["empty", ""],
+    ["a base62 key split into chunks", "Oze3qSwSuzwstYEs:WcrHEKYorqz9Dvdz:zQIeSzZH4nrznB0s:R29iY9V"],
+    ["a key's secret in short mixed-case chunks", "Oze3qSwS-uzwstYEsW"],
+    ["a 32-character lower-case run", "abcdefghijklmnopqrstuvwxyzabcdef"],
+    ["a lower-case run split by separators", "qwertyuiop.asdfghjkl.zxcvbnm"],
+    ["an AWS access key id", "AKIAIOSFODNN7EXAMPLE"],
+    ["an AWS access key id in parts", "AKIA-IOSF-ODNN-7EXA-MPLE"],
+    ["a ULID (26 upper-case letters and digits)", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+    ["a 32-hex token (a W3C trace id has the same shape)", "4bf92f3577b34da6a3ce929d0e0e4736"],
+    ["a GitHub token", `ghp_${"aB3dE6gH9j".repeat(3)}123456`],
+    ["a real JWT", "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk"],
     ["base64 characters", "abc+def/ghi="],
     ["an underscore", "req_123"],
     ["a space or control character", "a b"],
