@@ -7,6 +7,13 @@
 // for maxConnections, only on a server that was listen()ed. HTTP/2 gets the same bounds
 // from timers here: a stream must deliver its request within the request timeout, and a
 // session with no open stream is closed (GOAWAY) after the idle timeout.
+//
+// Answers are bounded too, on both protocols: output that waits to be sent (an HTTP/2
+// stream blocked by flow control because the client sends no WINDOW_UPDATE, an HTTP/1.1
+// socket whose client does not read) and does not shrink for the request timeout is cut
+// (RST_STREAM CANCEL, or the socket is destroyed). A stream with nothing to send (a health
+// Watch waiting for a change) is not stalled, whatever its age. An HTTP/2 session whose
+// socket ended or closed (the client went away) is destroyed at once, streams and all.
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -53,10 +60,25 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0");
 /** The shortest time between two "connection cap reached" warnings. */
 const dropLogIntervalMs = 10_000;
 
-/** Per HTTP/1.1 connection: the responses not yet finished. */
-type H1State = { responses: Set<http.ServerResponse> };
-/** Per HTTP/2 session: open streams, and the idle timer armed while there are none. */
-type H2State = { streams: number; idleTimer: NodeJS.Timeout | undefined };
+/**
+ * Write progress of one socket or stream: how many bytes waited to be sent at the last look,
+ * and since when (ms) they have not shrunk.
+ */
+type Progress = { pending: number; since: number };
+/** Per HTTP/1.1 connection: the responses not yet finished, and its write progress. */
+type H1State = { responses: Set<http.ServerResponse>; progress: Progress };
+/** Per HTTP/2 session: open streams with their write progress, and the idle timer armed while there are none. */
+type H2State = { streams: Map<http2.ServerHttp2Stream, Progress>; idleTimer: NodeJS.Timeout | undefined };
+
+/**
+ * Records the bytes waiting to be sent now (`pending`) and says whether they have waited,
+ * without shrinking, for `boundMs` or longer. Nothing pending, or less than last time, is progress.
+ */
+export function isStalled(p: Progress, pending: number, now: number, boundMs: number): boolean {
+  if (pending === 0 || pending < p.pending) p.since = now;
+  p.pending = pending;
+  return pending > 0 && now - p.since >= boundMs;
+}
 
 /**
  * Starts listening on host:port (port 0 picks a free one), with the timeouts and the
@@ -131,7 +153,7 @@ export async function listen(opts: { host: string; port: number; handler: Reques
 
   const h2 = http2.createServer({ maxSessionMemory: 32, settings: { maxConcurrentStreams: 1000 } }, handler);
   h2.on("session", (session) => {
-    const state: H2State = { streams: 0, idleTimer: undefined };
+    const state: H2State = { streams: new Map(), idleTimer: undefined };
     h2Sessions.set(session, state);
     const armIdle = () => {
       clearTimeout(state.idleTimer);
@@ -141,7 +163,7 @@ export async function listen(opts: { host: string; port: number; handler: Reques
       }, limits.idleTimeoutMs);
     };
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
-      state.streams += 1;
+      state.streams.set(stream, { pending: 0, since: Date.now() });
       clearTimeout(state.idleTimer);
       const requestTimer = setTimeout(() => {
         logger.debug({ requestTimeoutMs: limits.requestTimeoutMs }, "HTTP/2 request not received in time: cancelling the stream");
@@ -151,17 +173,50 @@ export async function listen(opts: { host: string; port: number; handler: Reques
       stream.once("end", () => clearTimeout(requestTimer));
       stream.once("close", () => {
         clearTimeout(requestTimer);
-        state.streams -= 1;
-        if (state.streams === 0 && !session.closed && !session.destroyed) armIdle();
+        state.streams.delete(stream);
+        if (state.streams.size === 0 && !session.closed && !session.destroyed) armIdle();
       });
     });
     session.once("close", () => {
       clearTimeout(state.idleTimer);
       h2Sessions.delete(session);
     });
+    // The client went away (its socket ended or failed): nothing more can be sent to it or
+    // read from it (not even a WINDOW_UPDATE), so the session and its streams go now rather
+    // than leaving the socket half-closed with a stalled answer.
+    const gone = () => {
+      if (!session.destroyed) session.destroy();
+    };
+    session.socket.once("end", gone);
+    session.socket.once("close", gone);
+    session.once("error", (err) => {
+      logger.debug({ err }, "HTTP/2 session error");
+      gone();
+    });
     if (draining) session.close();
     else armIdle();
   });
+
+  // Output that waits without shrinking for the request timeout is cut (see the header).
+  const stallCheck = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [socket, state] of h1Sockets) {
+        if (!isStalled(state.progress, socket.writableLength, now, limits.requestTimeoutMs)) continue;
+        logger.debug({ requestTimeoutMs: limits.requestTimeoutMs, pendingBytes: state.progress.pending }, "HTTP/1.1 client does not read its answer: closing the connection");
+        socket.destroy();
+      }
+      for (const state of h2Sessions.values()) {
+        for (const [stream, progress] of state.streams) {
+          if (stream.closed || !isStalled(progress, stream.bufferSize, now, limits.requestTimeoutMs)) continue;
+          logger.debug({ requestTimeoutMs: limits.requestTimeoutMs, pendingBytes: progress.pending }, "HTTP/2 answer blocked by the client's flow control: cancelling the stream");
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+        }
+      }
+    },
+    Math.max(10, Math.min(1_000, Math.floor(limits.requestTimeoutMs / 4))),
+  );
+  stallCheck.unref();
 
   // Node's own connection listener of the http server; the sniffer calls it for HTTP/1.1.
   const h1ConnectionListeners = h1.listeners("connection") as ((socket: net.Socket) => void)[];
@@ -197,7 +252,7 @@ export async function listen(opts: { host: string; port: number; handler: Reques
         // Do not resume: http2 reads the buffered bytes itself; resuming would lose them.
         h2.emit("connection", socket);
       } else {
-        h1Sockets.set(socket, { responses: new Set() });
+        h1Sockets.set(socket, { responses: new Set(), progress: { pending: 0, since: Date.now() } });
         h1Connection.call(h1, socket);
         socket.resume();
       }
@@ -233,6 +288,7 @@ export async function listen(opts: { host: string; port: number; handler: Reques
   let closing: Promise<void> | undefined;
   const drain = async (graceMs: number) => {
     draining = true;
+    h1.once("close", () => clearInterval(stallCheck));
     const closed = new Promise<void>((resolve) => h1.close(() => resolve()));
     for (const socket of sniffing) socket.destroy();
     for (const session of h2Sessions.keys()) session.close();

@@ -231,6 +231,111 @@ describe("long-lived responses are not cut", () => {
   });
 });
 
+describe("answers the client does not read", () => {
+  /** Answers 100 bytes once the request is in. */
+  const smallAnswer: RequestHandler = (req, res) => {
+    req.resume();
+    req.on("end", () => res.end(Buffer.alloc(100)));
+  };
+
+  /** An HTTP/2 client that grants no flow-control window, so no DATA frame can reach it. */
+  function stalledClient(port: number): { session: http2.ClientHttp2Session; stream: http2.ClientHttp2Stream; gotHeaders: Promise<void> } {
+    const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
+    session.on("error", () => {});
+    const stream = session.request({ ":path": "/grpc.health.v1.Health/Check", ":method": "POST" });
+    stream.on("error", () => {});
+    stream.end("{}");
+    const gotHeaders = new Promise<void>((r) => stream.once("response", () => r()));
+    return { session, stream, gotHeaders };
+  }
+
+  test("when an HTTP/2 client never opens its flow-control window, then the stalled answer is cancelled after the request timeout", async () => {
+    const l = await startListener(short, smallAnswer);
+    const started = Date.now();
+    const { session, stream, gotHeaders } = stalledClient(l.port);
+    await within(2_000, gotHeaders, "answer headers");
+    const rstCode = await within(5_000, new Promise<number>((r) => stream.once("close", () => r(stream.rstCode))), "stalled stream cancelled");
+    expect(rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(short.requestTimeoutMs - 50);
+    // With no open stream the session is idle, and goes too.
+    await within(5_000, new Promise<void>((r) => (session.closed ? r() : session.once("close", () => r()))), "idle session closed");
+    await until(() => l.stats().open === 0, 2_000, "server side closed");
+  });
+
+  test("when the client of a stalled HTTP/2 answer goes away, then its session is torn down at once, not left half-closed", async () => {
+    const l = await startListener({ ...short, requestTimeoutMs: 30_000, idleTimeoutMs: 30_000 }, smallAnswer);
+    const { session, gotHeaders } = stalledClient(l.port);
+    await within(2_000, gotHeaders, "answer headers");
+    expect(l.stats()).toMatchObject({ open: 1, http2: 1 });
+    session.socket.destroy();
+    await until(() => l.stats().open === 0 && l.stats().http2 === 0, 2_000, "server session and socket closed");
+    // Nothing left for a drain to wait on.
+    const closing = Date.now();
+    await l.close(10_000);
+    expect(Date.now() - closing).toBeLessThan(1_000);
+  });
+
+  test("when an HTTP/1.1 client never reads a large answer, then the connection is closed after the request timeout", async () => {
+    const big: RequestHandler = (req, res) => {
+      req.resume();
+      req.on("end", () => {
+        const out = res as http.ServerResponse;
+        out.writeHead(200, { "content-type": "application/octet-stream" });
+        const chunk = Buffer.alloc(1 << 20);
+        let sent = 0;
+        // Writes 64 MiB, waiting for drain (as the Connect adapter does); far more than socket buffers hold.
+        const pump = () => {
+          while (sent < 64 && !out.destroyed) {
+            sent += 1;
+            if (!out.write(chunk)) return void out.once("drain", pump);
+          }
+          out.end();
+        };
+        pump();
+      });
+    };
+    const l = await startListener(short, big);
+    const client = await rawClient(l.port, "GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    client.socket.pause();
+    client.socket.removeAllListeners("data");
+    await until(() => l.stats().http1 === 1, 2_000, "request in");
+    await until(() => l.stats().open === 0, 5_000, "server closed the connection of the client that does not read");
+    client.socket.destroy();
+  });
+
+  test("when an HTTP/2 answer keeps making progress for longer than the request timeout, then it is not cut", async () => {
+    const trickle: RequestHandler = (req, res) => {
+      req.resume();
+      const out = res as http.ServerResponse;
+      out.writeHead(200, { "content-type": "application/octet-stream" });
+      let n = 0;
+      const timer = setInterval(() => {
+        n += 1;
+        out.write(Buffer.alloc(16 * 1024));
+        if (n === 30) {
+          clearInterval(timer);
+          out.end();
+        }
+      }, 50);
+    };
+    const l = await startListener({ ...short, requestTimeoutMs: 300 }, trickle);
+    const session = http2.connect(`http://127.0.0.1:${l.port}`);
+    session.on("error", () => {});
+    const stream = session.request({ ":path": "/trickle" });
+    stream.end();
+    let received = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on("data", (d: Buffer) => (received += d.byteLength));
+      stream.on("end", () => resolve());
+      stream.on("error", reject);
+    });
+    await within(10_000, done, "trickled answer complete");
+    expect(received).toBe(30 * 16 * 1024);
+    expect(stream.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    session.close();
+  });
+});
+
 describe("connection cap", () => {
   test("when the cap is reached, then new connections are closed at once while the open ones are still served", async () => {
     const l = await startListener({ headersTimeoutMs: 30_000, requestTimeoutMs: 30_000, idleTimeoutMs: 30_000, maxConnections: 5 });
