@@ -17,3 +17,11 @@ export const interceptedKey = createContextKey<boolean>(false, { description: "s
 
 /** The VerifyKey verdict (`valid`, `not_found` …), set by the handler so the RPC log line carries it. */
 export const verdictKey = createContextKey<string | undefined>(undefined, { description: "VerifyKey verdict" });
+
+/**
+ * Says whether the client of this call went away: it reset the HTTP/2 stream, or the
+ * HTTP/1.1 request or connection was torn down before the answer was complete. Read at the
+ * moment a call's outcome is logged (an abort signal would only fire after that moment);
+ * set by the RPC handler from the Node request and response.
+ */
+export const clientGoneKey = createContextKey<() => boolean>(() => false, { description: "the client went away" });

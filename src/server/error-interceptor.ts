@@ -5,6 +5,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { ErrorKind, isKeywardError, type KeywardError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { clientGoneError, isClientGone } from "./client-gone.ts";
 import { loggerKey } from "./context.ts";
 import { requestErrorOf } from "./request-errors.ts";
 
@@ -51,7 +52,9 @@ export type ErrorClassifier = { isUnavailable(e: unknown): boolean };
  */
 export function createErrorInterceptor(fallbackLogger: Logger, classifier: ErrorClassifier): Interceptor {
   return (next) => async (req) => {
-    const map = (e: unknown) => toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger, classifier, req.method.input);
+    const map = (e: unknown) =>
+      // The client went away: nothing reaches it, and its leaving is not a server failure to log.
+      isClientGone(req.contextValues, e) ? clientGoneError() : toConnectError(e, req.contextValues.get(loggerKey) ?? fallbackLogger, classifier, req.method.input);
     try {
       const res = await next(req);
       if (!res.stream) return res;

@@ -7,6 +7,7 @@ import type { Logger } from "../logger.ts";
 import { interceptedKey, loggerKey, requestIdKey, verdictKey } from "./context.ts";
 import { codeOfError, type ErrorClassifier } from "./error-interceptor.ts";
 import { callerKey } from "./auth-interceptor.ts";
+import { isClientGone } from "./client-gone.ts";
 
 /** Codes that mean the server failed (logged at error level); the others are the caller's doing. */
 export function isServerFailure(code: Code | undefined): boolean {
@@ -22,9 +23,11 @@ export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassi
     const log = logger.child({ requestId, procedure: `${req.service.typeName}/${req.method.name}` });
     req.contextValues.set(loggerKey, log);
     let logged = false;
-    const done = (code: Code | undefined) => {
+    const done = (outcome: Code | undefined, e?: unknown) => {
       if (logged) return;
       logged = true;
+      // A client that went away cancelled the call, whatever the handler ended with.
+      const code = isClientGone(req.contextValues, e) ? Code.Canceled : outcome;
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const caller = req.contextValues.get(callerKey);
       const verdict = req.contextValues.get(verdictKey);
@@ -46,22 +49,23 @@ export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassi
       }
       return { ...res, message: loggedStream(res.message, done, (e) => codeOfError(e, classifier, input)) };
     } catch (e) {
-      done(codeOfError(e, classifier, input));
+      done(codeOfError(e, classifier, input), e);
       throw e;
     }
   };
 }
 
 /** Passes a response stream through and reports the code it ended with (Canceled when its reader stopped early). */
-async function* loggedStream<T>(messages: AsyncIterable<T>, ended: (code: Code | undefined) => void, codeOf: (e: unknown) => Code): AsyncIterable<T> {
-  let outcome: { code: Code | undefined } | undefined;
+async function* loggedStream<T>(messages: AsyncIterable<T>, ended: (code: Code | undefined, e?: unknown) => void, codeOf: (e: unknown) => Code): AsyncIterable<T> {
+  let outcome: { code: Code | undefined; error?: unknown } | undefined;
   try {
     yield* messages;
     outcome = { code: undefined };
   } catch (e) {
-    outcome = { code: codeOf(e) };
+    outcome = { code: codeOf(e), error: e };
     throw e;
   } finally {
-    ended(outcome === undefined ? Code.Canceled : outcome.code);
+    if (outcome === undefined) ended(Code.Canceled);
+    else ended(outcome.code, outcome.error);
   }
 }

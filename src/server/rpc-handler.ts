@@ -2,10 +2,12 @@
 // method's handler wrapped in the transport guard, served the way connect-node's
 // connectNodeAdapter serves them. Built here rather than with connectNodeAdapter because
 // the adapter offers no place that sees a request connect refuses before the interceptors.
-import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type http from "node:http";
+import type http2 from "node:http2";
+import { clientGoneKey } from "./context.ts";
 import type { Logger } from "../logger.ts";
 import type { RequestHandler } from "./listener.ts";
 import { guardHandler } from "./transport-guard.ts";
@@ -42,7 +44,9 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
     if (handler === undefined) return endPlain(res, 404, "");
     let uReq;
     try {
-      uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      const values = createContextValues();
+      values.set(clientGoneKey, () => isClientGone(req, res));
+      uReq = universalRequestFromNodeRequest(req, res, undefined, values);
     } catch {
       // No authority (an HTTP/1.0 request without Host): not a request connect can serve.
       return endPlain(res, 400, "bad request");
@@ -61,4 +65,18 @@ function endPlain(res: Parameters<RequestHandler>[1], status: number, text: stri
   const h1 = res as http.ServerResponse;
   h1.writeHead(status, text === "" ? {} : { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
   h1.end(text);
+}
+
+/**
+ * True when the client went away before the answer was complete: the HTTP/2 stream was
+ * reset or closed, or the HTTP/1.1 request was aborted or its socket or response destroyed.
+ */
+function isClientGone(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): boolean {
+  if ("stream" in req) {
+    const stream = (req as http2.Http2ServerRequest).stream;
+    return stream.closed || stream.destroyed;
+  }
+  const h1req = req as http.IncomingMessage;
+  const h1res = res as http.ServerResponse;
+  return (h1req.destroyed && !h1req.complete) || (h1res.destroyed && !h1res.writableFinished) || h1req.socket.destroyed;
 }

@@ -20,7 +20,7 @@ import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import type { Logger } from "../logger.ts";
-import { interceptedKey, requestIdKey } from "./context.ts";
+import { clientGoneKey, interceptedKey, requestIdKey } from "./context.ts";
 import { keywardErrorToConnect } from "./error-interceptor.ts";
 import { isServerFailure } from "./logging-interceptor.ts";
 import { requestErrorOf } from "./request-errors.ts";
@@ -50,16 +50,21 @@ export function guardHandler(handler: UniversalHandler, logger: Logger): Univers
     const requestId = requestIdFrom(req.header.get(requestIdHeader));
     const values = req.contextValues ?? createContextValues();
     values.set(requestIdKey, requestId);
+    let logged = false;
     const log = (outcome: Outcome) => {
+      if (logged) return;
+      logged = true;
+      // A client that went away (reset its stream, closed the connection) cancelled the call.
+      const code = req.signal.aborted || values.get(clientGoneKey)() ? Code.Canceled : outcome.code;
       const fields = {
         requestId,
         procedure,
-        code: outcome.code === undefined ? "OK" : Code[outcome.code],
+        code: code === undefined ? "OK" : Code[code],
         ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
         ...(outcome.httpStatus === undefined ? {} : { httpStatus: outcome.httpStatus }),
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
       };
-      if (isServerFailure(outcome.code)) logger.error(fields, "rpc");
+      if (isServerFailure(code)) logger.error(fields, "rpc");
       else logger.info(fields, "rpc");
     };
     let res: UniversalServerResponse;
@@ -155,7 +160,14 @@ async function connectUnaryRefusal(
 
 /** gRPC: the status is in the HTTP trailers, final once the body has ended. */
 async function* rewriteGrpcTrailer(body: AsyncIterable<Uint8Array>, trailer: Headers, input: DescMessage, log: (o: Outcome) => void): AsyncIterable<Uint8Array> {
-  yield* body;
+  let complete = false;
+  try {
+    yield* body;
+    complete = true;
+  } finally {
+    // The body was not written to the end (the client went away): log what is known.
+    if (!complete) log({ code: findTrailerError(trailer)?.code ?? Code.Canceled });
+  }
   const original = findTrailerError(trailer);
   if (original === undefined) {
     log({ code: undefined });
