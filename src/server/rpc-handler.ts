@@ -10,7 +10,8 @@ import type http2 from "node:http2";
 import { clientGoneKey } from "./context.ts";
 import type { Logger } from "../logger.ts";
 import type { RequestHandler } from "./listener.ts";
-import { guardHandler } from "./transport-guard.ts";
+import { requestIdFrom } from "./request-id.ts";
+import { guardHandler, requestIdHeader } from "./transport-guard.ts";
 
 /** What the RPC handler serves and how. */
 export type RpcHandlerOptions = {
@@ -41,15 +42,23 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
 
   return (req, res) => {
     const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
-    if (handler === undefined) return endPlain(res, 404, "");
+    if (handler === undefined) {
+      // Not an RPC this server serves. The path is not logged: it may hold anything, a key too.
+      const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
+      opts.logger.info({ requestId, method: req.method, httpStatus: 404 }, "unknown path");
+      return endPlain(res, 404, "", requestId);
+    }
     let uReq;
     try {
       const values = createContextValues();
       values.set(clientGoneKey, () => isClientGone(req, res));
       uReq = universalRequestFromNodeRequest(req, res, undefined, values);
     } catch {
-      // No authority (an HTTP/1.0 request without Host): not a request connect can serve.
-      return endPlain(res, 400, "bad request");
+      // No authority (an HTTP/1.0 request without Host) or one that is not a host name:
+      // not a request connect can serve.
+      const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
+      opts.logger.info({ requestId, procedure: `${handler.service.typeName}/${handler.method.name}`, code: "InvalidArgument", httpStatus: 400 }, "rpc");
+      return endPlain(res, 400, "bad request", requestId);
     }
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
@@ -60,16 +69,24 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
   };
 }
 
-/** Ends a response with a status and a short plain-text body. */
-function endPlain(res: Parameters<RequestHandler>[1], status: number, text: string): void {
+/** Ends a response with a status, the request id and a short plain-text body. */
+function endPlain(res: Parameters<RequestHandler>[1], status: number, text: string, requestId: string): void {
   const h1 = res as http.ServerResponse;
-  h1.writeHead(status, text === "" ? {} : { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
+  h1.writeHead(status, {
+    [requestIdHeader]: requestId,
+    ...(text === "" ? {} : { "content-type": "text/plain", "content-length": Buffer.byteLength(text) }),
+  });
   h1.end(text);
+}
+
+/** The first value of a Node request header. */
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /**
  * True when the client went away before the answer was complete: the HTTP/2 stream was
- * reset or closed, or the HTTP/1.1 request was aborted or its socket or response destroyed.
+ * reset or closed, or the HTTP/1.1 socket or response was destroyed before the answer finished.
  */
 function isClientGone(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): boolean {
   if ("stream" in req) {
@@ -78,5 +95,6 @@ function isClientGone(req: Parameters<RequestHandler>[0], res: Parameters<Reques
   }
   const h1req = req as http.IncomingMessage;
   const h1res = res as http.ServerResponse;
-  return (h1req.destroyed && !h1req.complete) || (h1res.destroyed && !h1res.writableFinished) || h1req.socket.destroyed;
+  // Not the request's own `destroyed`: connect destroys a request it stops reading early.
+  return (h1res.destroyed && !h1res.writableFinished) || h1req.socket?.destroyed === true;
 }

@@ -14,11 +14,13 @@
 // the logging interceptor logs them.
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { DescMessage } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
 import { readAllBytes, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, codeToHttpStatus, createEndStreamSerialization, endStreamFlag, endStreamFromJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
+import { invalidArgument } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { clientGoneKey, interceptedKey, requestIdKey } from "./context.ts";
 import { keywardErrorToConnect } from "./error-interceptor.ts";
@@ -67,6 +69,14 @@ export function guardHandler(handler: UniversalHandler, logger: Logger): Univers
       if (isServerFailure(code)) logger.error(fields, "rpc");
       else logger.info(fields, "rpc");
     };
+    const getRefusal = connectGetRefusal(req, handler);
+    if (getRefusal !== undefined) {
+      const body = errorToJsonBytes(getRefusal, undefined);
+      const status = codeToHttpStatus(getRefusal.code);
+      log({ code: getRefusal.code, reason: reasonOf(getRefusal), httpStatus: status });
+      const header = new Headers({ "content-type": "application/json", "content-length": String(body.byteLength), [requestIdHeader]: requestId });
+      return { status, header, body: once(body) };
+    }
     let res: UniversalServerResponse;
     try {
       res = await handler({ ...req, contextValues: values });
@@ -121,10 +131,45 @@ function protocolRefusalCode(status: number): Code {
   return status === 405 || status === 415 || status === 505 ? Code.Unimplemented : codeFromHttpStatus(status);
 }
 
-/** The refusal a client gets instead of `e`, or undefined to keep `e`. */
+/**
+ * The refusal a client gets instead of `e`, or undefined to keep `e`. Only called for calls
+ * the interceptors never took: there, connect's bare `Internal "internal error"` can only
+ * come from a plain Error thrown while reading the request (no keyward code ran), so it is
+ * the request that is malformed.
+ */
 function replacementOf(e: ConnectError, input: DescMessage): ConnectError | undefined {
   const refusal = requestErrorOf(e, input);
-  return refusal === undefined ? undefined : keywardErrorToConnect(refusal);
+  if (refusal !== undefined) return keywardErrorToConnect(refusal);
+  if (e.code === Code.Internal && e.rawMessage === "internal error") {
+    return keywardErrorToConnect(invalidArgument("MALFORMED_REQUEST", "malformed request: it cannot be read"));
+  }
+  return undefined;
+}
+
+/**
+ * Connect GET (`?connect=v1&encoding=…&base64=1&message=…`) with a message that is not
+ * base64: connect-node decodes it with a plain Error ("invalid base64 string") that it
+ * answers as Internal. Refused here instead, as InvalidArgument MALFORMED_REQUEST, when
+ * connect would get that far (GET allowed, a known encoding, no unknown compression).
+ */
+function connectGetRefusal(req: UniversalServerRequest, handler: UniversalHandler): ConnectError | undefined {
+  if (req.method !== "GET" || !handler.allowedMethods.includes("GET")) return undefined;
+  let params: URLSearchParams;
+  try {
+    params = new URL(req.url).searchParams;
+  } catch {
+    return undefined;
+  }
+  const encoding = params.get("encoding");
+  const compression = params.get("compression");
+  if (params.get("base64") !== "1" || (encoding !== "json" && encoding !== "proto")) return undefined;
+  if (compression !== null && !["identity", "gzip", "br"].includes(compression)) return undefined;
+  try {
+    base64Decode(params.get("message") ?? "");
+    return undefined;
+  } catch {
+    return keywardErrorToConnect(invalidArgument("MALFORMED_REQUEST", "malformed request: the message parameter is not base64", { field: "message" }));
+  }
 }
 
 /** The ErrorInfo reason of an error, for the log line. */
