@@ -3,12 +3,15 @@
 // define (proto3 enums are open, so both JSON `{"kind":99}` and binary keep them). Either
 // would silently drop or widen what the caller asked for (a dropped `required_permissions`
 // turns a refusal into VALID; an unknown filter value lists everything), so both refuse.
+// A google.protobuf.Timestamp outside the range the type defines (binary carries any
+// seconds and nanos) is refused too, rather than turned into a nonsense date.
 import type { DescEnum, DescMessage, Message } from "@bufbuild/protobuf";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /** What is wrong with a request message: the first offending field, by its proto path. */
 export type MessageViolation = {
-  readonly reason: "UNKNOWN_FIELD" | "INVALID_ENUM_VALUE";
+  readonly reason: "UNKNOWN_FIELD" | "INVALID_ENUM_VALUE" | "INVALID_TIMESTAMP";
   /** Proto field path, e.g. `state`, `claims.repository`, `items[2].kind`; for an unknown field the last part is its number. */
   readonly field: string;
   /** A sentence for the client; names no value, only field names and numbers. */
@@ -17,7 +20,8 @@ export type MessageViolation = {
 
 /**
  * Walks a decoded message (nested messages, repeated fields, maps, oneofs) and returns the
- * first unknown field or undefined enum value, or undefined when the message is clean.
+ * first unknown field, undefined enum value or out-of-range Timestamp, or undefined when
+ * the message is clean.
  * Depth is bounded by the parser's recursion limit, which built the message.
  */
 export function findMessageViolation(schema: DescMessage, message: Message): MessageViolation | undefined {
@@ -44,7 +48,7 @@ function walk(msg: ReflectMessage, prefix: string): MessageViolation | undefined
         break;
       }
       case "message": {
-        const bad = walk(msg.get(field), path);
+        const bad = walkMessage(msg.get(field), path);
         if (bad) return bad;
         break;
       }
@@ -54,7 +58,7 @@ function walk(msg: ReflectMessage, prefix: string): MessageViolation | undefined
         for (const item of list) {
           const at = `${path}[${i}]`;
           const bad =
-            field.listKind === "enum" ? enumViolation(field.enum, item, at) : field.listKind === "message" ? walk(item as ReflectMessage, at) : undefined;
+            field.listKind === "enum" ? enumViolation(field.enum, item, at) : field.listKind === "message" ? walkMessage(item as ReflectMessage, at) : undefined;
           if (bad) return bad;
           i += 1;
         }
@@ -64,7 +68,7 @@ function walk(msg: ReflectMessage, prefix: string): MessageViolation | undefined
         if (field.mapKind === "scalar") break;
         for (const [key, value] of msg.get(field)) {
           const at = `${path}[${mapKeyForPath(key)}]`;
-          const bad = field.mapKind === "enum" ? enumViolation(field.enum, value, at) : walk(value as ReflectMessage, at);
+          const bad = field.mapKind === "enum" ? enumViolation(field.enum, value, at) : walkMessage(value as ReflectMessage, at);
           if (bad) return bad;
         }
         break;
@@ -74,6 +78,26 @@ function walk(msg: ReflectMessage, prefix: string): MessageViolation | undefined
     }
   }
   return undefined;
+}
+
+/** A nested message: a google.protobuf.Timestamp is range-checked, any other message walked. */
+function walkMessage(msg: ReflectMessage, path: string): MessageViolation | undefined {
+  return (msg.desc.typeName === "google.protobuf.Timestamp" ? timestampViolation(msg, path) : undefined) ?? walk(msg, path);
+}
+
+/** Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range google.protobuf.Timestamp allows. */
+const minTimestampSeconds = -62_135_596_800n;
+const maxTimestampSeconds = 253_402_300_799n;
+
+/** A Timestamp whose seconds fall outside 0001-01-01..9999-12-31 or whose nanos are outside 0..999,999,999. */
+function timestampViolation(msg: ReflectMessage, path: string): MessageViolation | undefined {
+  const { seconds, nanos } = msg.message as Timestamp;
+  if (seconds >= minTimestampSeconds && seconds <= maxTimestampSeconds && nanos >= 0 && nanos <= 999_999_999) return undefined;
+  return {
+    reason: "INVALID_TIMESTAMP",
+    field: path,
+    message: `${path}: a timestamp must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, with nanos from 0 to 999999999`,
+  };
 }
 
 function enumViolation(desc: DescEnum, value: unknown, path: string): MessageViolation | undefined {

@@ -15,7 +15,8 @@ import { ErrorKind, invalidArgument, KeywardError } from "../errors.ts";
  * failure is not about the request (it is then answered as it is). Recognises, for
  * connect-node 2.2: binary parse failures, compressed frames without an encoding and
  * failed decompression (Internal → InvalidArgument `MALFORMED_REQUEST`); JSON unknown
- * keys (`UNKNOWN_FIELD`), undefined enum names (`INVALID_ENUM_VALUE`) and other JSON
+ * keys (`UNKNOWN_FIELD`), undefined enum names (`INVALID_ENUM_VALUE`), timestamps that are not RFC 3339 times in
+ * 0001–9999 (`INVALID_TIMESTAMP`) and other JSON
  * decode failures (`MALFORMED_REQUEST`); and size limits (`REQUEST_TOO_LARGE`). Values the
  * client sent are never repeated beyond 20 characters (they may be secrets).
  */
@@ -46,6 +47,7 @@ function malformed(message: string, metadata: Record<string, string> = {}): Keyw
 const unknownKey = /^cannot decode message ([\w.]+) from JSON: key "(.*)" is unknown$/s;
 const badEnum = /^cannot decode enum ([\w.]+) from JSON: /;
 const badField = /^cannot decode field ([\w.]+) from JSON: /;
+const badTimestamp = /^cannot decode message google\.protobuf\.Timestamp from JSON: /;
 
 /** Refusals of the protobuf-es JSON parser (strict: unknown keys are errors). */
 function jsonError(raw: string, input: DescMessage): KeywardError | undefined {
@@ -66,12 +68,26 @@ function jsonError(raw: string, input: DescMessage): KeywardError | undefined {
       field === undefined ? { enum: typeName } : { field, enum: typeName },
     );
   }
+  if (badTimestamp.test(raw)) {
+    const paths = fieldPaths(input, (f) => messageOf(f)?.typeName === "google.protobuf.Timestamp");
+    const field = paths.length === 1 ? paths[0] : undefined;
+    const message = "a timestamp must be an RFC 3339 time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z";
+    return invalidArgument("INVALID_TIMESTAMP", field === undefined ? message : `${field}: ${message}`, field === undefined ? {} : { field });
+  }
   const bad = badField.exec(raw);
   if (bad !== null) {
     const fullName = bad[1] ?? "";
     const paths = fieldPaths(input, (f) => `${f.parent.typeName}.${f.name}` === fullName);
     return malformed(sanitized(raw), paths.length === 1 && paths[0] !== undefined ? { field: paths[0] } : {});
   }
+  return undefined;
+}
+
+/** The message type of a message field, a repeated message or a map of messages. */
+function messageOf(f: DescField): DescMessage | undefined {
+  if (f.fieldKind === "message") return f.message;
+  if (f.fieldKind === "list" && f.listKind === "message") return f.message;
+  if (f.fieldKind === "map" && f.mapKind === "message") return f.message;
   return undefined;
 }
 

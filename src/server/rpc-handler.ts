@@ -38,7 +38,7 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
   });
   opts.routes(router);
   const paths = new Map<string, UniversalHandler>();
-  for (const handler of router.handlers) paths.set(handler.requestPath, guardHandler(handler, opts.logger));
+  for (const handler of router.handlers) paths.set(handler.requestPath, guardHandler(handler, opts.logger, opts.readMaxBytes));
 
   return (req, res) => {
     const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");

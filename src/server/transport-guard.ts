@@ -42,9 +42,10 @@ type Outcome = { code: Code | undefined; reason?: string | undefined; httpStatus
 /**
  * Wraps one of connect's UniversalHandlers (one RPC, every protocol) with the guard; the
  * result keeps the handler's properties (requestPath, method, protocols…), so it can be
- * served like the original. `logger` receives the lines of refused requests.
+ * served like the original. `logger` receives the lines of refused requests; `readMaxBytes`
+ * is the router's limit (a frame above it is left for connect to refuse as too large).
  */
-export function guardHandler(handler: UniversalHandler, logger: Logger): UniversalHandler {
+export function guardHandler(handler: UniversalHandler, logger: Logger, readMaxBytes: number): UniversalHandler {
   const procedure = `${handler.service.typeName}/${handler.method.name}`;
   const input = handler.method.input;
   async function guarded(req: UniversalServerRequest): Promise<UniversalServerResponse> {
@@ -79,7 +80,7 @@ export function guardHandler(handler: UniversalHandler, logger: Logger): Univers
     }
     let res: UniversalServerResponse;
     try {
-      res = await handler({ ...req, contextValues: values });
+      res = await handler({ ...req, body: checkedRequestFrames(req, readMaxBytes), contextValues: values });
     } catch (e) {
       if (!values.get(interceptedKey)) log({ code: Code.Internal });
       throw e;
@@ -314,6 +315,50 @@ function envelope(flags: number, data: Uint8Array): Uint8Array {
   out.writeUInt32BE(data.byteLength, 1);
   out.set(data, 5);
   return out;
+}
+
+/**
+ * The request body, with the flags of every gRPC and gRPC-Web request frame checked on the
+ * way through: a client may only set the compressed bit (0x01). Anything else, such as the
+ * trailer flag 0x80 that only a server sends, would be read as a plain message by connect;
+ * it is refused as InvalidArgument instead. Other bodies pass untouched.
+ */
+function checkedRequestFrames(req: UniversalServerRequest, readMaxBytes: number): UniversalServerRequest["body"] {
+  const body = req.body;
+  const contentType = req.header.get("content-type") ?? "";
+  if (!contentType.startsWith("application/grpc") || typeof body !== "object" || body === null || !(Symbol.asyncIterator in body)) return body;
+  return checkFrameFlags(body as AsyncIterable<Uint8Array>, readMaxBytes);
+}
+
+/**
+ * Passes the chunks through, following frame boundaries, and throws at the first frame with
+ * a flag other than compressed. A frame longer than `readMaxBytes` is passed on unchecked:
+ * connect refuses it as too large, the truer answer when a lying length misaligns the frames.
+ */
+async function* checkFrameFlags(body: AsyncIterable<Uint8Array>, readMaxBytes: number): AsyncIterable<Uint8Array> {
+  let header = Buffer.alloc(0);
+  let remaining = 0; // message bytes of the current frame not yet seen
+  for await (const chunk of body) {
+    let at = 0;
+    while (at < chunk.byteLength) {
+      if (remaining > 0) {
+        const n = Math.min(remaining, chunk.byteLength - at);
+        remaining -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(5 - header.byteLength, chunk.byteLength - at);
+      header = Buffer.concat([header, chunk.subarray(at, at + n)]);
+      at += n;
+      if (header.byteLength < 5) continue;
+      remaining = header.readUInt32BE(1);
+      if (((header[0] ?? 0) & ~compressedFlag) !== 0 && remaining <= readMaxBytes) {
+        throw new ConnectError(`protocol error: a request frame has flags 0x${(header[0] ?? 0).toString(16)}; only 0x01 (compressed) is allowed`, Code.InvalidArgument);
+      }
+      header = Buffer.alloc(0);
+    }
+    yield chunk;
+  }
 }
 
 /** A body of one chunk. */

@@ -17,7 +17,7 @@ export function createValidationInterceptor(): Interceptor {
   };
 }
 
-/** Throws InvalidArgument (reason UNKNOWN_FIELD or INVALID_ENUM_VALUE, metadata `field`) for a bad message. */
+/** Throws InvalidArgument (reason UNKNOWN_FIELD, INVALID_ENUM_VALUE or INVALID_TIMESTAMP, metadata `field`) for a bad message. */
 function assertValid(schema: DescMessage, message: Message): void {
   const violation = findMessageViolation(schema, message);
   if (violation !== undefined) throw invalidArgument(violation.reason, violation.message, { field: violation.field });

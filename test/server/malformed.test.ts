@@ -5,7 +5,9 @@
 import { describe, expect, test } from "@jest/globals";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { gzipSync } from "node:zlib";
+import { brotliCompressSync, gzipSync } from "node:zlib";
+import http from "node:http";
+import { ListAuditEventsRequestSchema } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.ts";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
@@ -173,5 +175,124 @@ describe("requests refused before any RPC", () => {
     expect(res.status).toBe(415);
     expect(res.headers.get("x-request-id")).toBe(requestId);
     expect(rpcLines(requestId)).toHaveLength(1);
+  });
+});
+
+describe("Connect GET with a message that is not base64 (review of issue 10)", () => {
+  test.each([
+    ["GetKey, proto", "/keyward.v1.KeyService/GetKey", "proto", "!!!!"],
+    ["GetKey, json", "/keyward.v1.KeyService/GetKey", "json", "%%%"],
+    ["ListAuditEvents", "/keyward.v1.AuditService/ListAuditEvents", "json", "!!!!"],
+    ["GetTenant", "/keyward.v1.DirectoryService/GetTenant", "proto", "a*b"],
+    ["GetJwks", "/keyward.v1.TokenExchangeService/GetJwks", "json", "%%%"],
+  ])("when %s is called with base64=1 and an invalid message, then 400 InvalidArgument MALFORMED_REQUEST (not 500), without credentials", async (_what, path, encoding, message) => {
+    const requestId = newRequestId();
+    const res = await connectUnary(server.url, `${path}?connect=v1&encoding=${encoding}&base64=1&message=${message}`, undefined, {
+      method: "GET",
+      headers: { "x-request-id": requestId },
+    });
+    expect(res.status).toBe(400);
+    expectMalformed(res, requestId);
+  });
+
+  test("when the GET message is valid base64, then it is read (and refused only for lack of a credential)", async () => {
+    const requestId = newRequestId();
+    const message = Buffer.from(JSON.stringify({ name: "tenants/acme" })).toString("base64url");
+    const res = await connectUnary(server.url, `/keyward.v1.DirectoryService/GetTenant?connect=v1&encoding=json&base64=1&message=${message}`, undefined, {
+      method: "GET",
+      headers: { "x-request-id": requestId },
+    });
+    expect(res.error?.code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("frame flags and encodings (review of issue 10)", () => {
+  test("when a gRPC or gRPC-Web request frame carries the trailer flag 0x80, then InvalidArgument (not processed as a message)", async () => {
+    const health = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }));
+    let requestId = newRequestId();
+    const grpc = await grpcCall(server.url, "/grpc.health.v1.Health/Check", frame(0x80, health), { headers: { "x-request-id": requestId } });
+    expectMalformed(grpc, requestId);
+    requestId = newRequestId();
+    const web = await grpcWebCall(server.url, "/grpc.health.v1.Health/Check", frame(0x80, health), { headers: { "x-request-id": requestId } });
+    expectMalformed(web, requestId);
+    // The same message unflagged is answered.
+    expect((await grpcCall(server.url, "/grpc.health.v1.Health/Check", frame(0, health))).error).toBeUndefined();
+  });
+
+  test("when a request names an encoding the server does not support, then Unimplemented on Connect and gRPC", async () => {
+    let requestId = newRequestId();
+    const connect = await connectUnary(server.url, "/grpc.health.v1.Health/Check", "{}", { contentType: "application/json", headers: { "x-request-id": requestId, "content-encoding": "zstd" } });
+    expect(connect.error?.code).toBe(Code.Unimplemented);
+    expect(connect.headers.get("x-request-id")).toBe(requestId);
+    expect(rpcLines(requestId)).toEqual([expect.objectContaining({ code: "Unimplemented" })]);
+    requestId = newRequestId();
+    const grpc = await grpcCall(server.url, "/grpc.health.v1.Health/Check", frame(1, "x"), { headers: { "x-request-id": requestId, "grpc-encoding": "zstd" } });
+    expect(grpc.error?.code).toBe(Code.Unimplemented);
+    expect(rpcLines(requestId)).toEqual([expect.objectContaining({ code: "Unimplemented" })]);
+  });
+
+  test("when a body is brotli-compressed and says content-encoding br, then it is read (br is supported)", async () => {
+    const res = await connectUnary(server.url, "/grpc.health.v1.Health/Check", brotliCompressSync(Buffer.from("{}")), { contentType: "application/json", headers: { "content-encoding": "br" } });
+    expect(res.error).toBeUndefined();
+  });
+});
+
+describe("timestamps out of range (review of issue 10)", () => {
+  /** Asserts InvalidArgument INVALID_TIMESTAMP (naming `field` when given), with the request id and one log line. */
+  function expectBadTimestamp(res: RawAnswer, requestId: string, field?: string): void {
+    expect(res.error?.code).toBe(Code.InvalidArgument);
+    const info = res.error?.findDetails(ErrorInfoSchema)[0];
+    expect(info?.reason).toBe("INVALID_TIMESTAMP");
+    if (field !== undefined) expect(info?.metadata["field"]).toBe(field);
+    expect(res.headers.get("x-request-id")).toBe(requestId);
+    expect(rpcLines(requestId)).toEqual([expect.objectContaining({ code: "InvalidArgument" })]);
+  }
+
+  test.each([
+    ["nanos of 1,000,000,000", { seconds: 1_700_000_000n, nanos: 1_000_000_000 }],
+    ["negative nanos", { seconds: 1_700_000_000n, nanos: -1 }],
+    ["seconds before 0001-01-01", { seconds: -62_135_596_801n, nanos: 0 }],
+    ["seconds after 9999-12-31", { seconds: 253_402_300_800n, nanos: 0 }],
+  ])("when ListAuditEvents start_time (binary, gRPC) has %s, then InvalidArgument INVALID_TIMESTAMP naming start_time, without credentials", async (_what, startTime) => {
+    const requestId = newRequestId();
+    const body = toBinary(ListAuditEventsRequestSchema, create(ListAuditEventsRequestSchema, { parent: "tenants/acme", startTime }));
+    const res = await grpcCall(server.url, "/keyward.v1.AuditService/ListAuditEvents", frame(0, body), { headers: { "x-request-id": requestId } });
+    expectBadTimestamp(res, requestId, "start_time");
+  });
+
+  test("when a JSON start_time is year 0000, then InvalidArgument INVALID_TIMESTAMP", async () => {
+    const requestId = newRequestId();
+    const res = await connectUnary(server.url, "/keyward.v1.AuditService/ListAuditEvents", JSON.stringify({ parent: "tenants/acme", startTime: "0000-01-01T00:00:00Z" }), {
+      contentType: "application/json",
+      headers: { "x-request-id": requestId },
+    });
+    expectBadTimestamp(res, requestId);
+  });
+});
+
+describe("requests that reach no RPC (review of issue 10)", () => {
+  test("when a path is unknown, then 404 with x-request-id and one info line that does not repeat the path", async () => {
+    const requestId = newRequestId();
+    const res = await connectUnary(server.url, "/keyward.v1.KeyService/NoSuchMethod-kwfg_secretish", "{}", { contentType: "application/json", headers: { "x-request-id": requestId } });
+    expect(res.status).toBe(404);
+    expect(res.headers.get("x-request-id")).toBe(requestId);
+    const lines = server.logs.filter((l) => l.includes(requestId)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ level: 30, httpStatus: 404 })]);
+    expect(JSON.stringify(lines)).not.toContain("secretish");
+  });
+
+  test("when the Host header is not a host name, then 400 with x-request-id and one log line", async () => {
+    const requestId = newRequestId();
+    const { port } = new URL(server.url);
+    const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, path: "/grpc.health.v1.Health/Check", method: "POST", headers: { host: "a b", "content-type": "application/json", "x-request-id": requestId }, timeout: 10_000 }, resolve);
+      req.on("error", reject);
+      req.on("timeout", () => req.destroy(new Error("no answer within 10 s")));
+      req.end("{}");
+    });
+    answer.resume();
+    expect(answer.statusCode).toBe(400);
+    expect(answer.headers["x-request-id"]).toBe(requestId);
+    expect(rpcLines(requestId)).toEqual([expect.objectContaining({ code: "InvalidArgument", httpStatus: 400 })]);
   });
 });

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "@jest/globals";
 import { create, createFileRegistry, fromBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { ListAuditEventsRequestSchema } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { findMessageViolation } from "../../src/server/message-validation.ts";
 
 /** A proto3 schema with an enum in every position a request can hold one. */
@@ -118,5 +119,26 @@ describe("findMessageViolation", () => {
     const v = findMessageViolation(Outer, outer({ byName: { [key]: 9 } }));
     expect(v?.field).toBe("by_name[…]");
     expect(JSON.stringify(v)).not.toContain(key);
+  });
+});
+
+describe("findMessageViolation: google.protobuf.Timestamp ranges", () => {
+  const at = (startTime: { seconds: bigint; nanos: number }) => create(ListAuditEventsRequestSchema, { parent: "tenants/acme", startTime });
+
+  test.each([
+    ["nanos = 1e9", { seconds: 0n, nanos: 1_000_000_000 }],
+    ["negative nanos", { seconds: 0n, nanos: -1 }],
+    ["a second before 0001-01-01T00:00:00Z", { seconds: -62_135_596_801n, nanos: 0 }],
+    ["a second after 9999-12-31T23:59:59Z", { seconds: 253_402_300_800n, nanos: 0 }],
+  ])("when start_time has %s, then INVALID_TIMESTAMP names start_time", (_what, ts) => {
+    expect(findMessageViolation(ListAuditEventsRequestSchema, at(ts))).toMatchObject({ reason: "INVALID_TIMESTAMP", field: "start_time" });
+  });
+
+  test.each([
+    ["the first instant allowed", { seconds: -62_135_596_800n, nanos: 0 }],
+    ["the last instant allowed", { seconds: 253_402_300_799n, nanos: 999_999_999 }],
+    ["the epoch", { seconds: 0n, nanos: 0 }],
+  ])("when start_time is %s, then it is accepted", (_what, ts) => {
+    expect(findMessageViolation(ListAuditEventsRequestSchema, at(ts))).toBeUndefined();
   });
 });
