@@ -8,6 +8,7 @@ import http2 from "node:http2";
 import { randomUUID } from "node:crypto";
 import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.ts";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
+import { startTestServer } from "../harness.ts";
 import { server, useServer } from "../rpc.ts";
 import { frame } from "./raw-http.ts";
 
@@ -97,5 +98,39 @@ describe("when the client resets its stream", () => {
     reset(stream);
     expectCanceled(await rpcLogged(requestId));
     session.close();
+  });
+});
+
+describe("a client that never reads its answer (the review's input, against the whole server)", () => {
+  test("when a Health/Check answer is blocked by a zero flow-control window, then the stream is cancelled after the request timeout, the call is logged once, and shutdown does not wait for it", async () => {
+    const own = await startTestServer({ env: { KEYWARD_HEADERS_TIMEOUT_MS: "500", KEYWARD_REQUEST_TIMEOUT_MS: "1000", KEYWARD_IDLE_TIMEOUT_MS: "800", KEYWARD_SHUTDOWN_GRACE_MS: "10000" } });
+    try {
+      const requestId = randomUUID();
+      const session = http2.connect(own.url, { settings: { initialWindowSize: 0 } });
+      session.on("error", () => {});
+      const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/json", "x-request-id": requestId });
+      stream.on("error", () => {});
+      stream.end("{}");
+      const started = Date.now();
+      const rstCode = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("stalled answer not cancelled within 5 s")), 5_000);
+        stream.once("close", () => {
+          clearTimeout(timer);
+          resolve(stream.rstCode);
+        });
+      });
+      expect(rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      const lines = own.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === requestId && l["msg"] === "rpc");
+      expect(lines).toEqual([expect.objectContaining({ procedure: "grpc.health.v1.Health/Check" })]);
+      // The client process "exits" with its session still open: shutdown must not wait the grace period.
+      session.socket.destroy();
+      const stopping = Date.now();
+      await own.stop();
+      expect(Date.now() - stopping).toBeLessThan(5_000);
+      expect(own.logs.some((l) => l.includes("grace period over"))).toBe(false);
+    } finally {
+      await own.stop();
+    }
   });
 });
