@@ -5,22 +5,16 @@
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { clientGoneKey } from "./context.ts";
 
-/** Node error codes that only a vanished peer causes while a request is being read or answered. */
-const peerGoneCodes = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ECONNRESET", "EPIPE", "ERR_STREAM_DESTROYED", "ERR_HTTP2_STREAM_ERROR", "ERR_HTTP2_INVALID_STREAM", "ERR_HTTP2_STREAM_CANCEL"]);
-
 /**
  * True when the client of this call went away (its stream was reset or its connection
- * closed, see clientGoneKey), or `e` (an error of the call, optional) is a
- * cancellation by the peer or a Node stream error only a vanished peer causes.
+ * closed, see clientGoneKey), or `e` (an error of the call, optional) is connect's
+ * cancellation of the call for a client's RST_STREAM CANCEL. Node error codes such as
+ * ECONNRESET are deliberately not read: a database connection fails with them too, and that
+ * is the server's failure, not the client's leaving.
  */
 export function isClientGone(values: ContextValues, e?: unknown): boolean {
   if (values.get(clientGoneKey)()) return true;
-  if (e instanceof ConnectError && e.code === Code.Canceled) return true;
-  for (let cause = e, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code !== undefined && peerGoneCodes.has(code)) return true;
-  }
-  return false;
+  return e instanceof ConnectError && e.code === Code.Canceled;
 }
 
 /** The error a call whose client went away ends with; carries nothing from the original failure. */
