@@ -189,7 +189,7 @@ export async function listen(opts: { host: string; port: number; handler: Reques
     };
     session.socket.once("end", gone);
     session.socket.once("close", gone);
-    session.once("error", (err) => {
+    session.on("error", (err) => {
       logger.debug({ err }, "HTTP/2 session error");
       gone();
     });
@@ -279,6 +279,7 @@ export async function listen(opts: { host: string; port: number; handler: Reques
       });
     });
   } catch (e) {
+    clearInterval(stallCheck);
     throw listenError(e, opts.host, opts.port);
   }
   // After listening, the server reports accept failures (e.g. out of file descriptors).
