@@ -5,11 +5,15 @@
 // method). For every request it:
 // - assigns the request id (a sane caller `x-request-id`, else random) and returns it in
 //   the `x-request-id` response header;
+// - refuses what connect would misread or answer as Internal: a gRPC / gRPC-Web request
+//   frame with a flag other than "compressed" (connect ignores flags), and a Connect GET
+//   whose `message` is not base64 (connect throws a plain Error on it);
 // - for requests the interceptor chain never took: rewrites connect's mislabelled
-//   refusals (Internal "parse binary: …") into InvalidArgument with an ErrorInfo reason,
+//   refusals (Internal "parse binary: …", or the bare Internal "internal error" a plain
+//   Error while reading the request becomes) into InvalidArgument with an ErrorInfo reason,
 //   in the wire form of the protocol used (Connect unary JSON error body and HTTP status,
 //   Connect end-stream frame, gRPC trailers, gRPC-Web trailer frame), and logs the one
-//   `rpc` line the logging interceptor would have written.
+//   `rpc` line the logging interceptor would have written (Canceled when the client went away).
 // Requests the chain took are left alone: the error interceptor maps their failures and
 // the logging interceptor logs them.
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
