@@ -101,6 +101,26 @@ describe("when the client resets its stream", () => {
   });
 });
 
+describe("when the client closes its HTTP/1.1 connection", () => {
+  test("when a Connect Watch stream over HTTP/1.1 is aborted by its client, then it is logged Canceled (not OK)", async () => {
+    const requestId = randomUUID();
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error("no first message within 5 s")), 5_000);
+    const res = await fetch(`${server.url}/grpc.health.v1.Health/Watch`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "x-request-id": requestId },
+      body: frame(0, "{}"),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read(); // the first status: the stream is open and waiting for changes
+    clearTimeout(timer);
+    abort.abort();
+    await reader.cancel().catch(() => {});
+    expectCanceled(await rpcLogged(requestId));
+  });
+});
+
 describe("a client that never reads its answer (the review's input, against the whole server)", () => {
   test("when a Health/Check answer is blocked by a zero flow-control window, then the stream is cancelled after the request timeout, the call is logged once, and shutdown does not wait for it", async () => {
     const own = await startTestServer({ env: { KEYWARD_HEADERS_TIMEOUT_MS: "500", KEYWARD_REQUEST_TIMEOUT_MS: "1000", KEYWARD_IDLE_TIMEOUT_MS: "800", KEYWARD_SHUTDOWN_GRACE_MS: "10000" } });
