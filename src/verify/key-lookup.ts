@@ -41,26 +41,22 @@ select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended
        k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
        k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
        k.creator_id, c.principal_id as creator_principal_id, k.bounded_by::text[] as bounded_by,
-       b.bounds_active, b.bounds_permissions,
+       x.id as bound_id, x.status as bound_status, x.permissions as bound_permissions,
        k.secret_hash, k.expires_at, k.revoked_at
   from api_key k
   join tenant t on t.id = k.tenant_id
   join principal p on p.id = k.owner_id
   join principal c on c.id = k.creator_id
   left join organization o on o.id = coalesce(k.org_id, p.org_id)
-  cross join lateral (
-    select coalesce(bool_and(x.status = 'active'), true) and count(x.id) = cardinality(k.bounded_by) as bounds_active,
-           coalesce(json_agg(x.permissions), '[]'::json) as bounds_permissions
-      from principal x
-     where x.id = any(k.bounded_by)
-  ) b
+  -- One row per principal bounding the key (one row with nulls when none does).
+  left join principal x on x.id = any(k.bounded_by)
  where k.key_id = ?`;
 
 type Row = {
   key_id: string; tenant_id: string; tenant_slug: string; disable_keys_of_suspended_principals: boolean; kind: KeyKindName;
   org_id: string | null; org_slug: string | null; permissions: string[]; owner_id: string; principal_id: string;
   owner_status: PrincipalStatus; owner_permissions: string[];
-  creator_id: string; creator_principal_id: string; bounded_by: string[]; bounds_active: boolean; bounds_permissions: string[][]; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
+  creator_id: string; creator_principal_id: string; bounded_by: string[]; bound_id: string | null; bound_status: PrincipalStatus | null; bound_permissions: string[] | null; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
 };
 
 /** Creates the lookup over the database's connection pool. */
@@ -75,6 +71,7 @@ export function createKeyLookup(db: Database): KeyLookup {
     const rows = await connection.execute<Row[]>(query, [keyId], "all", undefined, abort);
     const r = rows[0];
     if (r === undefined) return undefined;
+    const bounds = rows.filter((row) => row.bound_id !== null);
     return {
       keyId: r.key_id,
       tenantId: r.tenant_id,
@@ -91,8 +88,9 @@ export function createKeyLookup(db: Database): KeyLookup {
       creatorRowId: r.creator_id,
       creatorPrincipalId: r.creator_principal_id,
       boundedBy: r.bounded_by,
-      boundsActive: r.bounds_active,
-      boundsPermissions: r.bounds_permissions,
+      // Every bounding principal must exist and be active (a missing one fails closed).
+      boundsActive: bounds.length === r.bounded_by.length && bounds.every((b) => b.bound_status === "active"),
+      boundsPermissions: bounds.map((b) => b.bound_permissions ?? []),
       secretHash: r.secret_hash,
       expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
