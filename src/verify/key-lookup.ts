@@ -1,5 +1,6 @@
 // The hot-path read of a key: one indexed query (by primary key) joining what verification
-// needs (tenant, owner, creator, org) — no ORM unit of work, no entity hydration.
+// needs (tenant, owner, creator, org, the principals bounding the key) — no ORM unit of
+// work, no entity hydration.
 import type { LoggingOptions } from "@mikro-orm/core";
 import type { Database } from "../db/orm.ts";
 import type { PrincipalStatus } from "../directory/directory-repository.ts";
