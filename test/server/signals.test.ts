@@ -9,6 +9,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { repoRoot, runCli, withDataDir } from "../cli.ts";
 import { testDatabaseUrl } from "../harness.ts";
+import { until } from "../wait.ts";
 
 const systemNode = ["/usr/bin/node", "/usr/local/bin/node"].find((p) => existsSync(p));
 const npm = ["/usr/bin/npm", "/usr/local/bin/npm"].find((p) => existsSync(p));
@@ -46,13 +47,6 @@ function commandLine(pid: number): string {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
   } catch {
     return "";
-  }
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  for (let waited = 0; !cond(); waited += 50) {
-    if (waited >= ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

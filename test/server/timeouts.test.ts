@@ -10,6 +10,7 @@ import type { ServerLimits } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { ensurePortAvailable, listen, type Listener, type RequestHandler } from "../../src/server/listener.ts";
 import { StartupError } from "../../src/startup-error.ts";
+import { until, within } from "../wait.ts";
 
 const logger = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const short: ServerLimits = { headersTimeoutMs: 300, requestTimeoutMs: 600, idleTimeoutMs: 300, maxConnections: 1_000 };
@@ -19,23 +20,6 @@ afterEach(async () => {
   await listener?.close(100);
   listener = undefined;
 });
-
-/** Resolves when `p` does, rejects after `ms` (so no wait in a test is unbounded). */
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_r, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Waits until `cond()` holds, checking every 10 ms, for at most `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  for (let waited = 0; !cond(); waited += 10) {
-    if (waited >= ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Answers "ok" after reading the whole request body (as the Connect adapter does). */
 const okHandler: RequestHandler = (req, res) => {
