@@ -169,3 +169,13 @@ export async function verifyOverHttp(url: string, key: string): Promise<string> 
   });
   return ((await res.json()) as { result: string }).result;
 }
+
+/** What `keyward bootstrap --json` prints. */
+export type BootstrapOutput = { tenant: string; tenantCreated: boolean; keyName: string; keyId: string; slot: string; replaced: string; secret: string };
+
+/** Runs `keyward bootstrap --tenant <tenant> --json` with `env`; throws unless it succeeds. */
+export async function bootstrapCli(env: Record<string, string>, tenant = "acme"): Promise<BootstrapOutput> {
+  const boot = await runCli(["bootstrap", "--tenant", tenant, "--json"], env, 60_000);
+  if (boot.code !== 0) throw new Error(`keyward bootstrap exited ${boot.code}: ${boot.stderr.trim()}`);
+  return JSON.parse(boot.stdout) as BootstrapOutput;
+}

@@ -49,11 +49,15 @@ function checksum(body: string): string {
   return out;
 }
 
+/** A key body with its checksum appended: the raw key (tests also craft well-formed keys with it). */
+export function withChecksum(body: string): string {
+  return body + checksum(body);
+}
+
 /** Mints a new raw key of the given kind. */
 export function mintKey(prefix: string, kind: KeyKindName): MintedKey {
   const keyId = randomBase62(keyIdLength);
-  const body = `${prefix}${kindTags[kind]}_${keyId}_${randomBase62(secretLength)}`;
-  const raw = body + checksum(body);
+  const raw = withChecksum(`${prefix}${kindTags[kind]}_${keyId}_${randomBase62(secretLength)}`);
   return { keyId, raw, hint: raw.slice(-4) };
 }
 

@@ -234,19 +234,13 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
           if (input.kind !== undefined) filter.kind = input.kind;
           if (input.state !== undefined) filter.state = input.state;
           if (ctx.caller.orgId !== null) filter.onlyOrgId = ctx.caller.orgId;
-          if (input.owner !== "") {
-            const { tenant, id } = parseResourceName(input.owner, "principals", "owner");
+          for (const field of ["owner", "creator"] as const) {
+            if (input[field] === "") continue;
+            const { tenant, id } = parseResourceName(input[field], "principals", field);
             requireOwnTenant(ctx.caller, tenant);
-            const owner = await directory.findPrincipal(uow, ctx.caller.tenantId, id);
-            if (owner === undefined) return { keys: [], nextPageToken: "" };
-            filter.ownerId = owner.id;
-          }
-          if (input.creator !== "") {
-            const { tenant, id } = parseResourceName(input.creator, "principals", "creator");
-            requireOwnTenant(ctx.caller, tenant);
-            const creator = await directory.findPrincipal(uow, ctx.caller.tenantId, id);
-            if (creator === undefined) return { keys: [], nextPageToken: "" };
-            filter.creatorId = creator.id;
+            const principal = await directory.findPrincipal(uow, ctx.caller.tenantId, id);
+            if (principal === undefined) return { keys: [], nextPageToken: "" }; // nobody by that name has keys
+            filter[`${field}Id`] = principal.id;
           }
           if (input.org !== "") {
             if (!slugPattern.test(input.org)) throw invalidArgument("INVALID_FORMAT", "org: expected an organization slug", { field: "org" });

@@ -5,7 +5,7 @@
 // nothing. The folded count is the only update the append-only log ever accepts.
 import { describe, expect, test } from "@jest/globals";
 import { Code, createClient } from "@connectrpc/connect";
-import { crc32 } from "node:zlib";
+import { withChecksum } from "../../src/keys/key-format.ts";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
 import { AuditOutcome } from "../../gen/keyward/v1/audit_pb.ts";
 import { createTestTenant, startTestServer, withKey, type TestTenant } from "../harness.ts";
@@ -35,16 +35,8 @@ function sql<T>(query: string, params: unknown[] = []): Promise<T[]> {
 
 /** A well-formed key (valid checksum) with the given key id and a secret nobody holds. */
 function forgedKey(realKey: string): string {
-  const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   const [head, keyId] = realKey.split("_");
-  const body = `${head}_${keyId}_${"A".repeat(33)}`;
-  let n = crc32(body);
-  let sum = "";
-  for (let i = 0; i < 6; i++) {
-    sum = alphabet[n % 62] + sum;
-    n = Math.floor(n / 62);
-  }
-  return body + sum;
+  return withChecksum(`${head}_${keyId}_${"A".repeat(33)}`);
 }
 
 describe("auth.refused", () => {

@@ -5,11 +5,10 @@ import { describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { crc32 } from "node:zlib";
 import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
 import { KeyKind, KeySchema, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
 import { VerifyResult, type CreateKeyResponse, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
-import { KeyKindName, mintKey, parseKey } from "../../src/keys/key-format.ts";
+import { KeyKindName, mintKey, parseKey, withChecksum } from "../../src/keys/key-format.ts";
 import { createTestTenant, withKey, type TestTenant } from "../harness.ts";
 import { directory, keyIdOf, keys, reasonOf, rpcError, server, useServer } from "../rpc.ts";
 
@@ -21,25 +20,11 @@ function ms(ts: Timestamp | undefined): number | undefined {
   return ts === undefined ? undefined : timestampDate(ts).getTime();
 }
 
-const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/** The 6-character base62 CRC-32 checksum of the key format (src/keys/key-format.ts). */
-function checksum(body: string): string {
-  let n = crc32(body);
-  let out = "";
-  for (let i = 0; i < 6; i++) {
-    out = alphabet[n % 62] + out;
-    n = Math.floor(n / 62);
-  }
-  return out;
-}
-
 /** A well-formed key (valid checksum) with `keyId` but a secret nobody was given. */
 function forgeWithKeyId(keyId: string, kind: KeyKindName = KeyKindName.FINE_GRAINED): string {
   const other = mintKey(server.config.keyPrefix, kind).raw;
   const [head, , secret] = other.slice(0, -6).split("_");
-  const body = `${head}_${keyId}_${secret}`;
-  return body + checksum(body);
+  return withChecksum(`${head}_${keyId}_${secret}`);
 }
 
 async function createKey(

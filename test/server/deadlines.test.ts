@@ -11,29 +11,24 @@ import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts
 import { KeyKindName, mintKey } from "../../src/keys/key-format.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { rpcError } from "../rpc.ts";
-import { pgbouncerBinary, startPgBouncer, startStoppablePostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
+import { pgbouncerBinary, startPgBouncer, startServerOnOwnPostgres, type ServerOnOwnPostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
 
 const queryTimeoutMs = 3000;
 const connectTimeoutMs = 1000;
 const deadlineMs = 2000;
 
+let setup: ServerOnOwnPostgres | undefined;
 let own: StoppablePostgres;
 let server: TestServer;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  own = await startStoppablePostgres();
-  server = await startTestServer({
-    env: { DATABASE_URL: own.url, KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryTimeoutMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) },
-  });
+  setup = await startServerOnOwnPostgres({ KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryTimeoutMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) });
+  ({ own, server } = setup);
   tenant = await createTestTenant(server, "dl");
 }, 120_000);
 
-afterAll(async () => {
-  own?.thaw();
-  await server?.stop();
-  await own?.close();
-}, 60_000);
+afterAll(() => setup?.close(), 60_000);
 
 /** A well-formed key that no cache has seen (its lookup must reach the database). */
 function unseenKey(s: TestServer): string {

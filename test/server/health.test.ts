@@ -9,7 +9,7 @@ import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts
 import { KeyKindName, mintKey } from "../../src/keys/key-format.ts";
 import { startTestServer, type TestServer } from "../harness.ts";
 import { rpcError } from "../rpc.ts";
-import { startStoppablePostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
+import { startServerOnOwnPostgres, type ServerOnOwnPostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
 
 const servedServices = [
   "",
@@ -22,19 +22,16 @@ const servedServices = [
 /** The promise of the issue: NOT_SERVING within 5 s of PostgreSQL becoming unreachable or hung. */
 const detectionBoundMs = 5000;
 
+let setup: ServerOnOwnPostgres | undefined;
 let own: StoppablePostgres;
 let server: TestServer;
 
 beforeAll(async () => {
-  own = await startStoppablePostgres();
-  server = await startTestServer({ env: { DATABASE_URL: own.url, KEYWARD_DB_QUERY_TIMEOUT_MS: "3000", KEYWARD_DB_CONNECT_TIMEOUT_MS: "1000" } });
+  setup = await startServerOnOwnPostgres({ KEYWARD_DB_QUERY_TIMEOUT_MS: "3000", KEYWARD_DB_CONNECT_TIMEOUT_MS: "1000" });
+  ({ own, server } = setup);
 }, 120_000);
 
-afterAll(async () => {
-  own?.thaw();
-  await server?.stop();
-  await own?.close();
-}, 60_000);
+afterAll(() => setup?.close(), 60_000);
 
 /** A Watch stream on `service`, read one status at a time with a bound. */
 function watchHealth(s: TestServer, service: string) {

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded-postgres.ts";
 import { createLogger } from "../../src/logger.ts";
-import { killLeftovers, runCli, startServe, waitForExit, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
+import { bootstrapCli, killLeftovers, runCli, startServe, waitForExit, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
 
 describe("configuration", () => {
   test.each([
@@ -103,8 +103,7 @@ describe("embedded PostgreSQL", () => {
         pg = await startEmbeddedPostgres({ dataDir, logger: createLogger({ level: "silent", pretty: false }) });
         const env = { DATABASE_URL: pg.url, LOG_LEVEL: "info" };
         served = await startServe(env, 90_000);
-        const boot = await runCli(["bootstrap", "--tenant", "acme", "--json"], env, 60_000);
-        const { secret } = JSON.parse(boot.stdout) as { secret: string };
+        const { secret } = await bootstrapCli(env);
         process.kill(pg.pid, "SIGKILL");
         expect(await waitForExit(pg.pid)).toBe(true);
         const call = async (path: string, body: unknown, key?: string) => {

@@ -5,25 +5,22 @@ import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createTestTenant, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { rpcError } from "../rpc.ts";
-import { startStoppablePostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
+import { startServerOnOwnPostgres, type ServerOnOwnPostgres } from "./stoppable-postgres.ts";
 
-let own: StoppablePostgres;
+let setup: ServerOnOwnPostgres | undefined;
 let server: TestServer;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  own = await startStoppablePostgres();
   // A long query bound: a query still waiting after the deadline would wait this long.
-  server = await startTestServer({ env: { DATABASE_URL: own.url, KEYWARD_DB_QUERY_TIMEOUT_MS: "60000" } });
+  setup = await startServerOnOwnPostgres({ KEYWARD_DB_QUERY_TIMEOUT_MS: "60000" });
+  server = setup.server;
   tenant = await createTestTenant(server, "qc");
 }, 120_000);
 
-afterAll(async () => {
-  await server?.stop();
-  await own?.close();
-}, 60_000);
+afterAll(() => setup?.close(), 60_000);
 
 /** Number of backends (other than ours) waiting on a lock. */
 async function waitingOnLocks(): Promise<number> {

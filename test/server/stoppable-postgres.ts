@@ -10,6 +10,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embed
 import { migrateDatabase } from "../../src/db/migrate.ts";
 import { openDatabase } from "../../src/db/orm.ts";
 import { createLogger } from "../../src/logger.ts";
+import { startTestServer, type TestServer } from "../harness.ts";
 
 const quiet = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
@@ -176,6 +177,33 @@ export async function startPgBouncer(postgresUrl: string, settings: Record<strin
         await exited;
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A keyward test server on an own PostgreSQL, and how to tear both down. */
+export type ServerOnOwnPostgres = { own: StoppablePostgres; server: TestServer; close(): Promise<void> };
+
+/**
+ * Starts an own PostgreSQL and a keyward test server on it (`env` adds configuration).
+ * close() thaws PostgreSQL first (a frozen one would hold the server's stop), then stops both.
+ */
+export async function startServerOnOwnPostgres(env: Record<string, string> = {}): Promise<ServerOnOwnPostgres> {
+  const own = await startStoppablePostgres();
+  let server: TestServer;
+  try {
+    server = await startTestServer({ env: { DATABASE_URL: own.url, ...env } });
+  } catch (e) {
+    await own.close();
+    throw e;
+  }
+  return {
+    own,
+    server,
+    async close() {
+      own.thaw();
+      await server.stop();
+      await own.close();
     },
   };
 }
