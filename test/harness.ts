@@ -101,3 +101,35 @@ export async function bootstrap(server: TestServer, slug: string): Promise<strin
 export function withKey(key: string | undefined): { headers?: Record<string, string> } {
   return key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } };
 }
+
+/**
+ * Runs `sql` in a transaction on the server's database and holds that transaction open
+ * (with its locks) while `during` runs, then commits it; returns what `during` returned.
+ */
+export async function withOpenTransaction<T>(server: TestServer, sql: string, params: unknown[], during: () => Promise<T>): Promise<T> {
+  const connection = server.store.db.orm.driver.getConnection();
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let applied!: () => void;
+  const isApplied = new Promise<void>((resolve) => (applied = resolve));
+  const holder = connection.transactional(async (trx) => {
+    await connection.execute(sql, params, "run", trx);
+    applied();
+    await released;
+  });
+  await Promise.race([isApplied, holder]);
+  try {
+    return await during();
+  } finally {
+    release();
+    await holder;
+  }
+}
+
+/** How many backends (other than the asking one) wait on a lock, among those whose query matches `like`. */
+export async function backendsWaitingOnLocks(server: TestServer, like = "%"): Promise<number> {
+  const connection = server.store.db.orm.driver.getConnection();
+  const rows = await connection.execute<{ n: string }[]>(
+    `select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and pid <> pg_backend_pid() and query ilike ?`, [like], "all");
+  return Number(rows[0]?.n ?? 0);
+}

@@ -4,7 +4,7 @@ import { describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
 import { VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
-import { bootstrap, createTestTenant, withKey } from "../harness.ts";
+import { backendsWaitingOnLocks, bootstrap, createTestTenant, withKey, withOpenTransaction } from "../harness.ts";
 import { attempt, directory, keys, reasonOf, server, useServer } from "../rpc.ts";
 
 useServer();
@@ -76,32 +76,18 @@ describe("changing a principal while its permissions change", () => {
     const t = await createTestTenant(server);
     const bob = await principalWithKey(t.slug, t.adminKey, "bob", ["directory:write", "harden_runner:write"]);
     const { principal: carol } = await directory.createPrincipal({ parent: `tenants/${t.slug}`, principalId: "carol", type: PrincipalType.USER, permissions: ["harden_runner:read"] }, withKey(t.adminKey));
-    const connection = server.store.db.orm.driver.getConnection();
     // An administrator's raise of carol, in a transaction held open until the suspension waits on it.
-    let commit!: () => void;
-    const held = new Promise<void>((resolve) => (commit = resolve));
-    let raised!: () => void;
-    const raiseApplied = new Promise<void>((resolve) => (raised = resolve));
-    const raise = connection.transactional(async (trx) => {
-      await connection.execute(`update principal set permissions = '{*:write}', version = version + 1 where tenant_id = (select id from tenant where slug = ?) and principal_id = 'carol'`, [t.slug], "run", trx);
-      raised();
-      await held;
-    });
-    await raiseApplied;
-    const suspension = attempt(directory.updatePrincipal({ principal: { name: carol!.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(bob.key)));
-    try {
+    const raise = `update principal set permissions = '{*:write}', version = version + 1 where tenant_id = (select id from tenant where slug = ?) and principal_id = 'carol'`;
+    const suspension = await withOpenTransaction(server, raise, [t.slug], async () => {
+      const pending = attempt(directory.updatePrincipal({ principal: { name: carol!.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(bob.key)));
       // Wait (bounded) until the suspension waits on carol's row lock, then let the raise commit.
       const deadline = Date.now() + 10_000;
-      for (;;) {
-        const rows = await connection.execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%principal%'`, [], "all");
-        if (Number(rows[0]?.n ?? 0) > 0) break;
+      while ((await backendsWaitingOnLocks(server, "%principal%")) === 0) {
         if (Date.now() > deadline) throw new Error("the suspension never waited on the principal's row");
         await new Promise((resolve) => setImmediate(resolve));
       }
-    } finally {
-      commit();
-      await raise;
-    }
+      return pending;
+    });
     const err = await suspension;
     expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["PermissionDenied", "PERMISSIONS_EXCEED_CALLER"]);
     const { principal } = await directory.getPrincipal({ name: carol!.name }, withKey(t.adminKey));

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
-import { createTestTenant, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { backendsWaitingOnLocks, createTestTenant, withKey, withOpenTransaction, type TestServer, type TestTenant } from "../harness.ts";
 import { rpcError } from "../rpc.ts";
 import { startServerOnOwnPostgres, type ServerOnOwnPostgres } from "./stoppable-postgres.ts";
 
@@ -22,13 +22,6 @@ beforeAll(async () => {
 
 afterAll(() => setup?.close(), 60_000);
 
-/** Number of backends (other than ours) waiting on a lock. */
-async function waitingOnLocks(): Promise<number> {
-  const connection = server.store.db.orm.driver.getConnection();
-  const rows = await connection.execute<{ n: string }[]>(`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and pid <> pg_backend_pid()`, [], "all");
-  return Number(rows[0]?.n ?? 0);
-}
-
 /** Polls `condition` (bounded by `ms`) until it holds; false if it never did. */
 async function eventually(condition: () => Promise<boolean>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -37,30 +30,6 @@ async function eventually(condition: () => Promise<boolean>, ms: number): Promis
     await new Promise((resolve) => setImmediate(resolve));
   }
   return false;
-}
-
-/**
- * Holds an ACCESS EXCLUSIVE lock on `table` while `during` runs, so every read of it waits;
- * returns what `during` returned.
- */
-async function withTableLocked<T>(table: string, during: () => Promise<T>): Promise<T> {
-  const connection = server.store.db.orm.driver.getConnection();
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => (locked = resolve));
-  const holder = connection.transactional(async (trx) => {
-    await connection.execute(`lock table ${table} in access exclusive mode`, [], "run", trx);
-    locked();
-    await released;
-  });
-  await isLocked;
-  try {
-    return await during();
-  } finally {
-    release();
-    await holder;
-  }
 }
 
 describe("the caller's deadline reaches the query", () => {
@@ -72,11 +41,12 @@ describe("the caller's deadline reaches the query", () => {
       () => server.client(AuditService).listAuditEvents({ parent: `tenants/${tenant.slug}` }, { headers: { "connect-timeout-ms": "500", ...withKey(tenant.adminKey).headers } }),
     ],
   ])("when %s waits on a locked table past its deadline, then DeadlineExceeded and its query is cancelled while the lock is still held", async (_what, table, call) => {
-    await withTableLocked(table, async () => {
+    // An ACCESS EXCLUSIVE lock held open: every read of the table waits.
+    await withOpenTransaction(server, `lock table ${table} in access exclusive mode`, [], async () => {
       const err = await rpcError(call());
       expect(Code[err.code]).toBe("DeadlineExceeded");
       // The lock is still held: a query still waiting would show here until the 60 s bound.
-      expect(await eventually(async () => (await waitingOnLocks()) === 0, 5000)).toBe(true);
+      expect(await eventually(async () => (await backendsWaitingOnLocks(server)) === 0, 5000)).toBe(true);
     });
   });
 });
