@@ -78,7 +78,7 @@ describe("changing a principal while its permissions change", () => {
     const { principal: carol } = await directory.createPrincipal({ parent: `tenants/${t.slug}`, principalId: "carol", type: PrincipalType.USER, permissions: ["harden_runner:read"] }, withKey(t.adminKey));
     // An administrator's raise of carol, in a transaction held open until the suspension waits on it.
     const raise = `update principal set permissions = '{*:write}', version = version + 1 where tenant_id = (select id from tenant where slug = ?) and principal_id = 'carol'`;
-    const suspension = await withOpenTransaction(server, raise, [t.slug], async () => {
+    const { suspension } = await withOpenTransaction(server, raise, [t.slug], async () => {
       const pending = attempt(directory.updatePrincipal({ principal: { name: carol!.name, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } }, withKey(bob.key)));
       // Wait (bounded) until the suspension waits on carol's row lock, then let the raise commit.
       const deadline = Date.now() + 10_000;
@@ -86,7 +86,7 @@ describe("changing a principal while its permissions change", () => {
         if (Date.now() > deadline) throw new Error("the suspension never waited on the principal's row");
         await new Promise((resolve) => setImmediate(resolve));
       }
-      return pending;
+      return { suspension: pending }; // wrapped: awaited only after the raise commits
     });
     const err = await suspension;
     expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["PermissionDenied", "PERMISSIONS_EXCEED_CALLER"]);
