@@ -100,9 +100,10 @@ const launcherCheckMs = 500;
 
 /**
  * Calls `stop` once on SIGTERM, SIGINT or SIGHUP (a later signal, after the first second,
- * exits at once), and when the npm or npx that started keyward has gone away: those run
- * keyward through `sh -c`, and a signal sent to npm ends that shell, never keyward, which
- * would be left running, orphaned, holding the port. Returns whether a stop was requested.
+ * exits at once), and when the npm or npx that started keyward has gone away: npx (and
+ * npm scripts without `exec`) run keyward through `sh -c`, and a signal sent to them ends
+ * that shell, never keyward, which would be left running, orphaned, holding the port; a
+ * SIGKILLed npm orphans it too. Returns whether a stop was requested.
  */
 function onStopRequest(logger: Logger, stop: () => void): () => boolean {
   let firstAt: number | undefined;

@@ -140,6 +140,5 @@ export function createAuditLog(deps: { units: UnitsOfWork; clock: Clock; logger:
     });
   }
 
-
-  return { record, recordAlone, guard, list };
+  return { record, guard, list };
 }

@@ -34,7 +34,7 @@ export type RefusalFold = {
 };
 
 /** The action of a folded refusal. */
-export const refusedAction = "auth.refused";
+const refusedAction = "auth.refused";
 
 const minuteMs = 60_000;
 

@@ -14,7 +14,7 @@ export type DatabaseMonitor = {
   current(): DatabaseState;
   /** Calls `listener` on every change of state; returns the way to stop listening. */
   onChange(listener: (state: DatabaseState) => void): () => void;
-  /** Marks the database unavailable now if `e` says it is (a query of a request failed); returns whether it did. */
+  /** Marks the database unavailable now if `e` says it is (a query of a request failed); returns whether `e` says the database is unavailable. */
   report(e: unknown): boolean;
   /** Probes now and returns the resulting state (tests and start-up use it). */
   probe(): Promise<DatabaseState>;

@@ -1,4 +1,5 @@
-// MikroORM over PostgreSQL: one root EntityManager for the process (fork it per request),
+// MikroORM over PostgreSQL: one root EntityManager for the process (forked per unit of work
+// by unit-of-work.ts only),
 // a statically listed set of entities and migrations, and the ORM's own logs sent to pino.
 import {
   MetadataProvider,
@@ -17,10 +18,10 @@ import { migrations } from "./migrations/index.ts";
 /** The MikroORM instance keyward uses (PostgreSQL driver and entity manager). */
 export type Orm = CoreMikroORM<PostgreSqlDriver, EntityManager>;
 
-/** An open database: the ORM, its root EntityManager (fork it per request) and the way to close it. */
+/** An open database: the ORM, its root EntityManager and the way to close it. */
 export type Database = {
   orm: Orm;
-  /** The root EntityManager: global context is disallowed, so call `em.fork()` per unit of work. */
+  /** The root EntityManager: global context is disallowed; services get forks through createUnitsOfWork (unit-of-work.ts). */
   em: EntityManager;
   /** Closes the connection pool. Safe to call twice. */
   close(): Promise<void>;

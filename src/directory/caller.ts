@@ -23,7 +23,7 @@ export type Caller = Readonly<{
   /** The organization the credential is pinned to; null for tenant scope. */
   orgId: string | null;
   orgSlug: string | null;
-  /** Effective permissions: granted ∩ owner's current ∩ (if another) creator's current permissions. */
+  /** Effective permissions: granted ∩ owner's current ∩ the current permissions of every principal bounding the credential. */
   permissions: PermissionSet;
 }>;
 

@@ -135,7 +135,7 @@ export const directoryRepository = {
     return row === null ? undefined : principalOf(row);
   },
   /**
-   * Reads a principal and locks its row until the transaction `em` belongs to ends, so an
+   * Reads a principal and locks its row until the transaction of `uow` ends, so an
    * authority check made on what it returns still holds when the change is written.
    */
   async lockPrincipal(uow: UnitOfWork, tenantId: string, principalId: string): Promise<PrincipalRecord | undefined> {

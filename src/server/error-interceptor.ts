@@ -1,5 +1,7 @@
-// The one place where failures become Connect errors: KeywardError.kind → Code, with a
-// google.rpc.ErrorInfo detail; anything unexpected is logged and answered "internal error".
+// Where the failures of calls that reached the interceptors become Connect errors:
+// KeywardError.kind → Code, with a google.rpc.ErrorInfo detail; anything unexpected is logged
+// and answered "internal error". (Requests connect refuses before any interceptor runs are
+// relabelled by the transport guard, with keywardErrorToConnect from here.)
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
@@ -37,7 +39,8 @@ export function codeOfError(e: unknown, classifier: ErrorClassifier, input: Desc
   if (e instanceof ConnectError) {
     const refusal = requestErrorOf(e, input);
     if (refusal !== undefined) return codeOfKind[refusal.kind];
-    if (e.code !== Code.Unknown) return e.code;
+    // As toConnectError: only a deliberate framework code passes as it is.
+    if (e.code !== Code.Internal && e.code !== Code.Unknown) return e.code;
   }
   return classifier.isUnavailable(e) ? Code.Unavailable : Code.Internal;
 }

@@ -33,7 +33,7 @@ export type HealthReport = {
 };
 
 /** Every service keyward serves ("" = the whole server), each with the components it cannot serve without. */
-export const servedServiceNeeds: Readonly<Record<string, readonly string[]>> = Object.freeze({
+const servedServiceNeeds: Readonly<Record<string, readonly string[]>> = Object.freeze({
   "": ["database"],
   [KeyService.typeName]: ["database"],
   [PolicyService.typeName]: ["database"],

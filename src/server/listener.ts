@@ -74,7 +74,7 @@ type H2State = { streams: Map<http2.ServerHttp2Stream, Progress>; idleTimer: Nod
  * Records the bytes waiting to be sent now (`pending`) and says whether they have waited,
  * without shrinking, for `boundMs` or longer. Nothing pending, or less than last time, is progress.
  */
-export function isStalled(p: Progress, pending: number, now: number, boundMs: number): boolean {
+function isStalled(p: Progress, pending: number, now: number, boundMs: number): boolean {
   if (pending === 0 || pending < p.pending) p.since = now;
   p.pending = pending;
   return pending > 0 && now - p.since >= boundMs;

@@ -51,7 +51,7 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
     let uReq;
     try {
       const values = createContextValues();
-      values.set(clientGoneKey, () => isClientGone(req, res));
+      values.set(clientGoneKey, () => nodeClientGone(req, res));
       uReq = universalRequestFromNodeRequest(req, res, undefined, values);
     } catch {
       // No authority (an HTTP/1.0 request without Host) or one that is not a host name:
@@ -88,7 +88,7 @@ function headerValue(v: string | string[] | undefined): string | undefined {
  * True when the client went away before the answer was complete: the HTTP/2 stream was
  * reset or closed, or the HTTP/1.1 socket or response was destroyed before the answer finished.
  */
-function isClientGone(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): boolean {
+function nodeClientGone(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): boolean {
   if ("stream" in req) {
     const stream = (req as http2.Http2ServerRequest).stream;
     return stream.closed || stream.destroyed;

@@ -1,5 +1,7 @@
 // The transport guard wraps each of connect's per-method handlers. It runs before connect
-// reads anything, so it is the one place that sees every request, including those connect
+// reads anything, so it sees every request to a known method (unknown paths and requests
+// without an authority are answered by rpc-handler.ts, also with a request id and a log
+// line), including those connect
 // refuses before keyward's interceptors run (a body that is not protobuf, a frame that
 // lies about its length or compression, JSON with an unknown key, GET on a POST-only
 // method). For every request it:
@@ -26,7 +28,8 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { invalidArgument } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { clientGoneKey, interceptedKey, requestIdKey } from "./context.ts";
+import { isClientGone } from "./client-gone.ts";
+import { interceptedKey, requestIdKey } from "./context.ts";
 import { keywardErrorToConnect } from "./error-interceptor.ts";
 import { isServerFailure } from "./logging-interceptor.ts";
 import { requestErrorOf } from "./request-errors.ts";
@@ -62,7 +65,7 @@ export function guardHandler(handler: UniversalHandler, logger: Logger, readMaxB
       if (logged) return;
       logged = true;
       // A client that went away (reset its stream, closed the connection) cancelled the call.
-      const code = req.signal.aborted || values.get(clientGoneKey)() ? Code.Canceled : outcome.code;
+      const code = req.signal.aborted || isClientGone(values) ? Code.Canceled : outcome.code;
       const fields = {
         requestId,
         procedure,
@@ -89,7 +92,8 @@ export function guardHandler(handler: UniversalHandler, logger: Logger, readMaxB
       if (!values.get(interceptedKey)) log({ code: Code.Internal });
       throw e;
     }
-    const header = new Headers(res.header);
+    // connect hands back a Headers object: set the id in place (copy only a plain record).
+    const header = res.header instanceof Headers ? res.header : new Headers(res.header);
     header.set(requestIdHeader, requestId);
     if (values.get(interceptedKey)) return { ...res, header };
     return refused({ ...res, header }, input, log);

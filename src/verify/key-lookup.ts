@@ -1,5 +1,5 @@
 // The hot-path read of a key: one indexed query (by primary key) joining what verification
-// needs (tenant, owner, creator, org, the principals bounding the key) — no ORM unit of
+// needs (tenant, owner, org, the principals bounding the key) — no ORM unit of
 // work, no entity hydration.
 import type { LoggingOptions } from "@mikro-orm/core";
 import type { Database } from "../db/orm.ts";
@@ -21,8 +21,6 @@ export type KeyLookupRecord = Readonly<{
   ownerStatus: PrincipalStatus;
   ownerPermissions: readonly string[];
   /** The principal who made the key; the same row as the owner unless made for someone else. */
-  creatorRowId: string;
-  creatorPrincipalId: string;
   /** Principals besides the owner whose authority bounds the key (its creator and the chain above). */
   boundedBy: readonly string[];
   /** True when every principal of `boundedBy` is active. */
@@ -41,13 +39,12 @@ const query = `
 select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
        k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
        k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
-       k.creator_id, c.principal_id as creator_principal_id, k.bounded_by::text[] as bounded_by,
+       k.bounded_by::text[] as bounded_by,
        x.id as bound_id, x.status as bound_status, x.permissions as bound_permissions,
        k.secret_hash, k.expires_at, k.revoked_at
   from api_key k
   join tenant t on t.id = k.tenant_id
   join principal p on p.id = k.owner_id
-  join principal c on c.id = k.creator_id
   left join organization o on o.id = coalesce(k.org_id, p.org_id)
   -- One row per principal bounding the key (one row with nulls when none does).
   left join principal x on x.id = any(k.bounded_by)
@@ -57,7 +54,7 @@ type Row = {
   key_id: string; tenant_id: string; tenant_slug: string; disable_keys_of_suspended_principals: boolean; kind: KeyKindName;
   org_id: string | null; org_slug: string | null; permissions: string[]; owner_id: string; principal_id: string;
   owner_status: PrincipalStatus; owner_permissions: string[];
-  creator_id: string; creator_principal_id: string; bounded_by: string[]; bound_id: string | null; bound_status: PrincipalStatus | null; bound_permissions: string[] | null; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
+  bounded_by: string[]; bound_id: string | null; bound_status: PrincipalStatus | null; bound_permissions: string[] | null; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
 };
 
 /** Creates the lookup over the database's connection pool. */
@@ -86,8 +83,6 @@ export function createKeyLookup(db: Database): KeyLookup {
       ownerPrincipalId: r.principal_id,
       ownerStatus: r.owner_status,
       ownerPermissions: r.owner_permissions,
-      creatorRowId: r.creator_id,
-      creatorPrincipalId: r.creator_principal_id,
       boundedBy: r.bounded_by,
       // Every bounding principal must exist and be active (a missing one fails closed).
       boundsActive: bounds.length === r.bounded_by.length && bounds.every((b) => b.bound_status === "active"),

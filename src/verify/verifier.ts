@@ -21,9 +21,6 @@ export type CredentialIdentity = Readonly<{
   orgSlug: string | null;
   ownerRowId: string;
   ownerName: string;
-  /** The principal who made the key (the owner's row and name for a principal's own keys). */
-  creatorRowId: string;
-  creatorName: string;
   /**
    * Principals besides the owner whose current authority bounds the key: its creator when
    * it made the key for someone else, and every principal bounding the credential the key
@@ -80,7 +77,8 @@ export type Verifier = {
   verify(input: VerifyInput): Promise<VerifyOutcome>;
   /**
    * For management calls: what the credential is, before scope and permissions. A usable
-   * credential is `valid` (its last use is recorded); the authenticator decides the rest.
+   * credential is `valid`; its last use is recorded only when its owner and bounds are active
+   * (a suspended principal's key is refused by the authenticator, so it was not used).
    */
   authenticate(key: string, signal?: AbortSignal): Promise<Recognition>;
 };
@@ -118,8 +116,6 @@ export function createVerifier(deps: {
       orgSlug: record.orgSlug,
       ownerRowId: record.ownerRowId,
       ownerName: resourceName(record.tenantSlug, "principals", record.ownerPrincipalId),
-      creatorRowId: record.creatorRowId,
-      creatorName: resourceName(record.tenantSlug, "principals", record.creatorPrincipalId),
       boundedBy: record.boundedBy,
       permissions: effective,
       expiresAt: record.expiresAt,
@@ -152,7 +148,8 @@ export function createVerifier(deps: {
     },
     async authenticate(key, signal) {
       const recognition = await identify(key, signal);
-      if (recognition.result === "valid") deps.lastUsed.record(recognition.identity.keyId, clock.now());
+      const { result } = recognition;
+      if (result === "valid" && recognition.identity.ownerActive && recognition.identity.creatorActive) deps.lastUsed.record(recognition.identity.keyId, clock.now());
       return recognition;
     },
   };
