@@ -260,3 +260,20 @@ describe("a key made with a key someone made for you", () => {
     }
   });
 });
+
+describe("last use of a refused key", () => {
+  test("when a suspended principal's key is refused on a management call, then its last-used time does not move", async () => {
+    const t = await createTestTenant(server);
+    const parent = `tenants/${t.slug}`;
+    const p = await principalWithKey(t, "idle", ["keys:read"]);
+    await setStatus(t, p.name, PrincipalStatus.SUSPENDED);
+    expect(reasonOf(await attempt(keys.listKeys({ parent }, withKey(p.key))))).toBe("PRINCIPAL_SUSPENDED");
+    await server.flushLastUsed();
+    const { key } = await keys.getKey({ name: `${parent}/keys/${keyIdOf(p.key)}` }, withKey(t.adminKey));
+    expect(key?.lastUsedTime).toBeUndefined();
+    // A verification (which the key still passes, as its services rely on) is a use.
+    expect((await verify(p.key, ["keys:read"])).result).toBe(VerifyResult.VALID);
+    await server.flushLastUsed();
+    expect((await keys.getKey({ name: `${parent}/keys/${keyIdOf(p.key)}` }, withKey(t.adminKey))).key?.lastUsedTime).toBeDefined();
+  });
+});
