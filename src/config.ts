@@ -28,7 +28,17 @@ export type Config = Readonly<{
   databaseUrl: string | undefined;
   dataDir: string;
   audienceDomain: string;
+  /** Issuers whose OIDC ID tokens ExchangeToken accepts (KEYWARD_OIDC_ISSUERS): https, or http on loopback. */
   oidcIssuers: readonly string[];
+  /** The `iss` of tokens keyward mints (KEYWARD_TOKEN_ISSUER, default `https://<audience domain>`). */
+  tokenIssuer: string;
+  /**
+   * The key-encryption key that seals the private parts of keyward's signing keys
+   * (KEYWARD_KEY_ENCRYPTION_KEY: 32 bytes, base64 or base64url). Unset: generated once into
+   * `<dataDir>/key-encryption-key` (mode 600); replicas sharing a database must share it.
+   * Never logged.
+   */
+  keyEncryptionKey: Buffer | undefined;
   logLevel: (typeof logLevels)[number];
   /** `json`, `pretty`, or `auto` (pretty when stdout is a terminal). */
   logFormat: "json" | "pretty" | "auto";
@@ -83,6 +93,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
     audienceDomain: domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost",
     oidcIssuers: Object.freeze(issuers(env, "KEYWARD_OIDC_ISSUERS") ?? ["https://token.actions.githubusercontent.com"]),
+    tokenIssuer: tokenIssuer(env, "KEYWARD_TOKEN_ISSUER") ?? `https://${domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost"}`,
+    keyEncryptionKey: encryptionKey(env, "KEYWARD_KEY_ENCRYPTION_KEY"),
     logLevel: oneOf(env, "LOG_LEVEL", logLevels) ?? "info",
     logFormat: oneOf(env, "KEYWARD_LOG_FORMAT", ["json", "pretty", "auto"] as const) ?? "auto",
     maxRequestBytes: integer(env, "KEYWARD_MAX_REQUEST_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
@@ -187,6 +199,28 @@ function issuers(env: Env, name: string): string[] | undefined {
   }
   if (list.length === 0) throw invalid(name, raw, "expected at least one issuer URL");
   return list;
+}
+
+function tokenIssuer(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw invalid(name, raw, "expected an https:// URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw invalid(name, raw, "expected an https:// URL");
+  return raw;
+}
+
+function encryptionKey(env: Env, name: string): Buffer | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  // Never echo the value: it is a secret.
+  const bytes = /^[A-Za-z0-9+/_-]+={0,2}$/.test(raw) ? Buffer.from(raw.replaceAll("-", "+").replaceAll("_", "/"), "base64") : Buffer.alloc(0);
+  if (bytes.length !== 32) throw new StartupError(`invalid ${name}: expected 32 random bytes in base64 (e.g. \`openssl rand -base64 32\`)`);
+  return bytes;
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]): T | undefined {

@@ -3,7 +3,7 @@ import { AuditEventSchema } from "../audit/audit-event-entity.ts";
 import { OrganizationSchema, PrincipalSchema, TenantSchema } from "../directory/directory-entities.ts";
 import { ApiKeySchema } from "../keys/api-key-entity.ts";
 import { TrustPolicySchema } from "../policies/trust-policy-entity.ts";
-import { ExchangedTokenSchema, SigningKeySchema } from "../tokens/token-entities.ts";
+import { ExchangedTokenSchema, MintedTokenSchema, SigningKeySchema } from "../tokens/token-entities.ts";
 
 /** The entity schemas passed to MikroORM.init. */
 export const entities = [
@@ -14,5 +14,6 @@ export const entities = [
   TrustPolicySchema,
   SigningKeySchema,
   ExchangedTokenSchema,
+  MintedTokenSchema,
   AuditEventSchema,
 ];

@@ -1,11 +1,9 @@
 // Persistence shape of a trust policy for OIDC token exchange.
 import { defineEntity, p } from "@mikro-orm/core";
+import type { RequiredClaims } from "./claim-matching.ts";
 
-/** The claims a policy requires, stored as one JSON document. */
-export type StoredClaims = Partial<Record<
-  "repositoryOwner" | "repository" | "jobWorkflowRef" | "ref" | "environment" | "repositoryId" | "repositoryOwnerId" | "eventName",
-  string
->>;
+/** The claims a policy requires, stored as one JSON document keyed by GitHub claim name. */
+export type StoredClaims = RequiredClaims;
 
 /** Table schema of a trust policy. */
 export const TrustPolicySchema = defineEntity({
@@ -21,6 +19,8 @@ export const TrustPolicySchema = defineEntity({
     maxSessionSeconds: p.integer(),
     permissions: p.array(),
     creatorId: p.uuid(),
+    /** Principals besides the creator whose current authority bounds the policy's tokens (as ApiKey.boundedBy). */
+    boundedBy: p.array().columnType("uuid[]"),
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
     version: p.integer().version(),

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/policy.proto.
  */
 export const file_keyward_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChdrZXl3YXJkL3YxL3BvbGljeS5wcm90bxIKa2V5d2FyZC52MSLEAQoQQ2xhaW1Db25zdHJhaW50cxIYChByZXBvc2l0b3J5X293bmVyGAEgASgJEhIKCnJlcG9zaXRvcnkYAiABKAkSGAoQam9iX3dvcmtmbG93X3JlZhgDIAEoCRILCgNyZWYYBCABKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSFQoNcmVwb3NpdG9yeV9pZBgGIAEoCRIbChNyZXBvc2l0b3J5X293bmVyX2lkGAcgASgJEhIKCmV2ZW50X25hbWUYCCABKAki0AIKC1RydXN0UG9saWN5EgwKBG5hbWUYASABKAkSEQoJcG9saWN5X2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRILCgNvcmcYBSABKAkSLAoGY2xhaW1zGAYgASgLMhwua2V5d2FyZC52MS5DbGFpbUNvbnN0cmFpbnRzEiQKHG1heF9zZXNzaW9uX2R1cmF0aW9uX3NlY29uZHMYByABKAUSEwoLcGVybWlzc2lvbnMYCCADKAkSDwoHY3JlYXRvchgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYDCABKAliBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChdrZXl3YXJkL3YxL3BvbGljeS5wcm90bxIKa2V5d2FyZC52MSLEAQoQQ2xhaW1Db25zdHJhaW50cxIYChByZXBvc2l0b3J5X293bmVyGAEgASgJEhIKCnJlcG9zaXRvcnkYAiABKAkSGAoQam9iX3dvcmtmbG93X3JlZhgDIAEoCRILCgNyZWYYBCABKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSFQoNcmVwb3NpdG9yeV9pZBgGIAEoCRIbChNyZXBvc2l0b3J5X293bmVyX2lkGAcgASgJEhIKCmV2ZW50X25hbWUYCCABKAki/AIKC1RydXN0UG9saWN5EgwKBG5hbWUYASABKAkSEQoJcG9saWN5X2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRILCgNvcmcYBSABKAkSLAoGY2xhaW1zGAYgASgLMhwua2V5d2FyZC52MS5DbGFpbUNvbnN0cmFpbnRzEiQKHG1heF9zZXNzaW9uX2R1cmF0aW9uX3NlY29uZHMYByABKAUSEwoLcGVybWlzc2lvbnMYCCADKAkSDwoHY3JlYXRvchgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYDCABKAkSEAoIYXVkaWVuY2UYDSABKAkSGAoQd29ya2Zsb3dfc25pcHBldBgOIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Claims an OIDC ID token must carry for a policy to match. Each non-empty field must
@@ -173,11 +173,29 @@ export type TrustPolicy = Message<"keyward.v1.TrustPolicy"> & {
   updateTime?: Timestamp | undefined;
 
   /**
-   * Opaque version for optimistic concurrency; send it back in UpdatePolicy.
+   * Opaque version for optimistic concurrency; send it back in UpdatePolicy and
+   * DeletePolicy.
    *
    * @generated from field: string etag = 12;
    */
   etag: string;
+
+  /**
+   * Output only: the audience the workflow must request its OIDC ID token for,
+   * `{tenant}.{audience domain}` (DESIGN.md §1).
+   *
+   * @generated from field: string audience = 13;
+   */
+  audience: string;
+
+  /**
+   * Output only: a ready-to-paste GitHub Actions workflow snippet that requests the ID
+   * token for `audience`, exchanges it under this policy, masks the minted token and
+   * exports it as `KEYWARD_TOKEN`.
+   *
+   * @generated from field: string workflow_snippet = 14;
+   */
+  workflowSnippet: string;
 };
 
 /**

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/policy_service.proto.
  */
 export const file_keyward_v1_policy_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9rZXl3YXJkL3YxL3BvbGljeV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIk4KE0NyZWF0ZVBvbGljeVJlcXVlc3QSDgoGcGFyZW50GAEgASgJEicKBnBvbGljeRgCIAEoCzIXLmtleXdhcmQudjEuVHJ1c3RQb2xpY3kiUQoUQ3JlYXRlUG9saWN5UmVzcG9uc2USJwoGcG9saWN5GAEgASgLMhcua2V5d2FyZC52MS5UcnVzdFBvbGljeRIQCgh3YXJuaW5ncxgCIAMoCSIgChBHZXRQb2xpY3lSZXF1ZXN0EgwKBG5hbWUYASABKAkiPAoRR2V0UG9saWN5UmVzcG9uc2USJwoGcG9saWN5GAEgASgLMhcua2V5d2FyZC52MS5UcnVzdFBvbGljeSJZChNMaXN0UG9saWNpZXNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRILCgNvcmcYBCABKAkiWgoUTGlzdFBvbGljaWVzUmVzcG9uc2USKQoIcG9saWNpZXMYASADKAsyFy5rZXl3YXJkLnYxLlRydXN0UG9saWN5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJvChNVcGRhdGVQb2xpY3lSZXF1ZXN0EicKBnBvbGljeRgBIAEoCzIXLmtleXdhcmQudjEuVHJ1c3RQb2xpY3kSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlEKFFVwZGF0ZVBvbGljeVJlc3BvbnNlEicKBnBvbGljeRgBIAEoCzIXLmtleXdhcmQudjEuVHJ1c3RQb2xpY3kSEAoId2FybmluZ3MYAiADKAkiMQoTRGVsZXRlUG9saWN5UmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkiFgoURGVsZXRlUG9saWN5UmVzcG9uc2UipAEKEVRlc3RQb2xpY3lSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIVCg1zdWJqZWN0X3Rva2VuGAIgASgJEjkKBmNsYWltcxgDIAMoCzIpLmtleXdhcmQudjEuVGVzdFBvbGljeVJlcXVlc3QuQ2xhaW1zRW50cnkaLQoLQ2xhaW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJUCgtQb2xpY3lNYXRjaBIOCgZwb2xpY3kYASABKAkSDwoHbWF0Y2hlZBgCIAEoCBIUCgxmYWlsZWRfY2xhaW0YAyABKAkSDgoGcmVhc29uGAQgASgJIj4KElRlc3RQb2xpY3lSZXNwb25zZRIoCgdyZXN1bHRzGAEgAygLMhcua2V5d2FyZC52MS5Qb2xpY3lNYXRjaDKBBAoNUG9saWN5U2VydmljZRJRCgxDcmVhdGVQb2xpY3kSHy5rZXl3YXJkLnYxLkNyZWF0ZVBvbGljeVJlcXVlc3QaIC5rZXl3YXJkLnYxLkNyZWF0ZVBvbGljeVJlc3BvbnNlEk0KCUdldFBvbGljeRIcLmtleXdhcmQudjEuR2V0UG9saWN5UmVxdWVzdBodLmtleXdhcmQudjEuR2V0UG9saWN5UmVzcG9uc2UiA5ACARJWCgxMaXN0UG9saWNpZXMSHy5rZXl3YXJkLnYxLkxpc3RQb2xpY2llc1JlcXVlc3QaIC5rZXl3YXJkLnYxLkxpc3RQb2xpY2llc1Jlc3BvbnNlIgOQAgESUQoMVXBkYXRlUG9saWN5Eh8ua2V5d2FyZC52MS5VcGRhdGVQb2xpY3lSZXF1ZXN0GiAua2V5d2FyZC52MS5VcGRhdGVQb2xpY3lSZXNwb25zZRJRCgxEZWxldGVQb2xpY3kSHy5rZXl3YXJkLnYxLkRlbGV0ZVBvbGljeVJlcXVlc3QaIC5rZXl3YXJkLnYxLkRlbGV0ZVBvbGljeVJlc3BvbnNlElAKClRlc3RQb2xpY3kSHS5rZXl3YXJkLnYxLlRlc3RQb2xpY3lSZXF1ZXN0Gh4ua2V5d2FyZC52MS5UZXN0UG9saWN5UmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_google_protobuf_field_mask, file_keyward_v1_policy]);
+  fileDesc("Ch9rZXl3YXJkL3YxL3BvbGljeV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIk4KE0NyZWF0ZVBvbGljeVJlcXVlc3QSDgoGcGFyZW50GAEgASgJEicKBnBvbGljeRgCIAEoCzIXLmtleXdhcmQudjEuVHJ1c3RQb2xpY3kiUQoUQ3JlYXRlUG9saWN5UmVzcG9uc2USJwoGcG9saWN5GAEgASgLMhcua2V5d2FyZC52MS5UcnVzdFBvbGljeRIQCgh3YXJuaW5ncxgCIAMoCSIgChBHZXRQb2xpY3lSZXF1ZXN0EgwKBG5hbWUYASABKAkiPAoRR2V0UG9saWN5UmVzcG9uc2USJwoGcG9saWN5GAEgASgLMhcua2V5d2FyZC52MS5UcnVzdFBvbGljeSJZChNMaXN0UG9saWNpZXNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRILCgNvcmcYBCABKAkiWgoUTGlzdFBvbGljaWVzUmVzcG9uc2USKQoIcG9saWNpZXMYASADKAsyFy5rZXl3YXJkLnYxLlRydXN0UG9saWN5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJvChNVcGRhdGVQb2xpY3lSZXF1ZXN0EicKBnBvbGljeRgBIAEoCzIXLmtleXdhcmQudjEuVHJ1c3RQb2xpY3kSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlEKFFVwZGF0ZVBvbGljeVJlc3BvbnNlEicKBnBvbGljeRgBIAEoCzIXLmtleXdhcmQudjEuVHJ1c3RQb2xpY3kSEAoId2FybmluZ3MYAiADKAkiMQoTRGVsZXRlUG9saWN5UmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkiFgoURGVsZXRlUG9saWN5UmVzcG9uc2UisQEKEVRlc3RQb2xpY3lSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIVCg1zdWJqZWN0X3Rva2VuGAIgASgJEjkKBmNsYWltcxgDIAMoCzIpLmtleXdhcmQudjEuVGVzdFBvbGljeVJlcXVlc3QuQ2xhaW1zRW50cnkSCwoDb3JnGAQgASgJGi0KC0NsYWltc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijAEKC1BvbGljeU1hdGNoEg4KBnBvbGljeRgBIAEoCRIPCgdtYXRjaGVkGAIgASgIEhQKDGZhaWxlZF9jbGFpbRgDIAEoCRIOCgZyZWFzb24YBCABKAkSEAoIZXhwZWN0ZWQYBSABKAkSDgoGYWN0dWFsGAYgASgJEhQKDGRpc3BsYXlfbmFtZRgHIAEoCSK7AQoSVGVzdFBvbGljeVJlc3BvbnNlEigKB3Jlc3VsdHMYASADKAsyFy5rZXl3YXJkLnYxLlBvbGljeU1hdGNoEjoKBmNsYWltcxgCIAMoCzIqLmtleXdhcmQudjEuVGVzdFBvbGljeVJlc3BvbnNlLkNsYWltc0VudHJ5EhAKCGF1ZGllbmNlGAMgASgJGi0KC0NsYWltc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEygQQKDVBvbGljeVNlcnZpY2USUQoMQ3JlYXRlUG9saWN5Eh8ua2V5d2FyZC52MS5DcmVhdGVQb2xpY3lSZXF1ZXN0GiAua2V5d2FyZC52MS5DcmVhdGVQb2xpY3lSZXNwb25zZRJNCglHZXRQb2xpY3kSHC5rZXl3YXJkLnYxLkdldFBvbGljeVJlcXVlc3QaHS5rZXl3YXJkLnYxLkdldFBvbGljeVJlc3BvbnNlIgOQAgESVgoMTGlzdFBvbGljaWVzEh8ua2V5d2FyZC52MS5MaXN0UG9saWNpZXNSZXF1ZXN0GiAua2V5d2FyZC52MS5MaXN0UG9saWNpZXNSZXNwb25zZSIDkAIBElEKDFVwZGF0ZVBvbGljeRIfLmtleXdhcmQudjEuVXBkYXRlUG9saWN5UmVxdWVzdBogLmtleXdhcmQudjEuVXBkYXRlUG9saWN5UmVzcG9uc2USUQoMRGVsZXRlUG9saWN5Eh8ua2V5d2FyZC52MS5EZWxldGVQb2xpY3lSZXF1ZXN0GiAua2V5d2FyZC52MS5EZWxldGVQb2xpY3lSZXNwb25zZRJQCgpUZXN0UG9saWN5Eh0ua2V5d2FyZC52MS5UZXN0UG9saWN5UmVxdWVzdBoeLmtleXdhcmQudjEuVGVzdFBvbGljeVJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_google_protobuf_field_mask, file_keyward_v1_policy]);
 
 /**
  * Request of PolicyService.CreatePolicy.
@@ -256,7 +256,8 @@ export type DeletePolicyRequest = Message<"keyward.v1.DeletePolicyRequest"> & {
   name: string;
 
   /**
-   * If set, the delete only happens when it matches the policy's current etag.
+   * The policy's current etag (required): the delete only happens when it matches, so a
+   * policy changed since it was read is not deleted by mistake (ABORTED `ETAG_MISMATCH`).
    *
    * @generated from field: string etag = 2;
    */
@@ -307,11 +308,20 @@ export type TestPolicyRequest = Message<"keyward.v1.TestPolicyRequest"> & {
   subjectToken: string;
 
   /**
-   * A claim set to test, as if carried by a verified token.
+   * A claim set to test, as if carried by a verified token, e.g.
+   * `{"repository": "acme/deploy", "ref": "refs/heads/main"}`. Keys are the claim names
+   * of GitHub's ID token.
    *
    * @generated from field: map<string, string> claims = 3;
    */
   claims: { [key: string]: string };
+
+  /**
+   * Only policies of this organization slug; empty for every policy the caller may see.
+   *
+   * @generated from field: string org = 4;
+   */
+  org: string;
 };
 
 /**
@@ -354,6 +364,28 @@ export type PolicyMatch = Message<"keyward.v1.PolicyMatch"> & {
    * @generated from field: string reason = 4;
    */
   reason: string;
+
+  /**
+   * For a policy that did not match: the value the policy requires for `failed_claim`.
+   *
+   * @generated from field: string expected = 5;
+   */
+  expected: string;
+
+  /**
+   * For a policy that did not match: the token's value of `failed_claim` (empty when the
+   * token lacks it).
+   *
+   * @generated from field: string actual = 6;
+   */
+  actual: string;
+
+  /**
+   * The policy's display name.
+   *
+   * @generated from field: string display_name = 7;
+   */
+  displayName: string;
 };
 
 /**
@@ -370,11 +402,25 @@ export const PolicyMatchSchema: GenMessage<PolicyMatch> = /*@__PURE__*/
  */
 export type TestPolicyResponse = Message<"keyward.v1.TestPolicyResponse"> & {
   /**
-   * One entry per policy in scope.
+   * One entry per policy in scope, matching ones first, then by name.
    *
    * @generated from field: repeated keyward.v1.PolicyMatch results = 1;
    */
   results: PolicyMatch[];
+
+  /**
+   * The claims that were compared: the verified token's, or the claim set sent.
+   *
+   * @generated from field: map<string, string> claims = 2;
+   */
+  claims: { [key: string]: string };
+
+  /**
+   * The audience tokens must be requested for, `{tenant}.{audience domain}`.
+   *
+   * @generated from field: string audience = 3;
+   */
+  audience: string;
 };
 
 /**

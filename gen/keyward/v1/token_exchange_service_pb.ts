@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/token_exchange_service.proto.
  */
 export const file_keyward_v1_token_exchange_service: GenFile = /*@__PURE__*/
-  fileDesc("CidrZXl3YXJkL3YxL3Rva2VuX2V4Y2hhbmdlX3NlcnZpY2UucHJvdG8SCmtleXdhcmQudjEibAoURXhjaGFuZ2VUb2tlblJlcXVlc3QSFQoNc3ViamVjdF90b2tlbhgBIAEoCRIOCgZwb2xpY3kYAiABKAkSEwoLcGVybWlzc2lvbnMYAyADKAkSGAoQZHVyYXRpb25fc2Vjb25kcxgEIAEoBSKrAQoVRXhjaGFuZ2VUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAMSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnBvbGljeRgFIAEoCRITCgtwZXJtaXNzaW9ucxgGIAMoCSIQCg5HZXRKd2tzUmVxdWVzdCJjCgpKc29uV2ViS2V5EgsKA2t0eRgBIAEoCRILCgNraWQYAiABKAkSCwoDYWxnGAMgASgJEgsKA3VzZRgEIAEoCRILCgNjcnYYBSABKAkSCQoBeBgGIAEoCRIJCgF5GAcgASgJIjcKD0dldEp3a3NSZXNwb25zZRIkCgRrZXlzGAEgAygLMhYua2V5d2FyZC52MS5Kc29uV2ViS2V5IloKFkNyZWF0ZVVzZXJUb2tlblJlcXVlc3QSEQoJcHJpbmNpcGFsGAEgASgJEhgKEGR1cmF0aW9uX3NlY29uZHMYAiABKAUSEwoLcGVybWlzc2lvbnMYAyADKAkidAoXQ3JlYXRlVXNlclRva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCmV4cGlyZXNfaW4YAiABKAMSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IicKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAky8AIKFFRva2VuRXhjaGFuZ2VTZXJ2aWNlElQKDUV4Y2hhbmdlVG9rZW4SIC5rZXl3YXJkLnYxLkV4Y2hhbmdlVG9rZW5SZXF1ZXN0GiEua2V5d2FyZC52MS5FeGNoYW5nZVRva2VuUmVzcG9uc2USRwoHR2V0SndrcxIaLmtleXdhcmQudjEuR2V0Sndrc1JlcXVlc3QaGy5rZXl3YXJkLnYxLkdldEp3a3NSZXNwb25zZSIDkAIBEloKD0NyZWF0ZVVzZXJUb2tlbhIiLmtleXdhcmQudjEuQ3JlYXRlVXNlclRva2VuUmVxdWVzdBojLmtleXdhcmQudjEuQ3JlYXRlVXNlclRva2VuUmVzcG9uc2USXQoQUm90YXRlU2lnbmluZ0tleRIjLmtleXdhcmQudjEuUm90YXRlU2lnbmluZ0tleVJlcXVlc3QaJC5rZXl3YXJkLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CidrZXl3YXJkL3YxL3Rva2VuX2V4Y2hhbmdlX3NlcnZpY2UucHJvdG8SCmtleXdhcmQudjEimAEKFEV4Y2hhbmdlVG9rZW5SZXF1ZXN0EhUKDXN1YmplY3RfdG9rZW4YASABKAkSDgoGcG9saWN5GAIgASgJEhMKC3Blcm1pc3Npb25zGAMgAygJEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAUSDgoGcGFyZW50GAUgASgJEhoKEnN1YmplY3RfdG9rZW5fdHlwZRgGIAEoCSLGAQoVRXhjaGFuZ2VUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAMSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnBvbGljeRgFIAEoCRITCgtwZXJtaXNzaW9ucxgGIAMoCRIZChFpc3N1ZWRfdG9rZW5fdHlwZRgHIAEoCSIQCg5HZXRKd2tzUmVxdWVzdCJjCgpKc29uV2ViS2V5EgsKA2t0eRgBIAEoCRILCgNraWQYAiABKAkSCwoDYWxnGAMgASgJEgsKA3VzZRgEIAEoCRILCgNjcnYYBSABKAkSCQoBeBgGIAEoCRIJCgF5GAcgASgJIjcKD0dldEp3a3NSZXNwb25zZRIkCgRrZXlzGAEgAygLMhYua2V5d2FyZC52MS5Kc29uV2ViS2V5IloKFkNyZWF0ZVVzZXJUb2tlblJlcXVlc3QSEQoJcHJpbmNpcGFsGAEgASgJEhgKEGR1cmF0aW9uX3NlY29uZHMYAiABKAUSEwoLcGVybWlzc2lvbnMYAyADKAkiuAEKF0NyZWF0ZVVzZXJUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgpleHBpcmVzX2luGAIgASgDEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b2tlbl90eXBlGAQgASgJEhkKEWlzc3VlZF90b2tlbl90eXBlGAUgASgJEhMKC3Blcm1pc3Npb25zGAYgAygJIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IicKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAky8AIKFFRva2VuRXhjaGFuZ2VTZXJ2aWNlElQKDUV4Y2hhbmdlVG9rZW4SIC5rZXl3YXJkLnYxLkV4Y2hhbmdlVG9rZW5SZXF1ZXN0GiEua2V5d2FyZC52MS5FeGNoYW5nZVRva2VuUmVzcG9uc2USRwoHR2V0SndrcxIaLmtleXdhcmQudjEuR2V0Sndrc1JlcXVlc3QaGy5rZXl3YXJkLnYxLkdldEp3a3NSZXNwb25zZSIDkAIBEloKD0NyZWF0ZVVzZXJUb2tlbhIiLmtleXdhcmQudjEuQ3JlYXRlVXNlclRva2VuUmVxdWVzdBojLmtleXdhcmQudjEuQ3JlYXRlVXNlclRva2VuUmVzcG9uc2USXQoQUm90YXRlU2lnbmluZ0tleRIjLmtleXdhcmQudjEuUm90YXRlU2lnbmluZ0tleVJlcXVlc3QaJC5rZXl3YXJkLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Request of TokenExchangeService.ExchangeToken.
@@ -21,7 +21,8 @@ export const file_keyward_v1_token_exchange_service: GenFile = /*@__PURE__*/
  */
 export type ExchangeTokenRequest = Message<"keyward.v1.ExchangeTokenRequest"> & {
   /**
-   * The OIDC ID token issued to the workflow.
+   * The OIDC ID token issued to the workflow (RFC 8693 §2.1 `subject_token`), requested
+   * for the audience `{tenant}.{audience domain}`.
    *
    * @generated from field: string subject_token = 1;
    */
@@ -48,6 +49,22 @@ export type ExchangeTokenRequest = Message<"keyward.v1.ExchangeTokenRequest"> & 
    * @generated from field: int32 duration_seconds = 4;
    */
   durationSeconds: number;
+
+  /**
+   * The tenant the token is exchanged at: `tenants/{tenant}`. Its audience is the one the
+   * ID token must carry.
+   *
+   * @generated from field: string parent = 5;
+   */
+  parent: string;
+
+  /**
+   * RFC 8693 §2.1 `subject_token_type`: empty or
+   * `urn:ietf:params:oauth:token-type:id_token`; anything else is refused.
+   *
+   * @generated from field: string subject_token_type = 6;
+   */
+  subjectTokenType: string;
 };
 
 /**
@@ -104,6 +121,13 @@ export type ExchangeTokenResponse = Message<"keyward.v1.ExchangeTokenResponse"> 
    * @generated from field: repeated string permissions = 6;
    */
   permissions: string[];
+
+  /**
+   * RFC 8693 §2.2.1 `issued_token_type`: `urn:ietf:params:oauth:token-type:access_token`.
+   *
+   * @generated from field: string issued_token_type = 7;
+   */
+  issuedTokenType: string;
 };
 
 /**
@@ -254,7 +278,7 @@ export const CreateUserTokenRequestSchema: GenMessage<CreateUserTokenRequest> = 
  */
 export type CreateUserTokenResponse = Message<"keyward.v1.CreateUserTokenResponse"> & {
   /**
-   * The minted token.
+   * The minted token, to send as `Authorization: Bearer <token>`.
    *
    * @generated from field: string access_token = 1;
    */
@@ -273,6 +297,28 @@ export type CreateUserTokenResponse = Message<"keyward.v1.CreateUserTokenRespons
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * Always `Bearer`.
+   *
+   * @generated from field: string token_type = 4;
+   */
+  tokenType: string;
+
+  /**
+   * `urn:ietf:params:oauth:token-type:access_token`.
+   *
+   * @generated from field: string issued_token_type = 5;
+   */
+  issuedTokenType: string;
+
+  /**
+   * Permissions the token carries (still bounded by the principal's current ones when it
+   * is used).
+   *
+   * @generated from field: repeated string permissions = 6;
+   */
+  permissions: string[];
 };
 
 /**

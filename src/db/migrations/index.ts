@@ -5,6 +5,7 @@ import { Migration20261123000002AuditOrg } from "./Migration20261123000002AuditO
 import { Migration20261130000003KeyCreator } from "./Migration20261130000003KeyCreator.ts";
 import { Migration20261130000004AuditEventId } from "./Migration20261130000004AuditEventId.ts";
 import { Migration20261130000005KeyBounds } from "./Migration20261130000005KeyBounds.ts";
+import { Migration20261130000006Federation } from "./Migration20261130000006Federation.ts";
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   { name: "Migration20261130000003KeyCreator", class: Migration20261130000003KeyCreator },
   { name: "Migration20261130000004AuditEventId", class: Migration20261130000004AuditEventId },
   { name: "Migration20261130000005KeyBounds", class: Migration20261130000005KeyBounds },
+  { name: "Migration20261130000006Federation", class: Migration20261130000006Federation },
 ];
