@@ -113,6 +113,7 @@ export function createJwksCache(opts: JwksCacheOptions): JwksCache {
     const signal = AbortSignal.any([AbortSignal.timeout(fetchTimeoutMs), stopped.signal]);
     const attempt = fetchKeySet(issuer, { signal, maxResponseBytes, timeoutMs: fetchTimeoutMs })
       .then((jwks) => {
+        // createLocalJWKSet checks the set's shape once more and throws on what it cannot use.
         state.good = { jwks, resolve: createLocalJWKSet(jwks), kids: new Set(jwks.keys.map((k) => k.kid as string)), fetchedAt: startedAt };
         state.failure = undefined;
       })
@@ -196,10 +197,7 @@ async function fetchKeySet(issuer: string, bounds: FetchBounds): Promise<JSONWeb
   if (!isRecord(set) || !Array.isArray(set["keys"])) throw new Error(`${url.href}: not a JWK set (no "keys" array)`);
   const all: unknown[] = set["keys"];
   if (all.length > maxKeys) throw new Error(`${url.href}: ${all.length} keys, at most ${maxKeys} accepted`);
-  const keys = all.filter(isUsableKey);
-  // jose checks the shape once more and refuses what it could not use.
-  createLocalJWKSet({ keys });
-  return { keys };
+  return { keys: all.filter(isUsableKey) };
 }
 
 /** A public signing key that a token's `kid` can name. */

@@ -79,9 +79,10 @@ export type LocalIssuer = {
   token(overrides?: ClaimOverrides, opts?: TokenOptions): Promise<string>;
   /**
    * Makes a new current key and publishes it; the previous current key stays published
-   * unless `keepOld` is false (tokens it signed then have an unknown kid). Returns the new kid.
+   * unless `keepOld` is false (tokens it signed then have an unknown kid). `kid` names the new
+   * key (default: a fresh one; reusing a published kid makes two keys share it). Returns the new kid.
    */
-  rotate(opts?: { keepOld?: boolean; alg?: IssuerKeyAlg }): Promise<string>;
+  rotate(opts?: { keepOld?: boolean; alg?: IssuerKeyAlg; kid?: string }): Promise<string>;
   /** Changes how discovery and JWKS answer from the next request on. */
   setMode(mode: IssuerMode): void;
   /** Fields merged over the discovery document (`undefined` deletes), e.g. a foreign `jwks_uri`. */
@@ -113,7 +114,7 @@ type IssuerKey = { kid: string; alg: IssuerKeyAlg; privateKey: CryptoKey; public
 /** Starts an issuer on 127.0.0.1 with one RS256 key; `clock` dates its tokens (default: real time). */
 export async function startLocalIssuer(opts: { clock?: Clock } = {}): Promise<LocalIssuer> {
   const clock = opts.clock ?? systemClock;
-  const keys = new Map<string, IssuerKey>();
+  const keys: IssuerKey[] = [];
   let current = await makeKey("RS256");
   current.published = true;
   let stranger: IssuerKey | undefined;
@@ -125,11 +126,10 @@ export async function startLocalIssuer(opts: { clock?: Clock } = {}): Promise<Lo
   const timers = new Set<NodeJS.Timeout>();
   let issuer = "";
 
-  async function makeKey(alg: IssuerKeyAlg): Promise<IssuerKey> {
+  async function makeKey(alg: IssuerKeyAlg, kid = `k${keys.length + 1}-${randomUUID().slice(0, 8)}`): Promise<IssuerKey> {
     const pair = await generateKeyPair(alg, { extractable: true });
-    const kid = `k${keys.size + 1}-${randomUUID().slice(0, 8)}`;
     const key = { kid, alg, privateKey: pair.privateKey, publicKey: pair.publicKey, published: false };
-    keys.set(kid, key);
+    keys.push(key);
     return key;
   }
 
@@ -178,8 +178,8 @@ export async function startLocalIssuer(opts: { clock?: Clock } = {}): Promise<Lo
 
   async function token(overrides: ClaimOverrides = {}, o: TokenOptions = {}): Promise<string> {
     let key: IssuerKey;
-    if (o.key === "stranger") key = stranger ??= { ...(await makeKey("RS256")), kid: "stranger" };
-    else if (o.key !== undefined) key = keys.get(o.key) ?? failWith(`no key ${o.key}`);
+    if (o.key === "stranger") key = stranger ??= await makeKey("RS256", "stranger");
+    else if (o.key !== undefined) key = keys.find((k) => k.kid === o.key) ?? failWith(`no key ${o.key}`);
     else key = current;
     const header = applyChanges({ alg: key.alg, typ: "JWT", kid: key.kid }, o.header ?? {});
     const payload = new TextEncoder().encode(JSON.stringify(claims(overrides, o)));
@@ -204,7 +204,7 @@ export async function startLocalIssuer(opts: { clock?: Clock } = {}): Promise<Lo
     }
     if (path === "/.well-known/jwks") {
       requests.jwks++;
-      const published = [...keys.values()].filter((k) => k.published);
+      const published = keys.filter((k) => k.published);
       return answer(req, res, "jwks", JSON.stringify({ keys: await Promise.all(published.map(jwkOf)) }));
     }
     if (path === "/actions/id-token" && actions !== undefined) {
@@ -279,13 +279,13 @@ export async function startLocalIssuer(opts: { clock?: Clock } = {}): Promise<Lo
     get currentKid() {
       return current.kid;
     },
-    publishedKids: () => [...keys.values()].filter((k) => k.published).map((k) => k.kid),
+    publishedKids: () => keys.filter((k) => k.published).map((k) => k.kid),
     publicJwk: () => jwkOf(current),
     claims,
     token,
     async rotate(o = {}) {
       const previous = current;
-      current = await makeKey(o.alg ?? "RS256");
+      current = await makeKey(o.alg ?? "RS256", o.kid);
       current.published = true;
       if (o.keepOld === false) previous.published = false;
       return current.kid;

@@ -235,6 +235,16 @@ describe("signature and shape", () => {
     expect(e.reason).toBe("INVALID_SIGNATURE");
   });
 
+  test("when two published keys share a kid, then a token signed by either verifies and a tampered one does not", async () => {
+    const first = await idp.token({}, { audience });
+    await idp.rotate({ kid: idp.currentKid });
+    expect(new Set(idp.publishedKids()).size).toBe(1);
+    const second = await idp.token({}, { audience });
+    await verifier.verify(first, audience);
+    await verifier.verify(second, audience);
+    expect((await refusal(tamper(second))).reason).toBe("INVALID_SIGNATURE");
+  });
+
   test("when the token is truncated, then MALFORMED_TOKEN (cut in the payload) or INVALID_SIGNATURE (cut in the signature)", async () => {
     const token = await idp.token({}, { audience });
     expect((await refusal(truncate(token))).reason).toBe("MALFORMED_TOKEN");
