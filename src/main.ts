@@ -27,6 +27,7 @@ import { createTokenHandlers } from "./server/token-handlers.ts";
 import { createValidationInterceptor } from "./server/validation-interceptor.ts";
 import { createKeyEncryption, loadKeyEncryptionKey } from "./tokens/key-encryption.ts";
 import { startSigningKeys, type SigningKeys } from "./tokens/signing-keys.ts";
+import { startTokenCleanup } from "./tokens/token-cleanup.ts";
 import { createTokenMinter } from "./tokens/token-minter.ts";
 import { createTokenService } from "./tokens/token-service.ts";
 import { createKeyLookup } from "./verify/key-lookup.ts";
@@ -99,6 +100,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     throw e;
   }
   const services = createServices({ config, logger, clock, store, signingKeys });
+  const tokenCleanup = startTokenCleanup({ db: store.db, logger });
   // Health follows the database: a periodic probe, and every request whose query finds it unavailable.
   const health = createHealthStatus();
   const monitor = createDatabaseMonitor({ probe: createDatabaseProbe(store.db), intervalMs: config.dbHealthIntervalMs, timeoutMs: config.dbHealthTimeoutMs, logger });
@@ -140,6 +142,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   } catch (e) {
     monitor.stop();
     signingKeys.stop();
+    tokenCleanup.stop();
     await services.lastUsed.stop();
     await services.refusals.stop();
     if (!opts.store) await store.close();
@@ -160,6 +163,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
         health.shutdown();
         monitor.stop();
         signingKeys.stop();
+        tokenCleanup.stop();
         await listener.close(config.shutdownGraceMs);
         // Both final writes at once, and no longer than one connection plus one query (and a
         // margin for the failure to be logged): a hung database must not hold the stop.

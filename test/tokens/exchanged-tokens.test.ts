@@ -13,6 +13,7 @@ import { createLogger } from "../../src/logger.ts";
 import { createKeyEncryption } from "../../src/tokens/key-encryption.ts";
 import type { MintRequest } from "../../src/tokens/minting.ts";
 import { startSigningKeys, type SigningKeys } from "../../src/tokens/signing-keys.ts";
+import { startTokenCleanup } from "../../src/tokens/token-cleanup.ts";
 import { createTokenMinter } from "../../src/tokens/token-minter.ts";
 import { createKeyLookup } from "../../src/verify/key-lookup.ts";
 import type { LastUsedRecorder } from "../../src/verify/last-used.ts";
@@ -161,5 +162,33 @@ describe("last-used times", () => {
     await keys.verifyKey({ key: minted.accessToken });
     await server.flushLastUsed();
     expect(server.logs.filter((l) => l.includes("last-used"))).toEqual([]);
+  });
+});
+
+describe("token cleanup", () => {
+  test("when minted tokens expired over a day ago and exchanged OIDC token ids over an hour ago, then a cleanup run deletes exactly those rows", async () => {
+    const t = await createTestTenant(server);
+    const policy = await insertPolicy(t, ["keys:read"]);
+    const fresh = await mintExchanged(t, policy, ["keys:read"]);
+    const stale = await mintExchanged(t, policy, ["keys:read"]);
+    await sql(server, "update minted_token set expires_at = now() - interval '25 hours' where jti = ?", [stale.jti]);
+    const issuer = `https://issuer.example/${randomUUID()}`;
+    await sql(
+      server,
+      `insert into exchanged_token (issuer, jti, tenant_id, expires_at, created_at) values
+         (?, 'old', ?, now() - interval '2 hours', now()), (?, 'recent', ?, now() - interval '10 minutes', now())`,
+      [issuer, policy.tenantId, issuer, policy.tenantId],
+    );
+    const cleanup = startTokenCleanup({ db: server.store.db, logger: quiet, intervalMs: 3_600_000 });
+    try {
+      const deleted = await cleanup.run();
+      expect(deleted.minted).toBeGreaterThanOrEqual(1);
+      expect(deleted.exchanged).toBeGreaterThanOrEqual(1);
+    } finally {
+      cleanup.stop();
+    }
+    expect((await sql<{ jti: string }>(server, "select jti from minted_token where jti in (?, ?)", [fresh.jti, stale.jti])).map((r) => r.jti)).toEqual([fresh.jti]);
+    expect((await sql<{ jti: string }>(server, "select jti from exchanged_token where issuer = ?", [issuer])).map((r) => r.jti)).toEqual(["recent"]);
+    expect((await keys.verifyKey({ key: stale.accessToken })).result).toBe(VerifyResult.NOT_FOUND);
   });
 });
