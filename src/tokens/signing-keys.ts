@@ -121,9 +121,11 @@ export async function startSigningKeys(deps: {
       const jwk: PublicJwk = { kty, crv, x, y, kid: record.kid, alg: record.alg, use: "sig" };
       next.set(record.kid, { record, jwk, key: await importJWK(jwk as JWK, record.alg) as CryptoKey });
     }
+    // Verification keys first: even if this instance cannot open a new active key (another
+    // replica with another KEK rotated), tokens signed with it still verify here.
+    published = next;
     const active = records.find((r) => r.retiredAt === null);
     if (active !== undefined && active.kid !== signer?.kid) signer = { kid: active.kid, privateKey: await open(active) };
-    published = next;
   }
 
   /** A re-read now, or after the cool-down if the last one was too recent; concurrent callers share it. */
