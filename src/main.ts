@@ -23,9 +23,17 @@ import { listen } from "./server/listener.ts";
 import { createLoggingInterceptor } from "./server/logging-interceptor.ts";
 import { createRoutes } from "./server/routes.ts";
 import { createRpcHandler } from "./server/rpc-handler.ts";
+import { createTokenHandlers } from "./server/token-handlers.ts";
 import { createValidationInterceptor } from "./server/validation-interceptor.ts";
+import { createKeyEncryption, loadKeyEncryptionKey } from "./tokens/key-encryption.ts";
+import { startSigningKeys, type SigningKeys } from "./tokens/signing-keys.ts";
+import { startTokenCleanup } from "./tokens/token-cleanup.ts";
+import { createTokenMinter } from "./tokens/token-minter.ts";
+import { createTokenService } from "./tokens/token-service.ts";
 import { createKeyLookup } from "./verify/key-lookup.ts";
 import { createLastUsedRecorder } from "./verify/last-used.ts";
+import { createTokenLookup } from "./verify/token-lookup.ts";
+import { createTokenRecognizer } from "./verify/token-recognition.ts";
 import { createVerifier } from "./verify/verifier.ts";
 
 /** A running keyward instance. */
@@ -51,14 +59,18 @@ export function flushBoundMs(config: Pick<Config, "dbConnectTimeoutMs" | "dbQuer
 }
 
 /** The domain services of one keyward instance, wired to one database. */
-function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store }) {
-  const { config, logger, clock, store } = opts;
+function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store; signingKeys: SigningKeys }) {
+  const { config, logger, clock, store, signingKeys } = opts;
   const db = store.db;
   const units = createUnitsOfWork(db);
   const catalogue = { categories: config.permissionCategories };
   const audit = createAuditLog({ units, clock, logger });
   const lastUsed = createLastUsedRecorder({ db, logger });
-  const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed });
+  const tokenRecognizer = createTokenRecognizer({
+    lookup: createTokenLookup(db), signingKeys, clock, catalogue, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain,
+  });
+  const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed, tokens: tokenRecognizer });
+  const minter = createTokenMinter({ signingKeys, clock, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain });
   const refusals = createRefusalFold({ db, clock, logger });
   return {
     audit,
@@ -69,6 +81,8 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
     keys: createKeyService({ units, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
     directory: createDirectoryService({ units, audit, clock, catalogue }),
     auditReader: createAuditService({ audit, catalogue }),
+    minter,
+    tokens: createTokenService({ units, audit, clock, catalogue, minter, signingKeys }),
   };
 }
 
@@ -77,7 +91,16 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? (await openStore(config, logger));
-  const services = createServices({ config, logger, clock, store });
+  let signingKeys: SigningKeys;
+  try {
+    const encryption = createKeyEncryption(await loadKeyEncryptionKey(config, logger));
+    signingKeys = await startSigningKeys({ units: createUnitsOfWork(store.db), clock, logger, encryption });
+  } catch (e) {
+    if (!opts.store) await store.close();
+    throw e;
+  }
+  const services = createServices({ config, logger, clock, store, signingKeys });
+  const tokenCleanup = startTokenCleanup({ db: store.db, logger });
   // Health follows the database: a periodic probe, and every request whose query finds it unavailable.
   const health = createHealthStatus();
   const monitor = createDatabaseMonitor({ probe: createDatabaseProbe(store.db), intervalMs: config.dbHealthIntervalMs, timeoutMs: config.dbHealthTimeoutMs, logger });
@@ -90,6 +113,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
       keys: createKeyHandlers({ keys: services.keys, verifier: services.verifier }),
       directory: createDirectoryHandlers({ directory: services.directory, audienceDomain: config.audienceDomain }),
       audit: createAuditHandlers({ audit: services.auditReader }),
+      tokens: createTokenHandlers({ tokens: services.tokens }),
     }),
     // Order matters: errors (outermost) → logging → deadline → validation → authentication.
     // The deadline interceptor answers at the caller's deadline whatever is still running
@@ -111,12 +135,14 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     listener = await listen({
       host: config.host,
       port: config.port,
-      handler: withHttpRoutes(connectHandler, { health: () => health.report() }),
+      handler: withHttpRoutes(connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks() }),
       logger,
       limits: config.limits,
     });
   } catch (e) {
     monitor.stop();
+    signingKeys.stop();
+    tokenCleanup.stop();
     await services.lastUsed.stop();
     await services.refusals.stop();
     if (!opts.store) await store.close();
@@ -136,6 +162,8 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
       stopping ??= (async () => {
         health.shutdown();
         monitor.stop();
+        signingKeys.stop();
+        tokenCleanup.stop();
         await listener.close(config.shutdownGraceMs);
         // Both final writes at once, and no longer than one connection plus one query (and a
         // margin for the failure to be logged): a hung database must not hold the stop.

@@ -4,11 +4,20 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { testKeyEncryptionKey } from "./kek.ts";
 
 /** The repository root. */
 export const repoRoot = join(import.meta.dirname, "..");
 const node = join(repoRoot, "node_modules", ".bin", "node");
 const cli = join(repoRoot, "src", "cli.ts");
+
+/**
+ * The environment every CLI child starts from: PATH, HOME and the tests' key-encryption key
+ * (a server on the shared database must open its signing keys; `""` in a test's env unsets it).
+ */
+function baseEnv(): Record<string, string> {
+  return { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", KEYWARD_KEY_ENCRYPTION_KEY: testKeyEncryptionKey };
+}
 
 /** The outcome of a finished CLI run. */
 export type CliResult = { code: number | null; stdout: string; stderr: string };
@@ -16,7 +25,7 @@ export type CliResult = { code: number | null; stdout: string; stderr: string };
 /** Runs `keyward <args>` to completion (bounded by `timeoutMs`). */
 export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(node, [cli, ...args], { env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", ...env }, cwd: repoRoot });
+    const child = spawn(node, [cli, ...args], { env: { ...baseEnv(), ...env }, cwd: repoRoot });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -42,7 +51,7 @@ export type ServeProcess = { child: ChildProcess; url: string; output: () => str
  */
 export function startServe(env: Record<string, string>, timeoutMs = 60_000, opts: { terminal?: boolean; detached?: boolean } = {}): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
-    const fullEnv = { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", PORT: "0", ...env };
+    const fullEnv = { ...baseEnv(), PORT: "0", ...env };
     // With `terminal`, util-linux `script` runs keyward on a pseudo-terminal (as a shell would).
     const child =
       opts.terminal === true

@@ -11,6 +11,7 @@ import { startKeyward, type Keyward } from "../src/main.ts";
 import { createAuditLog } from "../src/audit/audit-log.ts";
 import { bootstrapTenant } from "../src/directory/bootstrap.ts";
 import { createUnitsOfWork } from "../src/db/unit-of-work.ts";
+import { testKeyEncryptionKey } from "./kek.ts";
 
 const silentLogger = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
@@ -54,7 +55,12 @@ export function testDatabaseUrl(): string {
 
 /** Starts a server; `env` overrides configuration variables. */
 export async function startTestServer(opts: { env?: Record<string, string>; clock?: TestClock } = {}): Promise<TestServer> {
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: testDatabaseUrl(), LOG_LEVEL: "debug", KEYWARD_SHUTDOWN_GRACE_MS: "2000", ...opts.env });
+  const config = loadConfig({
+    PORT: "0", HOST: "127.0.0.1", DATABASE_URL: testDatabaseUrl(), LOG_LEVEL: "debug", KEYWARD_SHUTDOWN_GRACE_MS: "2000",
+    // One KEK for every test server: the shared database's signing keys are sealed under it ("" in `env` unsets it).
+    KEYWARD_KEY_ENCRYPTION_KEY: testKeyEncryptionKey,
+    ...opts.env,
+  });
   const logs: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {

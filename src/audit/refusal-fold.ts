@@ -14,9 +14,9 @@ export type Refusal = Readonly<{
   orgId: string | null;
   /** The principal the credential stands for (resource name), or "" when unknown (wrong secret). */
   actor: string;
-  /** The key id (public part) of the refused credential. */
+  /** The key id (public part) of the refused credential, or a minted token's `jti`. */
   credential: string;
-  /** Why it was refused: KEY_REVOKED, KEY_EXPIRED, PRINCIPAL_SUSPENDED, CREATOR_SUSPENDED, SECRET_MISMATCH … */
+  /** Why it was refused: KEY_REVOKED, KEY_EXPIRED, TOKEN_REVOKED, TOKEN_EXPIRED, PRINCIPAL_SUSPENDED, CREATOR_SUSPENDED, SECRET_MISMATCH … */
   reason: string;
   requestId: string;
   /** The management method that was called (`keyward.v1.KeyService/ListKeys`). */

@@ -1,7 +1,8 @@
 // Who may make a management call: turns a bearer credential into a Caller, or refuses it.
-// Every refusal of a credential whose key id resolves to a tenant is audited in that
-// tenant (`auth.refused`, folded per minute by refusal-fold.ts); unknown and malformed
-// credentials are refused without a trace, as they belong to no tenant.
+// Every refusal of a credential whose key id (or minted token) resolves to a tenant is
+// audited in that tenant (`auth.refused`, folded per minute by refusal-fold.ts; a token's
+// credential is its `jti`); unknown and malformed credentials are refused without a trace,
+// as they belong to no tenant.
 import type { RefusalFold } from "../audit/refusal-fold.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
 import type { CredentialIdentity, Verifier } from "../verify/verifier.ts";
@@ -27,7 +28,7 @@ export function createAuthenticator(deps: { verifier: Verifier; refusals: Refusa
       tenantId: identity.tenantId, orgId: identity.orgId, actor: identity.ownerName, credential: identity.keyId,
       reason, requestId: call.requestId, procedure: call.procedure,
     });
-  /** Why a key of a suspended principal is refused: its owner first, then its creator. */
+  /** Why a key or token of a suspended principal is refused: its owner first, then its creator. */
   const suspensionOf = (identity: CredentialIdentity) => (identity.ownerActive ? "CREATOR_SUSPENDED" : "PRINCIPAL_SUSPENDED");
 
   return async (credential, call) => {
@@ -48,10 +49,11 @@ export function createAuthenticator(deps: { verifier: Verifier; refusals: Refusa
         return undefined;
       }
       case "revoked":
-        await refuse(recognition.identity, "KEY_REVOKED", call);
+        // A token is revoked when the policy it was minted under is deleted.
+        await refuse(recognition.identity, recognition.identity.token === null ? "KEY_REVOKED" : "TOKEN_REVOKED", call);
         return undefined;
       case "expired":
-        await refuse(recognition.identity, "KEY_EXPIRED", call);
+        await refuse(recognition.identity, recognition.identity.token === null ? "KEY_EXPIRED" : "TOKEN_EXPIRED", call);
         return undefined;
       case "owner_suspended":
         // The tenant disables keys of suspended principals: the key is as good as revoked.
@@ -68,7 +70,7 @@ export function createAuthenticator(deps: { verifier: Verifier; refusals: Refusa
           throw new KeywardError(
             ErrorKind.PERMISSION_DENIED,
             reason,
-            reason === "PRINCIPAL_SUSPENDED" ? "the principal that owns this key is suspended" : "the principal that made this key is suspended",
+            reason === "PRINCIPAL_SUSPENDED" ? "the principal that owns this credential is suspended" : "the principal that made this credential is suspended",
           );
         }
         return callerFromIdentity(identity);

@@ -1,7 +1,7 @@
 // Who is calling a management method, and the checks every service applies to them:
 // the permission a method needs, the tenant and the organization they may touch.
 import { ErrorKind, KeywardError } from "../errors.ts";
-import type { KeyKindName } from "../keys/key-format.ts";
+import type { CredentialKind } from "../verify/verifier.ts";
 import { notImplied, type Catalogue, type PermissionSet } from "./permissions.ts";
 
 /** An authenticated caller: the credential, its owner and its effective authority. */
@@ -17,9 +17,10 @@ export type Caller = Readonly<{
    * credential is bounded by them too, and the credential may not suspend them.
    */
   boundedBy: readonly string[];
-  /** The key id (or token id) used; safe to log. */
+  /** The key id (or a minted token's `jti`) used; safe to log. */
   credentialId: string;
-  kind: KeyKindName;
+  /** An API key kind, or `exchanged_token` / `user_token`: a token acts like a fine-grained key with its permissions. */
+  kind: CredentialKind;
   /** The organization the credential is pinned to; null for tenant scope. */
   orgId: string | null;
   orgSlug: string | null;
@@ -85,7 +86,7 @@ export function canSeeOrg(caller: Caller, orgId: string | null): boolean {
  * suspended owner or creator) is the authenticator's decision (authenticator.ts).
  */
 export function callerFromIdentity(identity: {
-  keyId: string; kind: KeyKindName; tenantId: string; tenantSlug: string; orgId: string | null; orgSlug: string | null;
+  keyId: string; kind: CredentialKind; tenantId: string; tenantSlug: string; orgId: string | null; orgSlug: string | null;
   ownerRowId: string; ownerName: string; boundedBy: readonly string[]; permissions: PermissionSet;
 }): Caller {
   return {

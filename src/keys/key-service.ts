@@ -68,12 +68,12 @@ async function storeNewKey(
 const maxBounds = 32;
 
 /**
- * Who a key made by the caller for `ownerId` belongs to and who bounds it: the caller is its
+ * Who a key (or user token) made by the caller for `ownerId` belongs to and who bounds it: the caller is its
  * creator, and the caller's principal plus every principal bounding the caller's credential
  * bound it (DESIGN.md §1: a key never exceeds its creator's authority, and a key made with
  * a key someone made for you stays bounded by them). The owner bounds it anyway.
  */
-function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
+export function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
   const boundedBy = [...new Set([ctx.caller.principalRowId, ...ctx.caller.boundedBy])].filter((id) => id !== ownerId);
   if (boundedBy.length > maxBounds) {
     throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "CREDENTIAL_CHAIN_TOO_LONG", `this credential was made through too many principals (over ${maxBounds}) to make keys; use a key of your own`);

@@ -25,7 +25,8 @@ export function createAuthInterceptor(authenticate: Authenticator): Interceptor 
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     if (!req.service.typeName.startsWith("keyward.") || publicProcedures.has(procedure)) return next(req);
-    const match = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i.exec(req.header.get("authorization") ?? "");
+    // Up to 8 KiB: an API key, or a minted token (a JWT, see token-recognition.ts maxTokenLength).
+    const match = /^Bearer[ \t]+(\S{1,8192})[ \t]*$/i.exec(req.header.get("authorization") ?? "");
     const caller = match?.[1] === undefined ? undefined : await authenticate(match[1], { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
     if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
     req.contextValues.set(callerKey, caller);

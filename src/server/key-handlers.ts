@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { KeyService, VerifyKeyResponseSchema } from "../../gen/keyward/v1/key_service_pb.ts";
 import type { KeyService as KeyDomainService } from "../keys/key-service.ts";
-import type { Verifier } from "../verify/verifier.ts";
+import { keyKindOf, type Verifier } from "../verify/verifier.ts";
 import { callContextOf } from "./auth-interceptor.ts";
 import { verdictKey } from "./context.ts";
 import { keyKinds, keySlots, keyStates, keyToProto, timestamp, verifyResults } from "./convert.ts";
@@ -67,13 +67,17 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       return create(VerifyKeyResponseSchema, {
         result,
         keyId: id.keyId,
-        kind: keyKinds.number(id.kind),
+        // Unspecified for minted tokens, which say `token`, `policy` and `subject` instead.
+        kind: keyKinds.number(keyKindOf(id.kind)),
         tenant: id.tenantSlug,
         org: id.orgSlug ?? "",
         owner: id.ownerName,
         expireTime: timestamp(id.expiresAt),
         permissions: "permissions" in outcome ? [...outcome.permissions] : [],
         missingPermissions: outcome.result === "insufficient_permissions" ? [...outcome.missing] : [],
+        token: id.token !== null,
+        policy: id.token?.policyName ?? "",
+        subject: id.token?.subject ?? "",
       });
     },
   };

@@ -27,11 +27,12 @@ export function createRoutes(deps: {
   keys: ServiceImpl<typeof KeyService>;
   directory: ServiceImpl<typeof DirectoryService>;
   audit: ServiceImpl<typeof AuditService>;
+  tokens: Partial<ServiceImpl<typeof TokenExchangeService>>;
 }): (router: ConnectRouter) => void {
   return (router) => {
     router.service(KeyService, deps.keys);
     router.service(PolicyService, {});
-    router.service(TokenExchangeService, {});
+    router.service(TokenExchangeService, deps.tokens);
     router.service(DirectoryService, deps.directory);
     router.service(AuditService, deps.audit);
     registerHealth(router, deps.health);

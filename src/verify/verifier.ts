@@ -1,20 +1,32 @@
 // VerifyKey's decision: checksum first (no database), then one lookup, then the verdict.
-// Every credential outcome is data (a VerifyOutcome), never an exception.
+// A credential shaped like a compact JWS is a minted token and takes the token path
+// (token-recognition.ts). Every credential outcome is data (a VerifyOutcome), never an exception.
 import type { Clock } from "../clock.ts";
 import { resourceName, slugPattern } from "../common/resource-names.ts";
-import { formatPermissions, intersect, notImplied, parsePermissions, toPermissionSet, type Catalogue, type PermissionSet } from "../directory/permissions.ts";
+import { formatPermissions, notImplied, parsePermissions, type Catalogue, type PermissionSet } from "../directory/permissions.ts";
 import { invalidArgument } from "../errors.ts";
 import { keyMatches, parseKey, type KeyKindName } from "../keys/key-format.ts";
+import { effectivePermissions } from "./effective-permissions.ts";
 import type { KeyLookup } from "./key-lookup.ts";
 import type { LastUsedRecorder } from "./last-used.ts";
+import { isCompactJws, type TokenRecognizer } from "./token-recognition.ts";
 
 /** The verdicts of DESIGN.md §8. */
 export type VerifyResultName = VerifyOutcome["result"];
 
+/** What a credential is: an API key of one of the key kinds, or a token keyward minted. */
+export type CredentialKind = KeyKindName | "exchanged_token" | "user_token";
+
+/** The key kind of a credential kind; undefined for minted tokens. */
+export function keyKindOf(kind: CredentialKind): KeyKindName | undefined {
+  return kind === "exchanged_token" || kind === "user_token" ? undefined : kind;
+}
+
 /** Who a credential is, when it is known. */
 export type CredentialIdentity = Readonly<{
+  /** The key id, or a minted token's `jti`. */
   keyId: string;
-  kind: KeyKindName;
+  kind: CredentialKind;
   tenantId: string;
   tenantSlug: string;
   orgId: string | null;
@@ -37,6 +49,11 @@ export type CredentialIdentity = Readonly<{
    * is suspended: such a key is treated as if its owner were suspended (DESIGN.md §1).
    */
   creatorActive: boolean;
+  /**
+   * For a minted token: the policy it was minted under (resource name; null for user tokens
+   * and once the policy is deleted) and its `sub`. Null for API keys.
+   */
+  token: Readonly<{ policyName: string | null; subject: string }> | null;
 }>;
 
 /** Where an unknown credential's key id led: a real key of a tenant whose secret did not match. */
@@ -77,8 +94,9 @@ export type Verifier = {
   verify(input: VerifyInput): Promise<VerifyOutcome>;
   /**
    * For management calls: what the credential is, before scope and permissions. A usable
-   * credential is `valid`; its last use is recorded only when its owner and bounds are active
-   * (a suspended principal's key is refused by the authenticator, so it was not used).
+   * credential is `valid`; a key's last use is recorded only when its owner and bounds are
+   * active (a suspended principal's key is refused by the authenticator, so it was not used).
+   * Minted tokens have no last-used time.
    */
   authenticate(key: string, signal?: AbortSignal): Promise<Recognition>;
 };
@@ -91,11 +109,19 @@ export function createVerifier(deps: {
   keyPrefix: string;
   keyPepper: string | undefined;
   lastUsed: LastUsedRecorder;
+  /** The minted-token path (token-recognition.ts). */
+  tokens: TokenRecognizer;
 }): Verifier {
   const { lookup, clock, catalogue } = deps;
 
+  /** Records a key's use (api_key.last_used_at); minted tokens have no such column. */
+  const recordUse = (identity: CredentialIdentity) => {
+    if (identity.token === null) deps.lastUsed.record(identity.keyId, clock.now());
+  };
+
   /** Checks format, existence, secret, revocation, expiry and owner/creator status. */
   async function identify(key: string, signal: AbortSignal | undefined): Promise<Recognition> {
+    if (isCompactJws(key)) return deps.tokens(key, signal);
     const parsed = parseKey(deps.keyPrefix, key);
     if (parsed === undefined) return { result: "malformed" };
     const record = await lookup(parsed.keyId, signal);
@@ -105,8 +131,7 @@ export function createVerifier(deps: {
     }
     // A key is bounded by its owner's current authority and by that of every principal up
     // the chain that made it (DESIGN.md §1): stripping any of them shrinks it at once.
-    let effective = intersect(toPermissionSet(catalogue, record.permissions), toPermissionSet(catalogue, record.ownerPermissions));
-    for (const bound of record.boundsPermissions) effective = intersect(effective, toPermissionSet(catalogue, bound));
+    const effective = effectivePermissions(catalogue, record.permissions, [record.ownerPermissions, ...record.boundsPermissions]);
     const identity: CredentialIdentity = {
       keyId: record.keyId,
       kind: record.kind,
@@ -121,6 +146,7 @@ export function createVerifier(deps: {
       expiresAt: record.expiresAt,
       ownerActive: record.ownerStatus === "active",
       creatorActive: record.boundsActive,
+      token: null,
     };
     if (record.revokedAt !== null) return { result: "revoked", identity };
     if (record.expiresAt !== null && record.expiresAt.getTime() <= clock.now().getTime()) return { result: "expired", identity };
@@ -143,13 +169,13 @@ export function createVerifier(deps: {
       if (identity.orgSlug !== null && input.org !== identity.orgSlug) return { result: "wrong_scope", identity, permissions };
       const missing = notImplied(catalogue, identity.permissions, required);
       if (missing.length > 0) return { result: "insufficient_permissions", identity, permissions, missing };
-      deps.lastUsed.record(identity.keyId, clock.now());
+      recordUse(identity);
       return { result: "valid", identity, permissions };
     },
     async authenticate(key, signal) {
       const recognition = await identify(key, signal);
       const { result } = recognition;
-      if (result === "valid" && recognition.identity.ownerActive && recognition.identity.creatorActive) deps.lastUsed.record(recognition.identity.keyId, clock.now());
+      if (result === "valid" && recognition.identity.ownerActive && recognition.identity.creatorActive) recordUse(recognition.identity);
       return recognition;
     },
   };

@@ -87,7 +87,8 @@ describe("protocols and errors", () => {
   test("when a method is not built yet, then gRPC and Connect both answer Unimplemented", async () => {
     for (const transport of [server.grpcTransport, server.connectTransport]) {
       const tokens = createClient(TokenExchangeService, transport);
-      await expect(tokens.getJwks({})).rejects.toMatchObject({ code: Code.Unimplemented });
+      // ExchangeToken is the method of this service still to be built (issue 11).
+      await expect(tokens.exchangeToken({})).rejects.toMatchObject({ code: Code.Unimplemented });
     }
   });
 
@@ -135,7 +136,7 @@ describe("protocols and errors", () => {
     });
     const lines = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === requestId && l["msg"] === "rpc");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ procedure: "keyward.v1.TokenExchangeService/GetJwks", code: "Unimplemented" });
+    expect(lines[0]).toMatchObject({ procedure: "keyward.v1.TokenExchangeService/GetJwks", code: "OK" });
     expect(typeof lines[0]?.["durationMs"]).toBe("number");
   });
 

@@ -9,6 +9,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { repoRoot, runCli, withDataDir } from "../cli.ts";
 import { testDatabaseUrl } from "../harness.ts";
+import { testKeyEncryptionKey } from "../kek.ts";
 import { until } from "../wait.ts";
 
 const systemNode = ["/usr/bin/node", "/usr/local/bin/node"].find((p) => existsSync(p));
@@ -99,6 +100,8 @@ async function signalTopPid(
   await withDataDir("keyward-signals-", async (dataDir) => {
     const launched = launch(command, args, {
       DATABASE_URL: testDatabaseUrl(),
+      // The shared database's signing keys are sealed under the tests' key-encryption key.
+      KEYWARD_KEY_ENCRYPTION_KEY: testKeyEncryptionKey,
       KEYWARD_DATA_DIR: dataDir,
       PORT: "0",
       HOST: "127.0.0.1",

@@ -18,6 +18,9 @@ alter table signing_key add column private_key_sealed text not null;
 alter table signing_key add column kek_id varchar(64) not null;
 -- A retired key stays published until every token it signed has expired.
 alter table signing_key add column publish_until timestamptz;
+-- At most one active (unretired) key: replicas starting at once race on creating the first
+-- one (insert … on conflict do nothing), and a concurrent rotation fails instead of forking.
+create unique index signing_key_one_active on signing_key ((true)) where retired_at is null;
 
 create table minted_token (
   jti varchar(64) primary key,
