@@ -1,0 +1,326 @@
+// Token exchange (DESIGN.md §4, RFC 8693): a CI workflow's OIDC ID token is verified,
+// matched against the tenant's trust policies claim by claim, recorded as spent, and
+// traded for a short-lived token minted by keyward — the replay record, the minted token's
+// row and the audit event commit in one transaction. Every exchange, granted or refused, is
+// audited with the reason, the ID token's SHA-256 (never the token), repository, workflow
+// and run. Refusals carry a stable ErrorInfo reason; the values a policy expects go only to
+// the audit log and to PolicyService.TestPolicy, never to the caller.
+import { createHash } from "node:crypto";
+import { decodeJwt } from "jose";
+import type { AuditEntry, AuditLog } from "../audit/audit-log.ts";
+import type { Clock } from "../clock.ts";
+import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-of-work.ts";
+import { directoryRepository as directory, type TenantRecord } from "../directory/directory-repository.ts";
+import { formatPermissions, intersect, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
+import { parseResourceName, parseTenantName } from "../common/resource-names.ts";
+import { ErrorKind, KeywardError, invalidArgument, isKeywardError } from "../errors.ts";
+import type { OidcVerifier, VerifiedIdToken } from "../oidc/id-token.ts";
+import { matchClaims, type RequiredClaims } from "../policies/claim-matching.ts";
+import { defaultSessionSeconds, type TokenMinter } from "./minting.ts";
+
+/** RFC 8693 §3 token type identifiers. */
+export const tokenTypes = {
+  idToken: "urn:ietf:params:oauth:token-type:id_token",
+  jwt: "urn:ietf:params:oauth:token-type:jwt",
+  accessToken: "urn:ietf:params:oauth:token-type:access_token",
+} as const;
+
+/** Longest session a policy may allow, in seconds (DESIGN.md §4). */
+export const maxPolicySessionSeconds = 3600;
+
+/** A policy as the exchange sees it: effective claims (org pin applied) and its bounds. */
+export type MatchablePolicy = Readonly<{
+  id: string;
+  /** Resource name `tenants/{tenant}/policies/{id}`. */
+  name: string;
+  displayName: string;
+  orgId: string | null;
+  orgSlug: string | null;
+  claims: RequiredClaims;
+  maxSessionSeconds: number;
+  permissions: readonly string[];
+  creatorId: string;
+  boundedBy: readonly string[];
+}>;
+
+/** Where the exchange reads policies (PolicyService's repository). */
+export type PolicySource = {
+  /** Every policy of the tenant (tenant- and org-scoped). */
+  policiesForMatching(uow: UnitOfWork, tenantId: string, scope: { orgId?: string | null }): Promise<readonly MatchablePolicy[]>;
+  /** One policy of the tenant by id, or undefined. */
+  findPolicyForMatching(uow: UnitOfWork, tenantId: string, policyId: string): Promise<MatchablePolicy | undefined>;
+};
+
+/** An ExchangeToken request (RFC 8693 §2.1 names). */
+export type ExchangeInput = Readonly<{
+  parent: string;
+  subjectToken: string;
+  subjectTokenType: string;
+  policy: string;
+  permissions: readonly string[];
+  durationSeconds: number;
+  requestId: string;
+  signal?: AbortSignal | undefined;
+}>;
+
+/** A granted exchange (RFC 8693 §2.2.1 names). */
+export type ExchangeResult = Readonly<{
+  accessToken: string;
+  issuedTokenType: string;
+  tokenType: "Bearer";
+  expiresIn: number;
+  expiresAt: Date;
+  policy: string;
+  permissions: readonly string[];
+}>;
+
+/** Exchange details for the audit log: never the token, only its hash and what it says. */
+type Trail = { sha256: string; verified: boolean; subject: string; repository: string; workflow: string; runId: string };
+
+/** What an unverified token claims (for the trail of a refusal before its signature held). */
+function unverifiedTrail(token: string): Trail {
+  const sha256 = createHash("sha256").update(token).digest("hex");
+  let claims: Record<string, unknown> = {};
+  try {
+    if (token.length <= 16 * 1024) claims = decodeJwt(token);
+  } catch {
+    // Not a JWT at all: only its hash is recorded.
+  }
+  const text = (v: unknown) => (typeof v === "string" ? v.slice(0, 200) : "");
+  return {
+    sha256, verified: false, subject: text(claims["sub"]), repository: text(claims["repository"]),
+    workflow: text(claims["job_workflow_ref"]), runId: text(claims["run_id"]),
+  };
+}
+
+function verifiedTrail(token: VerifiedIdToken): Trail {
+  return {
+    sha256: token.sha256, verified: true, subject: token.subject, repository: token.claims["repository"] ?? "",
+    workflow: token.claims["job_workflow_ref"] ?? "", runId: token.claims["run_id"] ?? "",
+  };
+}
+
+function trailDetails(trail: Trail): Record<string, string> {
+  return {
+    token_sha256: trail.sha256, claims_verified: String(trail.verified), subject: trail.subject,
+    repository: trail.repository, job_workflow_ref: trail.workflow, run_id: trail.runId,
+  };
+}
+
+/** A refusal that also carries what the audit log (not the caller) should know. */
+class Refusal extends Error {
+  readonly error: KeywardError;
+  readonly auditDetails: Record<string, string>;
+  readonly resource: string;
+  constructor(error: KeywardError, auditDetails: Record<string, string> = {}, resource = "") {
+    super(error.message);
+    this.error = error;
+    this.auditDetails = auditDetails;
+    this.resource = resource;
+  }
+}
+
+const denied = (reason: string, message: string, metadata: Record<string, string> = {}) =>
+  new KeywardError(ErrorKind.PERMISSION_DENIED, reason, message, metadata);
+
+/** Creates the exchange service. */
+export function createExchangeService(deps: {
+  units: UnitsOfWork;
+  audit: AuditLog;
+  clock: Clock;
+  catalogue: Catalogue;
+  audienceDomain: string;
+  idTokens: OidcVerifier;
+  policies: PolicySource;
+  minter: TokenMinter;
+}) {
+  const { units, audit, clock, catalogue } = deps;
+
+  /** Checks the request's own fields; nothing here needs the token or the database. */
+  function parseRequest(input: ExchangeInput) {
+    const tenantSlug = parseTenantName(input.parent, "parent");
+    if (tenantSlug === undefined) throw invalidArgument("REQUIRED_FIELD", "parent: the tenant (tenants/{tenant}) is required", { field: "parent" });
+    if (input.subjectToken === "") throw invalidArgument("REQUIRED_FIELD", "subject_token: the workflow's OIDC ID token is required", { field: "subject_token" });
+    if (input.subjectTokenType !== "" && input.subjectTokenType !== tokenTypes.idToken && input.subjectTokenType !== tokenTypes.jwt) {
+      throw invalidArgument("UNSUPPORTED_TOKEN_TYPE", `subject_token_type: expected ${tokenTypes.idToken}`, { field: "subject_token_type" });
+    }
+    let policyId: string | undefined;
+    if (input.policy !== "") {
+      const { tenant, id } = parseResourceName(input.policy, "policies", "policy");
+      if (tenant !== tenantSlug) throw invalidArgument("POLICY_TENANT_MISMATCH", "policy: the policy must belong to the tenant of parent", { field: "policy" });
+      policyId = id;
+    }
+    const permissions = parsePermissions(catalogue, input.permissions);
+    if (!Number.isInteger(input.durationSeconds) || input.durationSeconds < 0 || input.durationSeconds > maxPolicySessionSeconds) {
+      throw invalidArgument("INVALID_DURATION", `duration_seconds: expected 0 (the policy's maximum) to ${maxPolicySessionSeconds}`, { field: "duration_seconds" });
+    }
+    return { tenantSlug, policyId, permissions };
+  }
+
+  /** The policy the token is exchanged under: the named one, or the only one that matches. */
+  async function choosePolicy(uow: UnitOfWork, tenant: TenantRecord, policyId: string | undefined, token: VerifiedIdToken): Promise<MatchablePolicy> {
+    if (policyId !== undefined) {
+      const policy = await deps.policies.findPolicyForMatching(uow, tenant.id, policyId);
+      if (policy === undefined) throw new Refusal(new KeywardError(ErrorKind.NOT_FOUND, "POLICY_NOT_FOUND", "policy: no such policy in this tenant"));
+      const match = matchClaims(policy.claims, token.claims);
+      if (!match.matched) {
+        throw new Refusal(
+          denied("CLAIM_MISMATCH", `the token's ${match.claim} claim does not satisfy the policy (PolicyService.TestPolicy explains why)`, { claim: match.claim }),
+          { policy: policy.name, failed_claim: match.claim, expected: match.expected, actual: match.actual },
+          policy.name,
+        );
+      }
+      return policy;
+    }
+    const all = await deps.policies.policiesForMatching(uow, tenant.id, {});
+    const matching = all.filter((p) => matchClaims(p.claims, token.claims).matched);
+    if (matching.length === 1) return matching[0]!;
+    if (matching.length === 0) {
+      const failures = all.slice(0, 20).map((p) => {
+        const m = matchClaims(p.claims, token.claims);
+        return m.matched ? "" : `${p.name}: ${m.explanation}`;
+      });
+      throw new Refusal(
+        denied("NO_MATCHING_POLICY", "no trust policy of this tenant matches the token's claims (PolicyService.TestPolicy explains why)"),
+        { policies_checked: String(all.length), failures: failures.filter((f) => f !== "").join("; ").slice(0, 2000) },
+      );
+    }
+    const names = matching.map((p) => p.name).sort();
+    throw new Refusal(
+      new KeywardError(
+        ErrorKind.FAILED_PRECONDITION,
+        "AMBIGUOUS_POLICY",
+        `several policies match the token; name one in \`policy\`: ${names.join(", ")}`,
+        { policies: names.join(",") },
+      ),
+      { policies: names.join(",") },
+    );
+  }
+
+  /**
+   * The permissions of the minted token: the request's (or the policy's whole allowlist),
+   * which must be within the allowlist, bounded now by the policy creator's current
+   * permissions and those of every principal bounding the policy (as keys are, DESIGN.md §1).
+   */
+  async function grantOf(uow: UnitOfWork, tenant: TenantRecord, policy: MatchablePolicy, requested: readonly string[]): Promise<string[]> {
+    const exceeding = notImplied(catalogue, toPermissionSet(catalogue, policy.permissions), requested);
+    if (exceeding.length > 0) {
+      throw new Refusal(denied("PERMISSIONS_EXCEED_POLICY", `the policy does not allow: ${exceeding.join(", ")}`, { exceeding: exceeding.join(",") }), {}, policy.name);
+    }
+    let granted = toPermissionSet(catalogue, requested.length > 0 ? requested : policy.permissions);
+    for (const id of [policy.creatorId, ...policy.boundedBy]) {
+      const principal = await directory.findPrincipalByRowId(uow, id);
+      const disabled = principal === undefined || (principal.status !== "active" && (tenant.disableKeysOfSuspendedPrincipals || id === policy.creatorId));
+      if (disabled) {
+        throw new Refusal(denied("CREATOR_SUSPENDED", "the principal that created this policy is suspended or gone"), {}, policy.name);
+      }
+      granted = intersect(granted, toPermissionSet(catalogue, principal.permissions));
+    }
+    const permissions = formatPermissions(catalogue, granted);
+    if (permissions.length === 0) {
+      throw new Refusal(denied("NO_PERMISSIONS_LEFT", "the policy's creator no longer holds any of the permissions the policy allows"), {}, policy.name);
+    }
+    return permissions;
+  }
+
+  /** Records `issuer`+`jti` as spent; false when it already was (a replay). */
+  async function spend(uow: UnitOfWork, tenantId: string, token: VerifiedIdToken, now: Date): Promise<boolean> {
+    const rows = await entityManagerOf(uow).execute<{ jti: string }[]>(
+      `insert into exchanged_token (issuer, jti, tenant_id, expires_at, created_at) values (?, ?, ?, ?, ?)
+       on conflict (issuer, jti) do nothing returning jti`,
+      [token.issuer, token.jti, tenantId, token.expiresAt, now],
+      "all",
+    );
+    return rows.length === 1;
+  }
+
+  async function auditRefusal(tenant: TenantRecord, input: ExchangeInput, trail: Trail, refusal: Refusal): Promise<void> {
+    const entry: AuditEntry = {
+      tenantId: tenant.id, actor: trail.verified ? trail.subject : "", credential: "", action: "token.exchange",
+      resource: refusal.resource, outcome: "denied", reason: refusal.error.reason, requestId: input.requestId,
+      details: { ...trailDetails(trail), ...refusal.auditDetails },
+    };
+    await units.write({}, async (uow) => audit.record(uow, entry));
+  }
+
+  return {
+    /**
+     * ExchangeToken. Throws KeywardError: INVALID_ARGUMENT for a broken request;
+     * UNAUTHENTICATED for a token that does not verify (reasons of OidcVerifier, plus
+     * UNKNOWN_TENANT and TOKEN_REPLAYED); NOT_FOUND POLICY_NOT_FOUND; PERMISSION_DENIED
+     * NO_MATCHING_POLICY, CLAIM_MISMATCH (metadata `claim`), PERMISSIONS_EXCEED_POLICY,
+     * CREATOR_SUSPENDED, NO_PERMISSIONS_LEFT; FAILED_PRECONDITION AMBIGUOUS_POLICY (metadata
+     * `policies`); INVALID_ARGUMENT DURATION_EXCEEDS_POLICY; UNAVAILABLE ISSUER_UNAVAILABLE.
+     */
+    async exchange(input: ExchangeInput): Promise<ExchangeResult> {
+      const { tenantSlug, policyId, permissions: requested } = parseRequest(input);
+      const tenant = await units.read(input, (uow) => directory.findTenantBySlug(uow, tenantSlug));
+      if (tenant === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNKNOWN_TENANT", "parent: no such tenant");
+      const audience = `${tenant.slug}.${deps.audienceDomain}`;
+
+      let token: VerifiedIdToken;
+      try {
+        token = await deps.idTokens.verify(input.subjectToken, audience, input.signal);
+      } catch (e) {
+        // Unavailable issuers are an outage, not a refusal of this token: logged, not audited.
+        if (isKeywardError(e) && e.kind !== ErrorKind.UNAVAILABLE) await auditRefusal(tenant, input, unverifiedTrail(input.subjectToken), new Refusal(e));
+        throw e;
+      }
+      const trail = verifiedTrail(token);
+      try {
+        return await units.write(input, async (uow) => {
+          const policy = await choosePolicy(uow, tenant, policyId, token);
+          const permissions = await grantOf(uow, tenant, policy, requested);
+          const maxSeconds = policy.maxSessionSeconds === 0 ? defaultSessionSeconds : policy.maxSessionSeconds;
+          if (input.durationSeconds > maxSeconds) {
+            throw new Refusal(
+              invalidArgument("DURATION_EXCEEDS_POLICY", `duration_seconds: the policy allows at most ${maxSeconds} seconds`, { field: "duration_seconds", max: String(maxSeconds) }),
+              {}, policy.name,
+            );
+          }
+          const now = clock.now();
+          if (!(await spend(uow, tenant.id, token, now))) {
+            throw new Refusal(new KeywardError(ErrorKind.UNAUTHENTICATED, "TOKEN_REPLAYED", "this OIDC token was already exchanged; request a new one"), {}, policy.name);
+          }
+          const minted = await deps.minter.mint(uow, {
+            kind: "exchanged",
+            tenantId: tenant.id,
+            tenantSlug: tenant.slug,
+            orgId: policy.orgId,
+            orgSlug: policy.orgSlug,
+            policy: { id: policy.id, name: policy.name },
+            principalId: policy.creatorId,
+            boundedBy: policy.boundedBy,
+            permissions,
+            subject: token.subject,
+            lifetimeSeconds: input.durationSeconds === 0 ? maxSeconds : input.durationSeconds,
+            source: { repository: trail.repository, runId: trail.runId, workflowRef: trail.workflow },
+          });
+          audit.record(uow, {
+            tenantId: tenant.id, orgId: policy.orgId, actor: token.subject, credential: minted.jti, action: "token.exchange",
+            resource: policy.name, outcome: "success", requestId: input.requestId,
+            details: { ...trailDetails(trail), permissions: permissions.join(","), expire_time: minted.expiresAt.toISOString() },
+          });
+          return {
+            accessToken: minted.accessToken,
+            issuedTokenType: tokenTypes.accessToken,
+            tokenType: "Bearer" as const,
+            expiresIn: Math.round((minted.expiresAt.getTime() - minted.issuedAt.getTime()) / 1000),
+            expiresAt: minted.expiresAt,
+            policy: policy.name,
+            permissions,
+          };
+        });
+      } catch (e) {
+        if (e instanceof Refusal) {
+          await auditRefusal(tenant, input, trail, e);
+          throw e.error;
+        }
+        throw e;
+      }
+    },
+  };
+}
+
+/** The exchange service's operations. */
+export type ExchangeService = ReturnType<typeof createExchangeService>;
