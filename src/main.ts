@@ -10,6 +10,9 @@ import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { createAuthenticator } from "./directory/authenticator.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
 import { createKeyService } from "./keys/key-service.ts";
+import { ErrorKind, KeywardError } from "./errors.ts";
+import type { OidcVerifier } from "./oidc/id-token.ts";
+import { createPolicyService } from "./policies/policy-service.ts";
 import type { Logger } from "./logger.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
@@ -19,6 +22,7 @@ import { createDeadlineInterceptor } from "./server/deadline-interceptor.ts";
 import { createHealthStatus } from "./server/health.ts";
 import { withHttpRoutes } from "./server/http-routes.ts";
 import { createKeyHandlers } from "./server/key-handlers.ts";
+import { createPolicyHandlers } from "./server/policy-handlers.ts";
 import { listen } from "./server/listener.ts";
 import { createLoggingInterceptor } from "./server/logging-interceptor.ts";
 import { createRoutes } from "./server/routes.ts";
@@ -60,6 +64,13 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
   const lastUsed = createLastUsedRecorder({ db, logger });
   const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed });
   const refusals = createRefusalFold({ db, clock, logger });
+  // replaced when the OIDC verifier lands
+  const idTokens: OidcVerifier = {
+    verify: async () => {
+      throw new KeywardError(ErrorKind.UNAVAILABLE, "ISSUER_UNAVAILABLE", "OIDC verification is not configured yet");
+    },
+    stop: () => {},
+  };
   return {
     audit,
     lastUsed,
@@ -68,6 +79,7 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
     authenticate: createAuthenticator({ verifier, refusals }),
     keys: createKeyService({ units, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
     directory: createDirectoryService({ units, audit, clock, catalogue }),
+    policies: createPolicyService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, publicUrl: config.publicUrl, idTokens }),
     auditReader: createAuditService({ audit, catalogue }),
   };
 }
@@ -88,6 +100,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     routes: createRoutes({
       health,
       keys: createKeyHandlers({ keys: services.keys, verifier: services.verifier }),
+      policies: createPolicyHandlers({ policies: services.policies }),
       directory: createDirectoryHandlers({ directory: services.directory, audienceDomain: config.audienceDomain }),
       audit: createAuditHandlers({ audit: services.auditReader }),
     }),
