@@ -44,7 +44,7 @@ export function workflowScript(target: Omit<SnippetTarget, "keywardUrl">): strin
   return [
     "set -euo pipefail",
     `: "\${ACTIONS_ID_TOKEN_REQUEST_URL:?no OIDC token available: the job needs permissions: id-token: write}"`,
-    `: "\${KEYWARD_URL:?set KEYWARD_URL to keyward's base URL}"`,
+    `: "\${KEYWARD_URL:?set KEYWARD_URL to the base URL of keyward}"`,
     `audience=${shellQuote(encodeURIComponent(target.audience))}`,
     `parent=${shellQuote(parent)}`,
     `policy=${shellQuote(target.policyName)}`,
