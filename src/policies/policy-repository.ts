@@ -71,8 +71,10 @@ const policyOf = (r: TrustPolicy): PolicyRecord => ({
   boundedBy: [...r.boundedBy], createdAt: r.createdAt, updatedAt: r.updatedAt, version: r.version,
 });
 
-function nameTaken(): KeywardError {
-  return new KeywardError(ErrorKind.ALREADY_EXISTS, "POLICY_NAME_TAKEN", "a policy with this display name already exists in this scope (names compare case-insensitively)", {
+/** ALREADY_EXISTS `POLICY_NAME_TAKEN`: the name (when known) is taken in the policy's scope. */
+export function policyNameTaken(displayName?: string): KeywardError {
+  const named = displayName === undefined ? "with this display name" : `named ${JSON.stringify(displayName)}`;
+  return new KeywardError(ErrorKind.ALREADY_EXISTS, "POLICY_NAME_TAKEN", `a policy ${named} already exists in this scope (names compare case-insensitively)`, {
     field: "policy.display_name",
   });
 }
@@ -82,7 +84,7 @@ async function flush(uow: UnitOfWork): Promise<void> {
   try {
     await entityManagerOf(uow).flush();
   } catch (e) {
-    if (e instanceof UniqueConstraintViolationException) throw nameTaken();
+    if (e instanceof UniqueConstraintViolationException) throw policyNameTaken();
     if (e instanceof OptimisticLockError) {
       throw new KeywardError(ErrorKind.ABORTED, "CONCURRENT_MODIFICATION", "the policy was changed concurrently: read it again and retry");
     }
@@ -122,7 +124,8 @@ async function matchable(uow: UnitOfWork, tenantId: string, rows: readonly Polic
   });
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A policy id: a lowercase UUID (what PostgreSQL's uuid type prints). */
+export const policyIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The order of every listing: case-insensitive name, then id (index trust_policy_tenant_idx). */
 const byName = [{ [raw((a: string) => `lower(${a}.display_name)`)]: "asc" }, { id: "asc" }] as const;
@@ -220,7 +223,7 @@ export async function policiesForMatching(uow: UnitOfWork, tenantId: string, sco
  * an ExchangeToken request names; undefined when the tenant has no such policy.
  */
 export async function findPolicyForMatching(uow: UnitOfWork, tenantId: string, policyId: string): Promise<MatchablePolicy | undefined> {
-  if (!uuidPattern.test(policyId)) return undefined;
+  if (!policyIdPattern.test(policyId)) return undefined;
   const row = await policyRepository.find(uow, tenantId, policyId);
   return row === undefined ? undefined : (await matchable(uow, tenantId, [row]))[0];
 }

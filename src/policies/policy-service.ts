@@ -17,7 +17,7 @@ import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import type { OidcVerifier } from "../oidc/id-token.ts";
 import { matchClaims, type ClaimName, type RequiredClaims } from "./claim-matching.ts";
 import { effectiveClaims, pinClaimsToOrg, requireOwnerOrRepository, validateClaims, type ClaimInput, type OrgPin } from "./policy-claims.ts";
-import { policiesForMatching, policyRepository as policies, type PolicyPatch, type PolicyRecord } from "./policy-repository.ts";
+import { policiesForMatching, policyIdPattern, policyNameTaken, policyRepository as policies, type PolicyPatch, type PolicyRecord } from "./policy-repository.ts";
 import { policyWarnings, warningCodes } from "./policy-warnings.ts";
 import { workflowSnippet } from "./workflow-snippet.ts";
 
@@ -246,11 +246,7 @@ export function createPolicyService(deps: {
           const org = await orgForNew(uow, ctx, input.org);
           const claims = claimsFor(input.claims, org);
           const orgId = org?.id ?? null;
-          if (await policies.nameTaken(uow, ctx.caller.tenantId, orgId, displayName)) {
-            throw new KeywardError(ErrorKind.ALREADY_EXISTS, "POLICY_NAME_TAKEN", `a policy named ${JSON.stringify(displayName)} already exists in this scope (names compare case-insensitively)`, {
-              field: "policy.display_name",
-            });
-          }
+          if (await policies.nameTaken(uow, ctx.caller.tenantId, orgId, displayName)) throw policyNameTaken(displayName);
           const record = await policies.insert(uow, {
             tenantId: ctx.caller.tenantId, orgId, displayName, description, claims, maxSessionSeconds: maxSession, permissions,
             creatorId: ctx.caller.principalRowId, boundedBy: boundsFor(ctx.caller, ctx.caller.principalRowId), createdAt: clock.now(),
@@ -285,7 +281,7 @@ export function createPolicyService(deps: {
         const limit = pageSizeOf(input.pageSize);
         const query = { listing: "ListPolicies", parent: ctx.caller.tenantId, filters: { org: input.org } };
         const namePart: PositionPart = (v) => v.length <= 400;
-        const position = decodePageToken(input.pageToken, query, [namePart, patternPart(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)]);
+        const position = decodePageToken(input.pageToken, query, [namePart, patternPart(policyIdPattern)]);
         return units.read(ctx, async (uow) => {
           const scope = await scopeOf(uow, ctx, input.org);
           if (scope === null) return { policies: [], nextPageToken: "" };
@@ -330,9 +326,7 @@ export function createPolicyService(deps: {
           checkEtag(input.etag, current);
           if (paths.has("claims")) patch.claims = claimsFor(input.claims, await orgOf(uow, current));
           if (patch.displayName !== undefined && (await policies.nameTaken(uow, ctx.caller.tenantId, current.orgId, patch.displayName, current.id))) {
-            throw new KeywardError(ErrorKind.ALREADY_EXISTS, "POLICY_NAME_TAKEN", `a policy named ${JSON.stringify(patch.displayName)} already exists in this scope (names compare case-insensitively)`, {
-              field: "policy.display_name",
-            });
+            throw policyNameTaken(patch.displayName);
           }
           // Tokens never exceed anyone who shaped the policy: the updater and its credential's chain bound them too.
           patch.boundedBy = boundsFor(ctx.caller, current.creatorId, current.boundedBy);

@@ -2,10 +2,22 @@
 // convert the result. Names, masks and values go to the service as they came; it
 // validates them inside its audited guard.
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { TrustPolicy } from "../../gen/keyward/v1/policy_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
-import type { PolicyService as PolicyDomainService } from "../policies/policy-service.ts";
+import type { PolicyInput, PolicyService as PolicyDomainService } from "../policies/policy-service.ts";
 import { callContextOf } from "./auth-interceptor.ts";
 import { claimsFromProto, policyToProto } from "./convert.ts";
+
+/** The writable fields of a request's policy, as sent (absent: all unset). */
+function policyInputOf(p: TrustPolicy | undefined): PolicyInput {
+  return {
+    displayName: p?.displayName ?? "",
+    description: p?.description ?? "",
+    claims: claimsFromProto(p?.claims),
+    maxSessionSeconds: p?.maxSessionDurationSeconds ?? 0,
+    permissions: p?.permissions ?? [],
+  };
+}
 
 /** The PolicyService implementation. */
 export function createPolicyHandlers(deps: { policies: PolicyDomainService }): ServiceImpl<typeof PolicyService> {
@@ -16,11 +28,7 @@ export function createPolicyHandlers(deps: { policies: PolicyDomainService }): S
       const { policy, warnings } = await policies.create(callContextOf(ctx), {
         parent: req.parent,
         org: p?.org ?? "",
-        displayName: p?.displayName ?? "",
-        description: p?.description ?? "",
-        claims: claimsFromProto(p?.claims),
-        maxSessionSeconds: p?.maxSessionDurationSeconds ?? 0,
-        permissions: p?.permissions ?? [],
+        ...policyInputOf(p),
       });
       return { policy: policyToProto(policy), warnings };
     },
@@ -37,11 +45,7 @@ export function createPolicyHandlers(deps: { policies: PolicyDomainService }): S
         name: p?.name ?? "",
         etag: p?.etag ?? "",
         paths: req.updateMask?.paths ?? [],
-        displayName: p?.displayName ?? "",
-        description: p?.description ?? "",
-        claims: claimsFromProto(p?.claims),
-        maxSessionSeconds: p?.maxSessionDurationSeconds ?? 0,
-        permissions: p?.permissions ?? [],
+        ...policyInputOf(p),
       });
       return { policy: policyToProto(policy), warnings };
     },
@@ -50,12 +54,7 @@ export function createPolicyHandlers(deps: { policies: PolicyDomainService }): S
       return {};
     },
     async testPolicy(req, ctx) {
-      const res = await policies.test(callContextOf(ctx), { parent: req.parent, subjectToken: req.subjectToken, claims: req.claims, org: req.org });
-      return {
-        results: res.results.map((r) => ({ ...r })),
-        claims: res.claims,
-        audience: res.audience,
-      };
+      return policies.test(callContextOf(ctx), { parent: req.parent, subjectToken: req.subjectToken, claims: req.claims, org: req.org });
     },
   };
 }

@@ -18,6 +18,7 @@ import { createPolicyService } from "../../src/policies/policy-service.ts";
 import { ErrorKind, KeywardError } from "../../src/errors.ts";
 import { createTestTenant, withKey, type TestTenant } from "../harness.ts";
 import { directory, keys, reasonOf, rpcError, server, useServer } from "../rpc.ts";
+import { infraPush } from "./github-claims.ts";
 import { createOrg, createPolicy, policyClient, policyOf, type Claims } from "./policy-helpers.ts";
 
 useServer();
@@ -26,20 +27,6 @@ let policies: Client<typeof PolicyService>;
 beforeAll(() => {
   policies = policyClient();
 });
-
-/** GitHub Actions' claims for a push to main of acme/infra (ids as strings, as GitHub sends them). */
-const infraPush = {
-  repository: "acme/infra",
-  repository_owner: "acme",
-  repository_id: "1234",
-  repository_owner_id: "77",
-  ref: "refs/heads/main",
-  job_workflow_ref: "acme/infra/.github/workflows/deploy.yml@refs/heads/main",
-  environment: "production",
-  event_name: "push",
-  sub: "repo:acme/infra:environment:production",
-  run_id: "9876543210",
-};
 
 async function dryRun(t: TestTenant, claims: Record<string, string>, opts: { org?: string; key?: string } = {}) {
   return policies.testPolicy({ parent: `tenants/${t.slug}`, claims, org: opts.org ?? "" }, withKey(opts.key ?? t.adminKey));

@@ -4,18 +4,9 @@
 // refused unless named.
 import { describe, expect, test } from "@jest/globals";
 import { asciiLower, claimNames, matchClaims, type RequiredClaims } from "../../src/policies/claim-matching.ts";
+import { infraPush } from "../policies/github-claims.ts";
 
-const token = {
-  repository: "acme/infra",
-  repository_owner: "acme",
-  repository_id: "1234",
-  repository_owner_id: "77",
-  ref: "refs/heads/main",
-  job_workflow_ref: "acme/infra/.github/workflows/deploy.yml@refs/heads/main",
-  environment: "production",
-  event_name: "push",
-  sub: "repo:acme/infra:ref:refs/heads/main",
-};
+const token = infraPush;
 
 describe("matchClaims", () => {
   test("when the policy requires nothing, then any token matches (the service refuses such policies; matching alone does not)", () => {
