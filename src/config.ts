@@ -39,6 +39,12 @@ export type Config = Readonly<{
    * Never logged.
    */
   keyEncryptionKey: Buffer | undefined;
+  /**
+   * keyward's public base URL as CI workflows reach it (KEYWARD_PUBLIC_URL: http(s), no
+   * trailing slash, no query), written into every policy's workflow snippet. Unset: the
+   * snippet reads the repository variable `vars.KEYWARD_URL`.
+   */
+  publicUrl: string | undefined;
   logLevel: (typeof logLevels)[number];
   /** `json`, `pretty`, or `auto` (pretty when stdout is a terminal). */
   logFormat: "json" | "pretty" | "auto";
@@ -95,6 +101,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     oidcIssuers: Object.freeze(issuers(env, "KEYWARD_OIDC_ISSUERS") ?? ["https://token.actions.githubusercontent.com"]),
     tokenIssuer: tokenIssuer(env, "KEYWARD_TOKEN_ISSUER") ?? `https://${domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost"}`,
     keyEncryptionKey: encryptionKey(env, "KEYWARD_KEY_ENCRYPTION_KEY"),
+    publicUrl: publicUrl(env, "KEYWARD_PUBLIC_URL"),
     logLevel: oneOf(env, "LOG_LEVEL", logLevels) ?? "info",
     logFormat: oneOf(env, "KEYWARD_LOG_FORMAT", ["json", "pretty", "auto"] as const) ?? "auto",
     maxRequestBytes: integer(env, "KEYWARD_MAX_REQUEST_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
@@ -212,6 +219,25 @@ function tokenIssuer(env: Env, name: string): string | undefined {
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") throw invalid(name, raw, "expected an https:// URL");
   return raw;
+}
+
+function publicUrl(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  const expected = "an http(s) base URL such as https://keyward.example.com (no query, no credentials)";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw invalid(name, raw, `expected ${expected}`);
+  }
+  // Credentials in the URL are refused without echoing them.
+  if (url.username !== "" || url.password !== "") throw new StartupError(`invalid ${name}: expected ${expected}`);
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || raw.includes("?") || raw.includes("#")) {
+    throw invalid(name, raw, `expected ${expected}`);
+  }
+  // Paths are kept (keyward may sit under a prefix behind a proxy); one trailing slash or more is dropped.
+  return url.href.replace(/\/+$/, "");
 }
 
 function encryptionKey(env: Env, name: string): Buffer | undefined {

@@ -10,6 +10,9 @@ import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { createAuthenticator } from "./directory/authenticator.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
 import { createKeyService } from "./keys/key-service.ts";
+import { createOidcVerifier } from "./oidc/oidc-verifier.ts";
+import { createExchangeService } from "./tokens/exchange-service.ts";
+import { createPolicyService } from "./policies/policy-service.ts";
 import type { Logger } from "./logger.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
@@ -19,6 +22,7 @@ import { createDeadlineInterceptor } from "./server/deadline-interceptor.ts";
 import { createHealthStatus } from "./server/health.ts";
 import { withHttpRoutes } from "./server/http-routes.ts";
 import { createKeyHandlers } from "./server/key-handlers.ts";
+import { createPolicyHandlers } from "./server/policy-handlers.ts";
 import { listen } from "./server/listener.ts";
 import { createLoggingInterceptor } from "./server/logging-interceptor.ts";
 import { createRoutes } from "./server/routes.ts";
@@ -72,6 +76,8 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
   const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed, tokens: tokenRecognizer });
   const minter = createTokenMinter({ signingKeys, clock, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain });
   const refusals = createRefusalFold({ db, clock, logger });
+  // ID tokens of CI workflows, from the configured issuers only (DESIGN.md §4).
+  const idTokens = createOidcVerifier({ issuers: config.oidcIssuers, clock, logger });
   return {
     audit,
     lastUsed,
@@ -80,9 +86,12 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
     authenticate: createAuthenticator({ verifier, refusals }),
     keys: createKeyService({ units, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
     directory: createDirectoryService({ units, audit, clock, catalogue }),
+    policies: createPolicyService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, publicUrl: config.publicUrl, idTokens }),
     auditReader: createAuditService({ audit, catalogue }),
     minter,
     tokens: createTokenService({ units, audit, clock, catalogue, minter, signingKeys }),
+    idTokens,
+    exchange: createExchangeService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, idTokens, minter }),
   };
 }
 
@@ -111,9 +120,10 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     routes: createRoutes({
       health,
       keys: createKeyHandlers({ keys: services.keys, verifier: services.verifier }),
+      policies: createPolicyHandlers({ policies: services.policies }),
       directory: createDirectoryHandlers({ directory: services.directory, audienceDomain: config.audienceDomain }),
       audit: createAuditHandlers({ audit: services.auditReader }),
-      tokens: createTokenHandlers({ tokens: services.tokens }),
+      tokens: createTokenHandlers({ tokens: services.tokens, exchange: services.exchange }),
     }),
     // Order matters: errors (outermost) → logging → deadline → validation → authentication.
     // The deadline interceptor answers at the caller's deadline whatever is still running
@@ -142,6 +152,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   } catch (e) {
     monitor.stop();
     signingKeys.stop();
+    services.idTokens.stop();
     tokenCleanup.stop();
     await services.lastUsed.stop();
     await services.refusals.stop();
@@ -163,6 +174,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
         health.shutdown();
         monitor.stop();
         signingKeys.stop();
+        services.idTokens.stop();
         tokenCleanup.stop();
         await listener.close(config.shutdownGraceMs);
         // Both final writes at once, and no longer than one connection plus one query (and a

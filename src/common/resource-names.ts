@@ -8,7 +8,7 @@ export const slugPattern = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Principal ids: lowercase letters, digits, `-`, `_`, `.`, `@`, 1–100. */
 export const principalIdPattern = /^[a-z0-9][a-z0-9._@-]{0,99}$/;
 
-const collections = { keys: /^[0-9A-Za-z]{16}$/, principals: principalIdPattern, orgs: slugPattern, policies: /^[0-9a-f-]{36}$/ } as const;
+const collections = { keys: /^[0-9A-Za-z]{16}$/, principals: principalIdPattern, orgs: slugPattern, policies: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/ } as const;
 /** The collections under a tenant. */
 export type Collection = keyof typeof collections;
 

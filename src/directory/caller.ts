@@ -103,6 +103,25 @@ export function callerFromIdentity(identity: {
   };
 }
 
+/** Longest chain of principals that may bound one credential or policy (a longer one is refused, never truncated). */
+const maxBounds = 32;
+
+/**
+ * The principals whose current authority bounds something the caller makes for `ownerId`
+ * (a key for its owner, a policy for its creator): the caller's principal and every
+ * principal bounding the caller's credential, minus the owner itself, which bounds it
+ * anyway (DESIGN.md §1: nothing exceeds who made it, nor who made what it was made with).
+ * `alsoBoundedBy` (e.g. a policy's current bounds) is kept. FAILED_PRECONDITION
+ * `CREDENTIAL_CHAIN_TOO_LONG` when more than 32 principals would bound it.
+ */
+export function boundsFor(caller: Caller, ownerId: string, alsoBoundedBy: readonly string[] = []): string[] {
+  const boundedBy = [...new Set([...alsoBoundedBy, caller.principalRowId, ...caller.boundedBy])].filter((id) => id !== ownerId);
+  if (boundedBy.length > maxBounds) {
+    throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "CREDENTIAL_CHAIN_TOO_LONG", `this credential was made through too many principals (over ${maxBounds}) to make keys or policies; use a key of your own`);
+  }
+  return boundedBy;
+}
+
 /**
  * Refuses a change that needs authority over something holding `held` (a principal's
  * permissions, or the permissions a key grants): the caller must hold every one of them.

@@ -3,7 +3,7 @@
 import type { Clock } from "../clock.ts";
 import type { UnitOfWork, UnitsOfWork } from "../db/unit-of-work.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
-import { canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
+import { boundsFor, canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, timestampPart } from "../common/page-token.ts";
 import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
@@ -64,21 +64,13 @@ async function storeNewKey(
   return { record, secret: minted.raw };
 }
 
-/** Longest chain of principals that may bound one key (a longer one is refused, never truncated). */
-const maxBounds = 32;
-
 /**
  * Who a key (or user token) made by the caller for `ownerId` belongs to and who bounds it: the caller is its
  * creator, and the caller's principal plus every principal bounding the caller's credential
- * bound it (DESIGN.md §1: a key never exceeds its creator's authority, and a key made with
- * a key someone made for you stays bounded by them). The owner bounds it anyway.
+ * bound it (see boundsFor).
  */
 export function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
-  const boundedBy = [...new Set([ctx.caller.principalRowId, ...ctx.caller.boundedBy])].filter((id) => id !== ownerId);
-  if (boundedBy.length > maxBounds) {
-    throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "CREDENTIAL_CHAIN_TOO_LONG", `this credential was made through too many principals (over ${maxBounds}) to make keys; use a key of your own`);
-  }
-  return { ownerId, creatorId: ctx.caller.principalRowId, boundedBy };
+  return { ownerId, creatorId: ctx.caller.principalRowId, boundedBy: boundsFor(ctx.caller, ownerId) };
 }
 
 /** Replaces the live value of a slot (if any) with a new one, inside `uow`'s transaction. */

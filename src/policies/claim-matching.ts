@@ -41,8 +41,8 @@ export type ClaimMatch =
   | Readonly<{ matched: true }>
   | Readonly<{ matched: false; claim: ClaimName; expected: string; actual: string; explanation: string }>;
 
-/** Lowercases A–Z only: no Unicode folding can make two different names equal. */
-function asciiLower(s: string): string {
+/** Lowercases A–Z only: no Unicode folding can make two different names equal (GitHub names are ASCII). */
+export function asciiLower(s: string): string {
   return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 

@@ -5,6 +5,7 @@ import { AuditEventSchema, AuditOutcome } from "../../gen/keyward/v1/audit_pb.ts
 import { OrganizationSchema, PrincipalSchema, PrincipalStatus, PrincipalType, TenantSchema } from "../../gen/keyward/v1/directory_pb.ts";
 import { KeyKind, KeySchema, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
 import { VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { ClaimConstraintsSchema, TrustPolicySchema, type ClaimConstraints } from "../../gen/keyward/v1/policy_pb.ts";
 import type { AuditOutcome as AuditOutcomeName, AuditRecord } from "../audit/audit-log.ts";
 import type { PrincipalStatus as StatusName, PrincipalType as TypeName, TenantRecord } from "../directory/directory-repository.ts";
 import type { OrgView, PrincipalView } from "../directory/directory-service.ts";
@@ -13,6 +14,9 @@ import type { KeyKindName } from "../keys/key-format.ts";
 import type { KeyState as KeyStateName, SlotName } from "../keys/key-repository.ts";
 import type { KeyView } from "../keys/key-service.ts";
 import type { VerifyResultName } from "../verify/verifier.ts";
+import type { RequiredClaims } from "../policies/claim-matching.ts";
+import type { ClaimInput } from "../policies/policy-claims.ts";
+import type { PolicyView } from "../policies/policy-service.ts";
 
 /** A two-way map between proto enum numbers and domain names; 0 (UNSPECIFIED) ↔ undefined. */
 function enumMap<E extends number, N extends string>(pairs: readonly (readonly [E, N])[]) {
@@ -159,5 +163,53 @@ export function auditEventToProto(tenantSlug: string, e: AuditRecord) {
     reason: e.reason,
     requestId: e.requestId,
     details: { ...e.details },
+  });
+}
+
+/** The claims of a request (GitHub claim names; "" for unset), from keyward.v1.ClaimConstraints (absent: all unset). */
+export function claimsFromProto(c: ClaimConstraints | undefined): ClaimInput {
+  return {
+    repository_owner: c?.repositoryOwner ?? "",
+    repository: c?.repository ?? "",
+    job_workflow_ref: c?.jobWorkflowRef ?? "",
+    ref: c?.ref ?? "",
+    environment: c?.environment ?? "",
+    repository_id: c?.repositoryId ?? "",
+    repository_owner_id: c?.repositoryOwnerId ?? "",
+    event_name: c?.eventName ?? "",
+  };
+}
+
+/** keyward.v1.ClaimConstraints from a policy's claims (keyed by GitHub claim name). */
+export function claimsToProto(c: RequiredClaims) {
+  return create(ClaimConstraintsSchema, {
+    repositoryOwner: c.repository_owner ?? "",
+    repository: c.repository ?? "",
+    jobWorkflowRef: c.job_workflow_ref ?? "",
+    ref: c.ref ?? "",
+    environment: c.environment ?? "",
+    repositoryId: c.repository_id ?? "",
+    repositoryOwnerId: c.repository_owner_id ?? "",
+    eventName: c.event_name ?? "",
+  });
+}
+
+/** keyward.v1.TrustPolicy from a policy view, with its audience and workflow snippet. */
+export function policyToProto(p: PolicyView) {
+  return create(TrustPolicySchema, {
+    name: p.name,
+    policyId: p.id,
+    displayName: p.displayName,
+    description: p.description,
+    org: p.orgSlug ?? "",
+    claims: claimsToProto(p.claims),
+    maxSessionDurationSeconds: p.maxSessionSeconds,
+    permissions: [...p.permissions],
+    creator: p.creatorName,
+    createTime: timestampFromDate(p.createdAt),
+    updateTime: timestampFromDate(p.updatedAt),
+    etag: String(p.version),
+    audience: p.audience,
+    workflowSnippet: p.workflowSnippet,
   });
 }

@@ -25,13 +25,14 @@ const servedFiles: readonly DescFile[] = [
 export function createRoutes(deps: {
   health: HealthStatus;
   keys: ServiceImpl<typeof KeyService>;
+  policies: ServiceImpl<typeof PolicyService>;
   directory: ServiceImpl<typeof DirectoryService>;
   audit: ServiceImpl<typeof AuditService>;
   tokens: Partial<ServiceImpl<typeof TokenExchangeService>>;
 }): (router: ConnectRouter) => void {
   return (router) => {
     router.service(KeyService, deps.keys);
-    router.service(PolicyService, {});
+    router.service(PolicyService, deps.policies);
     router.service(TokenExchangeService, deps.tokens);
     router.service(DirectoryService, deps.directory);
     router.service(AuditService, deps.audit);

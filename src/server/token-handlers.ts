@@ -2,20 +2,37 @@
 // caller, convert the request, call one service method, convert the result.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
+import { tokenTypes, type ExchangeService } from "../tokens/exchange-service.ts";
 import type { TokenService } from "../tokens/token-service.ts";
 import { callContextOf } from "./auth-interceptor.ts";
+import { requestIdKey } from "./context.ts";
 import { timestamp } from "./convert.ts";
 
-/** RFC 8693 §3 token type URI of keyward's minted tokens. */
-export const accessTokenTypeUri = "urn:ietf:params:oauth:token-type:access_token";
-
-/**
- * The TokenExchangeService methods built here: GetJwks, CreateUserToken, RotateSigningKey.
- * Methods absent from the object answer Unimplemented; spread it to add ExchangeToken.
- */
-export function createTokenHandlers(deps: { tokens: TokenService }): Partial<ServiceImpl<typeof TokenExchangeService>> {
-  const { tokens } = deps;
+/** The TokenExchangeService implementation. */
+export function createTokenHandlers(deps: { tokens: TokenService; exchange: ExchangeService }): ServiceImpl<typeof TokenExchangeService> {
+  const { tokens, exchange } = deps;
   return {
+    async exchangeToken(req, ctx) {
+      const granted = await exchange.exchange({
+        parent: req.parent,
+        subjectToken: req.subjectToken,
+        subjectTokenType: req.subjectTokenType,
+        policy: req.policy,
+        permissions: req.permissions,
+        durationSeconds: req.durationSeconds,
+        requestId: ctx.values.get(requestIdKey),
+        signal: ctx.signal,
+      });
+      return {
+        accessToken: granted.accessToken,
+        tokenType: granted.tokenType,
+        issuedTokenType: granted.issuedTokenType,
+        expiresIn: BigInt(granted.expiresIn),
+        expireTime: timestamp(granted.expiresAt),
+        policy: granted.policy,
+        permissions: [...granted.permissions],
+      };
+    },
     getJwks() {
       return { keys: tokens.jwks().map((k) => ({ ...k })) };
     },
@@ -26,7 +43,7 @@ export function createTokenHandlers(deps: { tokens: TokenService }): Partial<Ser
         expiresIn: BigInt(Math.round((minted.expiresAt.getTime() - minted.issuedAt.getTime()) / 1000)),
         expireTime: timestamp(minted.expiresAt),
         tokenType: "Bearer",
-        issuedTokenType: accessTokenTypeUri,
+        issuedTokenType: tokenTypes.accessToken,
         permissions: [...minted.permissions],
       };
     },

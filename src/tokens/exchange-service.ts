@@ -15,7 +15,8 @@ import { formatPermissions, intersect, notImplied, parsePermissions, toPermissio
 import { parseResourceName, parseTenantName } from "../common/resource-names.ts";
 import { ErrorKind, KeywardError, invalidArgument, isKeywardError } from "../errors.ts";
 import type { OidcVerifier, VerifiedIdToken } from "../oidc/id-token.ts";
-import { matchClaims, type RequiredClaims } from "../policies/claim-matching.ts";
+import { matchClaims } from "../policies/claim-matching.ts";
+import { findPolicyForMatching, policiesForMatching, type MatchablePolicy } from "../policies/policy-repository.ts";
 import { defaultSessionSeconds, type TokenMinter } from "./minting.ts";
 
 /** RFC 8693 §3 token type identifiers. */
@@ -27,29 +28,6 @@ export const tokenTypes = {
 
 /** Longest session a policy may allow, in seconds (DESIGN.md §4). */
 export const maxPolicySessionSeconds = 3600;
-
-/** A policy as the exchange sees it: effective claims (org pin applied) and its bounds. */
-export type MatchablePolicy = Readonly<{
-  id: string;
-  /** Resource name `tenants/{tenant}/policies/{id}`. */
-  name: string;
-  displayName: string;
-  orgId: string | null;
-  orgSlug: string | null;
-  claims: RequiredClaims;
-  maxSessionSeconds: number;
-  permissions: readonly string[];
-  creatorId: string;
-  boundedBy: readonly string[];
-}>;
-
-/** Where the exchange reads policies (PolicyService's repository). */
-export type PolicySource = {
-  /** Every policy of the tenant (tenant- and org-scoped). */
-  policiesForMatching(uow: UnitOfWork, tenantId: string, scope: { orgId?: string | null }): Promise<readonly MatchablePolicy[]>;
-  /** One policy of the tenant by id, or undefined. */
-  findPolicyForMatching(uow: UnitOfWork, tenantId: string, policyId: string): Promise<MatchablePolicy | undefined>;
-};
 
 /** An ExchangeToken request (RFC 8693 §2.1 names). */
 export type ExchangeInput = Readonly<{
@@ -131,7 +109,6 @@ export function createExchangeService(deps: {
   catalogue: Catalogue;
   audienceDomain: string;
   idTokens: OidcVerifier;
-  policies: PolicySource;
   minter: TokenMinter;
 }) {
   const { units, audit, clock, catalogue } = deps;
@@ -160,7 +137,7 @@ export function createExchangeService(deps: {
   /** The policy the token is exchanged under: the named one, or the only one that matches. */
   async function choosePolicy(uow: UnitOfWork, tenant: TenantRecord, policyId: string | undefined, token: VerifiedIdToken): Promise<MatchablePolicy> {
     if (policyId !== undefined) {
-      const policy = await deps.policies.findPolicyForMatching(uow, tenant.id, policyId);
+      const policy = await findPolicyForMatching(uow, tenant.id, policyId);
       if (policy === undefined) throw new Refusal(new KeywardError(ErrorKind.NOT_FOUND, "POLICY_NOT_FOUND", "policy: no such policy in this tenant"));
       const match = matchClaims(policy.claims, token.claims);
       if (!match.matched) {
@@ -172,7 +149,7 @@ export function createExchangeService(deps: {
       }
       return policy;
     }
-    const all = await deps.policies.policiesForMatching(uow, tenant.id, {});
+    const all = await policiesForMatching(uow, tenant.id, {});
     const matching = all.filter((p) => matchClaims(p.claims, token.claims).matched);
     if (matching.length === 1) return matching[0]!;
     if (matching.length === 0) {

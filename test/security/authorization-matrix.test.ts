@@ -1,5 +1,5 @@
 // The shared security suite (Unkey style): written once, run for every management method
-// of KeyService, DirectoryService and AuditService against every kind of credential —
+// of KeyService, PolicyService, DirectoryService and AuditService against every kind of credential —
 // tenant admin, read-only, registry, fine-grained with and without the needed permission,
 // org-scoped inside and outside its org, another tenant's admin, revoked, expired,
 // missing, garbage and mistyped keys. Refused writes must change nothing; allowed writes
@@ -14,10 +14,11 @@ import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_p
 import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyKind, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { createTestTenant, withKey } from "../harness.ts";
 import { attempt, keyIdOf, reasonOf, runTag, server, uniq, useServer } from "../rpc.ts";
 
-type Clients = { keys: Client<typeof KeyService>; directory: Client<typeof DirectoryService>; audit: Client<typeof AuditService> };
+type Clients = { keys: Client<typeof KeyService>; policies: Client<typeof PolicyService>; directory: Client<typeof DirectoryService>; audit: Client<typeof AuditService> };
 
 /** Where the resource a request is about lives: tenant level, the org-scoped credential's org, or another org. */
 type Place = "tenant" | "own" | "other";
@@ -35,7 +36,7 @@ type Expectation = "allowed" | Denial;
 
 type MethodSpec = {
   method: string;
-  permission: "keys:read" | "keys:write" | "directory:read" | "directory:write" | "audit:read";
+  permission: "keys:read" | "keys:write" | "policies:read" | "policies:write" | "directory:read" | "directory:write" | "audit:read";
   /** Builds a valid request; `missing` targets a resource that does not exist (an unknown id, or an unknown tenant for parent-only methods). */
   prepare: (place: Place, missing?: boolean) => Promise<Prepared>;
   /** What the org-scoped credential gets inside its own org, and for another org's resources. */
@@ -69,6 +70,8 @@ type Fixture = {
   keys: Record<Place, string>;
   /** Principals confined to each place. */
   principals: Record<Place, string>;
+  /** Trust policies (granting `policies:read`) at each place: resource names. */
+  policies: Record<Place, string>;
   /** Raw credentials and their key ids. */
   creds: Record<CredentialName, string>;
   credIds: Record<CredentialName, string>;
@@ -79,7 +82,12 @@ type Fixture = {
 type CredentialName = "admin" | "readOnly" | "registry" | "orgScoped" | "revoked" | "expired" | "otherTenantAdmin";
 
 function clientsOn(transport: Transport): Clients {
-  return { keys: server.client(KeyService, transport), directory: server.client(DirectoryService, transport), audit: server.client(AuditService, transport) };
+  return {
+    keys: server.client(KeyService, transport),
+    policies: server.client(PolicyService, transport),
+    directory: server.client(DirectoryService, transport),
+    audit: server.client(AuditService, transport),
+  };
 }
 
 const asAdmin = (): CallOptions => withKey(fx.adminKey);
@@ -87,6 +95,10 @@ const keyName = (id: string): string => `${fx.parent}/keys/${id}`;
 const principalName = (id: string): string => `${fx.parent}/principals/${id}`;
 const orgName = (slug: string): string => `${fx.parent}/orgs/${slug}`;
 const missingTenant = (): string => `tenants/no-such-tenant-${runTag}`;
+const missingPolicy = (): string => `${fx.parent}/policies/00000000-0000-4000-8000-000000000000`;
+/** Claims every suite policy requires (the suite's orgs are bound to GitHub owner `acme`), and a claim set they match. */
+const policyClaims = { repository: "acme/deploy", repositoryId: "1" };
+const matchingClaims = { repository: "acme/deploy", repository_owner: "acme", repository_id: "1" };
 /** The org slug a new key/principal/rotation is pinned to for a place. */
 const orgSlugAt = (place: Place): string => (place === "tenant" ? "" : place === "own" ? fx.orgOwn : fx.orgOther);
 
@@ -111,6 +123,19 @@ async function exists(p: Promise<unknown>): Promise<boolean> {
   if (err === undefined) return true;
   if (err.code === Code.NotFound) return false;
   throw err;
+}
+
+/** A fresh policy (granting `policies:read`) at a place, made by the admin: its name and etag. */
+async function freshPolicy(place: Place): Promise<{ name: string; etag: string }> {
+  const res = await clients.policies.createPolicy(
+    { parent: fx.parent, policy: { displayName: uniq("target policy"), org: orgSlugAt(place), claims: policyClaims, permissions: ["policies:read"] } },
+    asAdmin(),
+  );
+  return { name: res.policy?.name ?? "", etag: res.policy?.etag ?? "" };
+}
+
+async function adminPolicies() {
+  return (await clients.policies.listPolicies({ parent: fx.parent, pageSize: 1000 }, asAdmin())).policies;
 }
 
 /** A fresh fine-grained key (`keys:read`) pinned to a place, made by the admin. */
@@ -237,6 +262,108 @@ const specs: MethodSpec[] = [
           expect(res.key?.org).toBe(place === "tenant" ? "" : fx.orgOwn);
         },
         took: async () => (await count()) > before,
+      };
+    },
+  },
+  {
+    method: "PolicyService.CreatePolicy",
+    permission: "policies:write",
+    orgOwn: "allowed",
+    orgOther: orgScope,
+    async prepare(place, missing = false) {
+      const displayName = uniq("created policy");
+      const parent = missing ? missingTenant() : fx.parent;
+      return {
+        call: async (c, opts) => {
+          await c.policies.createPolicy({ parent, policy: { displayName, org: orgSlugAt(place), claims: policyClaims, permissions: ["policies:read"] } }, opts);
+        },
+        took: async () => (await adminPolicies()).some((p) => p.displayName === displayName),
+      };
+    },
+  },
+  {
+    method: "PolicyService.GetPolicy",
+    permission: "policies:read",
+    orgOwn: "allowed",
+    orgOther: denied(Code.NotFound, "POLICY_NOT_FOUND"),
+    async prepare(place, missing = false) {
+      const name = missing ? missingPolicy() : fx.policies[place];
+      return {
+        call: async (c, opts) => {
+          const res = await c.policies.getPolicy({ name }, opts);
+          expect(res.policy?.name).toBe(name);
+        },
+      };
+    },
+  },
+  {
+    method: "PolicyService.ListPolicies",
+    permission: "policies:read",
+    orgOwn: "allowed",
+    orgOther: "allowed",
+    async prepare(place, missing = false) {
+      const parent = missing ? missingTenant() : fx.parent;
+      return {
+        call: async (c, opts, scope) => {
+          const res = await c.policies.listPolicies({ parent, pageSize: 1000, org: place === "other" ? fx.orgOther : "" }, opts);
+          if (place === "other") {
+            expect(res.policies.filter((p) => p.org !== fx.orgOwn).map((p) => p.name)).toEqual(scope === "org" ? [] : expect.arrayContaining([fx.policies.other]));
+          } else {
+            expectOnly(res.policies, (p) => p.name, scope, fx.policies);
+          }
+        },
+      };
+    },
+  },
+  {
+    method: "PolicyService.UpdatePolicy",
+    permission: "policies:write",
+    orgOwn: "allowed",
+    orgOther: denied(Code.NotFound, "POLICY_NOT_FOUND"),
+    async prepare(place, missing = false) {
+      // A fresh target per call: an update consumes its etag.
+      const target = missing ? { name: missingPolicy(), etag: "1" } : await freshPolicy(place);
+      const description = uniq("changed");
+      return {
+        call: async (c, opts) => {
+          await c.policies.updatePolicy({ policy: { name: target.name, etag: target.etag, description }, updateMask: { paths: ["description"] } }, opts);
+        },
+        took: async () => (await clients.policies.getPolicy({ name: target.name }, asAdmin())).policy?.description === description,
+      };
+    },
+  },
+  {
+    method: "PolicyService.DeletePolicy",
+    permission: "policies:write",
+    orgOwn: "allowed",
+    orgOther: denied(Code.NotFound, "POLICY_NOT_FOUND"),
+    async prepare(place, missing = false) {
+      const target = missing ? { name: missingPolicy(), etag: "1" } : await freshPolicy(place);
+      return {
+        call: async (c, opts) => {
+          await c.policies.deletePolicy({ name: target.name, etag: target.etag }, opts);
+        },
+        took: async () => !(await exists(clients.policies.getPolicy({ name: target.name }, asAdmin()))),
+      };
+    },
+  },
+  {
+    method: "PolicyService.TestPolicy",
+    permission: "policies:read",
+    orgOwn: "allowed",
+    orgOther: "allowed",
+    async prepare(place, missing = false) {
+      const parent = missing ? missingTenant() : fx.parent;
+      return {
+        call: async (c, opts, scope) => {
+          const res = await c.policies.testPolicy({ parent, claims: matchingClaims, org: place === "other" ? fx.orgOther : "" }, opts);
+          if (place === "other") {
+            expect(res.results.map((r) => r.policy)).toEqual(scope === "org" ? [] : expect.arrayContaining([fx.policies.other]));
+          } else {
+            expectOnly(res.results, (r) => r.policy, scope, fx.policies);
+          }
+          for (const r of res.results) expect(r.matched).toBe(true);
+        },
       };
     },
   },
@@ -469,9 +596,10 @@ beforeAll(async () => {
   fx.orgOwn = uniq("org-own");
   fx.orgOther = uniq("org-other");
   fx.orgs = { tenant: orgT, own: fx.orgOwn, other: fx.orgOther };
-  for (const slug of Object.values(fx.orgs)) await directory.createOrganization({ parent: fx.parent, slug }, admin);
+  for (const slug of Object.values(fx.orgs)) await directory.createOrganization({ parent: fx.parent, slug, githubOwner: "acme" }, admin);
 
   fx.keys = { tenant: await freshKey("tenant"), own: await freshKey("own"), other: await freshKey("other") };
+  fx.policies = { tenant: (await freshPolicy("tenant")).name, own: (await freshPolicy("own")).name, other: (await freshPolicy("other")).name };
   fx.principals = { tenant: "", own: "", other: "" };
   for (const place of ["tenant", "own", "other"] as const) {
     fx.principals[place] = uniq(`p-${place}`);
@@ -499,7 +627,7 @@ beforeAll(async () => {
   fx.credIds = Object.fromEntries(Object.entries(fx.creds).map(([name, raw]) => [name, keyIdOf(raw)])) as Record<CredentialName, string>;
   fx.adminPrincipal = principalName("admin");
 
-  const permissions = ["keys:read", "keys:write", "directory:read", "directory:write", "audit:read"] as const;
+  const permissions = ["keys:read", "keys:write", "policies:read", "policies:write", "directory:read", "directory:write", "audit:read"] as const;
   fx.exact = {} as Fixture["exact"];
   fx.without = {} as Fixture["without"];
   for (const permission of permissions) {

@@ -4,13 +4,14 @@
 import { describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
+import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { createTestTenant, withKey, type TestTenant } from "../harness.ts";
 import { audit, directory, keys, reasonOf, rpcError, server, uniq, useServer } from "../rpc.ts";
 
 useServer();
 
-type Listing = "ListKeys" | "ListOrganizations" | "ListPrincipals" | "ListAuditEvents";
-const listings: readonly Listing[] = ["ListKeys", "ListOrganizations", "ListPrincipals", "ListAuditEvents"];
+type Listing = "ListKeys" | "ListPolicies" | "ListOrganizations" | "ListPrincipals" | "ListAuditEvents";
+const listings: readonly Listing[] = ["ListKeys", "ListPolicies", "ListOrganizations", "ListPrincipals", "ListAuditEvents"];
 
 /** Calls one listing of tenant `t` with page size 1 and the given token. */
 async function list(listing: Listing, t: TestTenant, pageToken = ""): Promise<string> {
@@ -19,6 +20,8 @@ async function list(listing: Listing, t: TestTenant, pageToken = ""): Promise<st
   switch (listing) {
     case "ListKeys":
       return (await keys.listKeys(req, opts)).nextPageToken;
+    case "ListPolicies":
+      return (await server.client(PolicyService).listPolicies(req, opts)).nextPageToken;
     case "ListOrganizations":
       return (await directory.listOrganizations(req, opts)).nextPageToken;
     case "ListPrincipals":
@@ -34,6 +37,7 @@ async function populatedTenant(): Promise<TestTenant> {
   const parent = `tenants/${t.slug}`;
   for (const n of [1, 2]) {
     await keys.createKey({ parent, displayName: uniq("key"), permissions: ["keys:read"], expireDays: 7 }, withKey(t.adminKey));
+    await server.client(PolicyService).createPolicy({ parent, policy: { displayName: uniq("policy"), claims: { repository: "acme/x" }, permissions: ["keys:read"] } }, withKey(t.adminKey));
     await directory.createOrganization({ parent, slug: uniq("org") }, withKey(t.adminKey));
     // Principal ids that look like audit positions and key positions (the old tokens' shapes).
     await directory.createPrincipal({ parent, principalId: `${n}00`, type: PrincipalType.USER, permissions: [] }, withKey(t.adminKey));

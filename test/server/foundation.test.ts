@@ -84,11 +84,10 @@ describe("protocols and errors", () => {
     }
   });
 
-  test("when a method is not built yet, then gRPC and Connect both answer Unimplemented", async () => {
+  test("when every method is built, then an ExchangeToken without a token is InvalidArgument over gRPC and Connect, not Unimplemented", async () => {
     for (const transport of [server.grpcTransport, server.connectTransport]) {
       const tokens = createClient(TokenExchangeService, transport);
-      // ExchangeToken is the method of this service still to be built (issue 11).
-      await expect(tokens.exchangeToken({})).rejects.toMatchObject({ code: Code.Unimplemented });
+      await expect(tokens.exchangeToken({ parent: "tenants/default" })).rejects.toMatchObject({ code: Code.InvalidArgument });
     }
   });
 
