@@ -209,10 +209,10 @@ describe("dry run: bad requests", () => {
     expect([Code[mismatch.code], reasonOf(mismatch)]).toEqual(["PermissionDenied", "TENANT_MISMATCH"]);
   });
 
-  test("when a subject token is sent while no OIDC verifier is configured, then Unavailable ISSUER_UNAVAILABLE, and the token reaches neither the answer nor the logs", async () => {
+  test("when a subject token that does not verify is sent, then Unauthenticated with the verifier's reason, and the token reaches neither the answer nor the logs", async () => {
     const token = `eyJhbGciOiJSUzI1NiJ9.e30.${"s".repeat(20)}-dry-run-secret`;
     const err = await rpcError(policies.testPolicy({ parent: `tenants/${t.slug}`, subjectToken: token }, withKey(t.adminKey)));
-    expect([Code[err.code], reasonOf(err)]).toEqual(["Unavailable", "ISSUER_UNAVAILABLE"]);
+    expect([Code[err.code], reasonOf(err)]).toEqual(["Unauthenticated", "MISSING_KEY_ID"]);
     expect(err.rawMessage).not.toContain("dry-run-secret");
     expect(server.logs.filter((l) => l.includes("dry-run-secret"))).toEqual([]);
     expect(server.logs.some((l) => l.includes("PolicyService/TestPolicy"))).toBe(true);
