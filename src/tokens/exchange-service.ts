@@ -239,8 +239,11 @@ export function createExchangeService(deps: {
       try {
         token = await deps.idTokens.verify(input.subjectToken, audience, input.signal);
       } catch (e) {
-        // Unavailable issuers are an outage, not a refusal of this token: logged, not audited.
-        if (isKeywardError(e) && e.kind !== ErrorKind.UNAVAILABLE) await auditRefusal(tenant, input, unverifiedTrail(input.subjectToken), new Refusal(e));
+        // Every refusal is audited (DESIGN.md §4), an unreachable issuer (UNAVAILABLE
+        // ISSUER_UNAVAILABLE) included: the tenant's log then explains a failed deploy and
+        // shows attempts made during an outage. A caller that gave up (its deadline or
+        // cancellation, not a KeywardError) is not.
+        if (isKeywardError(e)) await auditRefusal(tenant, input, unverifiedTrail(input.subjectToken), new Refusal(e));
         throw e;
       }
       const trail = verifiedTrail(token);
