@@ -1,8 +1,8 @@
 // Shared by the ExchangeToken attack and policy-selection tests: one server trusting local
 // OIDC issuers (all on one test clock, so token times need no sleeping), and the checks
 // every refused exchange must pass — its code, ErrorInfo reason and metadata, one denied
-// `token.exchange` audit event carrying the token's SHA-256 (never the token), and nothing
-// minted.
+// `token.exchange` audit event carrying the token's SHA-256 (never the token, in the
+// answer, the audit or the logs), and nothing minted.
 import { expect } from "@jest/globals";
 import { Code, type Client, type ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -138,7 +138,10 @@ export async function expectRefused(
   expect(await mintedCount(w, t)).toBe(before);
   // The token itself (or its signature) never comes back in the error.
   const signature = subjectToken.split(".")[2] ?? "";
-  if (signature.length > 16) expect(err.rawMessage).not.toContain(signature);
+  if (signature.length > 16) {
+    expect(err.rawMessage).not.toContain(signature);
+    expect(w.server.logs.filter((l) => l.includes(signature))).toEqual([]);
+  }
 
   const events = await exchangeEvents(w, t, subjectToken);
   if (expected.audited === false) {
