@@ -91,7 +91,7 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
     minter,
     tokens: createTokenService({ units, audit, clock, catalogue, minter, signingKeys }),
     idTokens,
-    exchange: createExchangeService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, idTokens, minter }),
+    exchange: createExchangeService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, idTokens, minter, refusals }),
   };
 }
 

@@ -7,7 +7,8 @@
 // the audit log and to PolicyService.TestPolicy, never to the caller.
 import { createHash } from "node:crypto";
 import { decodeJwt } from "jose";
-import type { AuditEntry, AuditLog } from "../audit/audit-log.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import type { RefusalFold } from "../audit/refusal-fold.ts";
 import type { Clock } from "../clock.ts";
 import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-of-work.ts";
 import { directoryRepository as directory, type TenantRecord } from "../directory/directory-repository.ts";
@@ -110,6 +111,7 @@ export function createExchangeService(deps: {
   audienceDomain: string;
   idTokens: OidcVerifier;
   minter: TokenMinter;
+  refusals: RefusalFold;
 }) {
   const { units, audit, clock, catalogue } = deps;
 
@@ -224,13 +226,23 @@ export function createExchangeService(deps: {
     return rows.length === 1;
   }
 
+  /**
+   * Audits a refused exchange through the refusal fold (one `token.exchange` event per
+   * tenant, reason, minute and "credential", whose `details.count` counts the refusals): a
+   * genuine ID token (its signature held) is its own credential, `id-token:<SHA-256>`, so each
+   * workflow's refusal is an event of its own with its repository, workflow and run, and only
+   * replays of one token fold; tokens whose signature did not hold share the credential
+   * `id-token:unverified`, so a flood of forged tokens writes one event per reason per minute
+   * (whose details are those of the minute's first, with its SHA-256).
+   */
   async function auditRefusal(tenant: TenantRecord, input: ExchangeInput, trail: Trail, refusal: Refusal): Promise<void> {
-    const entry: AuditEntry = {
-      tenantId: tenant.id, actor: trail.verified ? trail.subject : "", credential: "", action: "token.exchange",
-      resource: refusal.resource, outcome: "denied", reason: refusal.error.reason, requestId: input.requestId,
+    await deps.refusals.record({
+      tenantId: tenant.id, orgId: null, actor: trail.verified ? trail.subject : "",
+      credential: trail.verified ? `id-token:${trail.sha256}` : "id-token:unverified",
+      action: "token.exchange", resource: refusal.resource, reason: refusal.error.reason, requestId: input.requestId,
+      procedure: "keyward.v1.TokenExchangeService/ExchangeToken",
       details: { ...trailDetails(trail), ...refusal.auditDetails },
-    };
-    await units.write({}, async (uow) => audit.record(uow, entry));
+    });
   }
 
   return {

@@ -36,8 +36,10 @@ export type ExchangeTokenRequest = Message<"keyward.v1.ExchangeTokenRequest"> & 
   policy: string;
 
   /**
-   * Narrow the minted token to these permissions (a subset of the policy's allowlist);
-   * empty for the whole allowlist.
+   * Narrow the minted token to these permissions: granted exactly, or refused when outside
+   * the policy's allowlist (PERMISSIONS_EXCEED_POLICY) or no longer held by the policy's
+   * creator (PERMISSIONS_EXCEED_CREATOR). Empty for the whole allowlist, bounded by what the
+   * creator holds now.
    *
    * @generated from field: repeated string permissions = 3;
    */
