@@ -80,6 +80,12 @@ export const signingKeyRepository = {
   },
 
   /** Inserts a minted token's row (it commits with the caller's transaction). */
+  /** When the minted token `jti` expires; undefined when there is no such token. */
+  async mintedTokenExpiry(uow: UnitOfWork, jti: string): Promise<Date | undefined> {
+    const row = await entityManagerOf(uow).findOne(MintedToken, { jti }, { fields: ["expiresAt"] });
+    return row === null ? undefined : new Date(row.expiresAt);
+  },
+
   async insertMintedToken(uow: UnitOfWork, token: NewMintedToken): Promise<void> {
     const em = entityManagerOf(uow);
     em.create(MintedToken, { ...token, boundedBy: [...token.boundedBy], permissions: [...token.permissions] });
