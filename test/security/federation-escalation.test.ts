@@ -7,7 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { backendsWaitingOnLocks, createTestTenant, startTestServer, withKey, withOpenTransaction, type TestServer, type TestTenant } from "../harness.ts";
 import { attempt, reasonOf, uniq } from "../rpc.ts";
 import { startLocalIssuer, type LocalIssuer } from "../oidc/local-issuer.ts";
 import { createUser, segment, userToken } from "../tokens/helpers.ts";
@@ -134,5 +134,32 @@ describe("a user token", () => {
     const token = (await userToken(server, t, alice)).accessToken;
     const err = await attempt(server.client(TokenExchangeService).rotateSigningKey({}, withKey(token)));
     expect(err?.code).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("a policy deleted while an exchange under it is in flight", () => {
+  // The exchange reads the policy without a lock; a DeletePolicy committing between that read
+  // and the minted token's insert (whose foreign key then finds no policy) must end as a clean
+  // refusal, never as an Internal error.
+  test("when the policy's delete commits while the exchange waits to insert its token, then the exchange is Aborted CONCURRENT_MODIFICATION, not Internal, and the ID token is not spent", async () => {
+    const repo = uniq("race");
+    const { policy } = await aliceWithPolicy(repo);
+    const idToken = await issuer.token({ repository: `acme/${repo}` }, { audience: `${t.slug}.${server.config.audienceDomain}` });
+    const policyId = policy.name.split("/").pop()!;
+    const pending = await withOpenTransaction(server, "delete from trust_policy where id = ?", [policyId], async () => {
+      const p = attempt(server.client(TokenExchangeService).exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: idToken }));
+      let settled = false;
+      void p.then(() => (settled = true));
+      // Bounded poll: until the exchange waits on the deleted row's lock (or has already answered).
+      for (let i = 0; i < 500 && !settled && (await backendsWaitingOnLocks(server, "%minted_token%")) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(settled).toBe(false);
+      return { p };
+    });
+    const err = await pending.p;
+    expect(err).toBeDefined();
+    expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["Aborted", "CONCURRENT_MODIFICATION"]);
+    // Nothing was spent: a retry gets the precise answer (the policy is gone).
+    const retry = await attempt(server.client(TokenExchangeService).exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: idToken }));
+    expect(reasonOf(retry)).toBe("NO_MATCHING_POLICY");
   });
 });
