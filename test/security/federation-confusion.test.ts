@@ -5,6 +5,7 @@
 // `kid`s that must not slow down anyone else.
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
+import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
@@ -113,5 +114,21 @@ describe("bearer headers", () => {
       expect([401, 431]).toContain(res.status);
     }
     expect((await server.client(KeyService).verifyKey({ key: t.adminKey })).result).toBe(VerifyResult.VALID);
+  });
+});
+
+describe("anonymous refusals in a tenant's audit log", () => {
+  // KNOWN GAP (reported to the lead; exchange-service.ts is not this change's to edit):
+  // ExchangeToken needs no credential, and every refusal of an unverifiable token writes one
+  // audit event into the tenant the request names, with claims the sender made up (marked
+  // claims_verified=false). Anyone can so flood a tenant's audit log at request rate, where
+  // refused management credentials are folded per minute (refusal-fold.ts). `test.failing`
+  // passes while the gap is open; drop it once such refusals are folded or rate-limited.
+  test.failing("when 40 forged tokens are exchanged anonymously at a tenant, then its audit log grows by a bounded number of events (KNOWN GAP: one each)", async () => {
+    const tenant = await createTestTenant(server, "flood");
+    const forged = await Promise.all(Array.from({ length: 40 }, (_, i) => issuer.token({ repository: `spoof/${i}` }, { audience: "someone-else.example" })));
+    await Promise.all(forged.map((subjectToken) => attempt(server.client(TokenExchangeService).exchangeToken({ parent: `tenants/${tenant.slug}`, subjectToken }))));
+    const { events } = await server.client(AuditService).listAuditEvents({ parent: `tenants/${tenant.slug}`, action: "token.exchange", pageSize: 100 }, withKey(tenant.adminKey));
+    expect(events.length).toBeLessThanOrEqual(5);
   });
 });
