@@ -163,3 +163,29 @@ describe("a policy deleted while an exchange under it is in flight", () => {
     expect(reasonOf(retry)).toBe("NO_MATCHING_POLICY");
   });
 });
+
+describe("a customized GitHub subject", () => {
+  // GitHub lets an organization customize the `sub` template (include_claim_keys): with an
+  // environment, a reusable workflow and the ids it passes 200 characters in real use.
+  const longSubject =
+    "repo:acme-corporation/platform-infrastructure-deployments:environment:production-eu-west-1:job_workflow_ref:" +
+    "acme-corporation/shared-workflows/.github/workflows/terraform-apply-reusable.yml@refs/tags/v2.14.0:repository_owner_id:123456789:repository_id:987654321";
+
+  test("when the ID token's sub is a 260-character customized subject, then it is exchanged and the minted token carries it as its subject", async () => {
+    const repo = uniq("longsub");
+    await aliceWithPolicy(repo);
+    expect(longSubject.length).toBe(260);
+    const idToken = await issuer.token({ repository: `acme/${repo}`, sub: longSubject }, { audience: `${t.slug}.${server.config.audienceDomain}` });
+    const granted = await server.client(TokenExchangeService).exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: idToken });
+    expect((await server.client(KeyService).verifyKey({ key: granted.accessToken })).subject).toBe(longSubject);
+  });
+
+  test("when the sub is longer than 300 characters, then Unauthenticated MALFORMED_TOKEN naming sub, never Internal", async () => {
+    const repo = uniq("toolong");
+    await aliceWithPolicy(repo);
+    const idToken = await issuer.token({ repository: `acme/${repo}`, sub: `${longSubject}:${"x".repeat(40)}` }, { audience: `${t.slug}.${server.config.audienceDomain}` });
+    const err = await attempt(server.client(TokenExchangeService).exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: idToken }));
+    expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["Unauthenticated", "MALFORMED_TOKEN"]);
+    expect(err?.message).toContain("sub");
+  });
+});
