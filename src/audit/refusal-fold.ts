@@ -1,6 +1,8 @@
 // Refused credentials leave a trail without letting a flood fill the audit log: refusals
-// of one key for one reason within one minute are folded into a single `auth.refused`
-// event whose `details.count` says how many there were. The first refusal of a minute is
+// of one credential for one reason within one minute are folded into a single event
+// (`auth.refused` for bearer credentials; `token.exchange` for refused exchanges, whose
+// "credential" is the ID token's hash, or one bucket for tokens whose signature did not
+// hold) whose `details.count` says how many there were. The first refusal of a minute is
 // written at once; later ones are counted in memory and added every few seconds (and at
 // shutdown) with an upsert on the (tenant, credential, reason, fold_minute) unique index.
 // The audit trigger allows exactly that update (a rising count) and nothing else.
@@ -21,6 +23,15 @@ export type Refusal = Readonly<{
   requestId: string;
   /** The management method that was called (`keyward.v1.KeyService/ListKeys`). */
   procedure: string;
+  /** The event's action; default `auth.refused`. */
+  action?: string;
+  /** The resource the refused call named; default "". */
+  resource?: string;
+  /**
+   * Details of the minute's first refusal (kept as written; later ones only add to
+   * `count`). Never a secret: e.g. a token's SHA-256, never the token.
+   */
+  details?: Readonly<Record<string, string>>;
 }>;
 
 /** Records refusals folded per minute; `flush` writes the counts collected in memory. */
@@ -33,7 +44,7 @@ export type RefusalFold = {
   stop(): Promise<void>;
 };
 
-/** The action of a folded refusal. */
+/** The action of a folded refusal unless it names its own. */
 const refusedAction = "auth.refused";
 
 const minuteMs = 60_000;
@@ -42,7 +53,7 @@ const minuteMs = 60_000;
 // any replica). The count lives in details.count as a decimal string, like other details.
 const upsert = `
 insert into audit_event (tenant_id, org_id, created_at, actor, credential, action, resource, outcome, reason, request_id, details, fold_minute)
-values (?, ?, ?, ?, ?, '${refusedAction}', '', 'denied', ?, ?, jsonb_build_object('procedure', ?::text, 'count', ?::text), ?)
+values (?, ?, ?, ?, ?, ?, ?, 'denied', ?, ?, ?::jsonb || jsonb_build_object('procedure', ?::text, 'count', ?::text), ?)
 on conflict (tenant_id, credential, reason, fold_minute) where fold_minute is not null
 do update set details = jsonb_set(audit_event.details, '{count}',
   to_jsonb(((audit_event.details->>'count')::bigint + (excluded.details->>'count')::bigint)::text))`;
@@ -65,7 +76,10 @@ export function createRefusalFold(deps: { db: Database; clock: Clock; logger: Lo
     const r = fold.refusal;
     await connection.execute(
       upsert,
-      [r.tenantId, r.orgId, fold.firstAt, r.actor.slice(0, 300), r.credential.slice(0, 100), r.reason.slice(0, 100), r.requestId.slice(0, 100), r.procedure.slice(0, 200), String(count), fold.minute],
+      [
+        r.tenantId, r.orgId, fold.firstAt, r.actor.slice(0, 300), r.credential.slice(0, 100), r.action ?? refusedAction, (r.resource ?? "").slice(0, 300),
+        r.reason.slice(0, 100), r.requestId.slice(0, 100), JSON.stringify(r.details ?? {}), r.procedure.slice(0, 200), String(count), fold.minute,
+      ],
       "run",
     );
   }

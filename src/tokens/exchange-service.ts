@@ -178,6 +178,9 @@ export function createExchangeService(deps: {
    * The permissions of the minted token: the request's (or the policy's whole allowlist),
    * which must be within the allowlist, bounded now by the policy creator's current
    * permissions and those of every principal bounding the policy (as keys are, DESIGN.md §1).
+   * The whole allowlist shrinks to what the creator still holds (NO_PERMISSIONS_LEFT when
+   * nothing does); permissions requested by name are granted exactly, or the exchange is
+   * refused with PERMISSIONS_EXCEED_CREATOR.
    */
   async function grantOf(uow: UnitOfWork, tenant: TenantRecord, policy: MatchablePolicy, requested: readonly string[]): Promise<string[]> {
     const exceeding = notImplied(catalogue, toPermissionSet(catalogue, policy.permissions), requested);
@@ -192,6 +195,16 @@ export function createExchangeService(deps: {
         throw new Refusal(denied("CREATOR_SUSPENDED", "the principal that created this policy is suspended or gone"), {}, policy.name);
       }
       granted = intersect(granted, toPermissionSet(catalogue, principal.permissions));
+    }
+    // Permissions asked for by name are granted exactly or refused, never silently cut: a
+    // workflow that asked for them would otherwise fail later, somewhere less clear.
+    const lost = notImplied(catalogue, granted, requested);
+    if (lost.length > 0) {
+      throw new Refusal(
+        denied("PERMISSIONS_EXCEED_CREATOR", `the policy's creator no longer holds: ${lost.join(", ")}`, { exceeding: lost.join(",") }),
+        { exceeding: lost.join(",") },
+        policy.name,
+      );
     }
     const permissions = formatPermissions(catalogue, granted);
     if (permissions.length === 0) {
@@ -225,9 +238,12 @@ export function createExchangeService(deps: {
      * ExchangeToken. Throws KeywardError: INVALID_ARGUMENT for a broken request;
      * UNAUTHENTICATED for a token that does not verify (reasons of OidcVerifier, plus
      * UNKNOWN_TENANT and TOKEN_REPLAYED); NOT_FOUND POLICY_NOT_FOUND; PERMISSION_DENIED
-     * NO_MATCHING_POLICY, CLAIM_MISMATCH (metadata `claim`), PERMISSIONS_EXCEED_POLICY,
-     * CREATOR_SUSPENDED, NO_PERMISSIONS_LEFT; FAILED_PRECONDITION AMBIGUOUS_POLICY (metadata
-     * `policies`); INVALID_ARGUMENT DURATION_EXCEEDS_POLICY; UNAVAILABLE ISSUER_UNAVAILABLE.
+     * NO_MATCHING_POLICY, CLAIM_MISMATCH (metadata `claim`), PERMISSIONS_EXCEED_POLICY and
+     * PERMISSIONS_EXCEED_CREATOR (metadata `exceeding`), CREATOR_SUSPENDED,
+     * NO_PERMISSIONS_LEFT; FAILED_PRECONDITION AMBIGUOUS_POLICY (metadata `policies`);
+     * INVALID_ARGUMENT DURATION_EXCEEDS_POLICY; UNAVAILABLE ISSUER_UNAVAILABLE. Every
+     * refusal after the tenant is known is audited (never a caller's own deadline or
+     * cancellation).
      */
     async exchange(input: ExchangeInput): Promise<ExchangeResult> {
       const { tenantSlug, policyId, permissions: requested } = parseRequest(input);
@@ -239,8 +255,11 @@ export function createExchangeService(deps: {
       try {
         token = await deps.idTokens.verify(input.subjectToken, audience, input.signal);
       } catch (e) {
-        // Unavailable issuers are an outage, not a refusal of this token: logged, not audited.
-        if (isKeywardError(e) && e.kind !== ErrorKind.UNAVAILABLE) await auditRefusal(tenant, input, unverifiedTrail(input.subjectToken), new Refusal(e));
+        // Every refusal is audited (DESIGN.md §4), an unreachable issuer (UNAVAILABLE
+        // ISSUER_UNAVAILABLE) included: the tenant's log then explains a failed deploy and
+        // shows attempts made during an outage. A caller that gave up (its deadline or
+        // cancellation, not a KeywardError) is not.
+        if (isKeywardError(e)) await auditRefusal(tenant, input, unverifiedTrail(input.subjectToken), new Refusal(e));
         throw e;
       }
       const trail = verifiedTrail(token);

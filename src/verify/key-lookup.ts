@@ -57,16 +57,21 @@ type Row = {
   bounded_by: string[]; bound_id: string | null; bound_status: PrincipalStatus | null; bound_permissions: string[] | null; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
 };
 
+/**
+ * The abort options of one hot-path query: the caller's signal (deadline, disconnect) ends
+ * the wait for a connection and cancels the query in flight; the query timeout bounds it
+ * otherwise. MikroORM 7 takes them on the logging-context argument of execute() (its
+ * EntityManager does the same); they are stripped before anything is logged.
+ */
+export function abortOptions(signal: AbortSignal | undefined): LoggingOptions | undefined {
+  return signal === undefined ? undefined : ({ signal, inflightQueryAbortStrategy: "cancel query" } as LoggingOptions);
+}
+
 /** Creates the lookup over the database's connection pool. */
 export function createKeyLookup(db: Database): KeyLookup {
   const connection = db.orm.driver.getConnection();
   return async (keyId, signal) => {
-    // The caller's signal (deadline, disconnect) ends the wait for a connection and cancels
-    // the query in flight; the query timeout bounds it otherwise. MikroORM 7 takes the
-    // abort options on the logging-context argument of execute() (its EntityManager does
-    // the same); they are stripped before anything is logged.
-    const abort = signal === undefined ? undefined : ({ signal, inflightQueryAbortStrategy: "cancel query" } as LoggingOptions);
-    const rows = await connection.execute<Row[]>(query, [keyId], "all", undefined, abort);
+    const rows = await connection.execute<Row[]>(query, [keyId], "all", undefined, abortOptions(signal));
     const r = rows[0];
     if (r === undefined) return undefined;
     const bounds = rows.filter((row) => row.bound_id !== null);

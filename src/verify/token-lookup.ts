@@ -1,9 +1,9 @@
 // The hot-path read of a minted token (its signature already checked): one indexed query (by
 // primary key) joining what verification needs (tenant, principal, org, policy, the
 // principals bounding the token) — no ORM unit of work, no entity hydration. Mirrors key-lookup.ts.
-import type { LoggingOptions } from "@mikro-orm/core";
 import type { Database } from "../db/orm.ts";
 import type { PrincipalStatus } from "../directory/directory-repository.ts";
+import { abortOptions } from "./key-lookup.ts";
 
 /** Everything VerifyKey needs to judge a minted token, read in one query. */
 export type TokenLookupRecord = Readonly<{
@@ -69,8 +69,7 @@ export function createTokenLookup(db: Database): TokenLookup {
   const connection = db.orm.driver.getConnection();
   return async (jti, signal) => {
     // As in key-lookup.ts: the caller's signal bounds the wait and cancels the query in flight.
-    const abort = signal === undefined ? undefined : ({ signal, inflightQueryAbortStrategy: "cancel query" } as LoggingOptions);
-    const rows = await connection.execute<Row[]>(query, [jti], "all", undefined, abort);
+    const rows = await connection.execute<Row[]>(query, [jti], "all", undefined, abortOptions(signal));
     const r = rows[0];
     if (r === undefined) return undefined;
     const bounds = rows.filter((row) => row.bound_id !== null);

@@ -209,7 +209,9 @@ export async function startLocalIssuer(opts: { clock?: Clock } = {}): Promise<Lo
     }
     if (path === "/actions/id-token" && actions !== undefined) {
       requests.actions++;
-      if (req.headers.authorization !== `Bearer ${actions.requestToken}`) return send(res, 401, JSON.stringify({ message: "bad request token" }));
+      // The auth scheme is case-insensitive (RFC 9110 §11.1); GitHub's docs send "bearer".
+      const [scheme = "", credential] = (req.headers.authorization ?? "").split(" ");
+      if (scheme.toLowerCase() !== "bearer" || credential !== actions.requestToken) return send(res, 401, JSON.stringify({ message: "bad request token" }));
       const audience = new URL(req.url ?? "/", issuer).searchParams.get("audience") ?? defaultAudience;
       return send(res, 200, JSON.stringify({ count: 1, value: await token(actions.overrides, { ...actions.opts, audience }) }));
     }
