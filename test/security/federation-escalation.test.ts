@@ -4,6 +4,8 @@
 // credential that lives longer or that the deletion misses.
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
+import { PrincipalStatus } from "../../gen/keyward/v1/directory_pb.ts";
+import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
@@ -93,6 +95,38 @@ describe("a CI workflow's exchanged token", () => {
     const idToken = await issuer.token({ repository_owner: "evil", repository: "evil/anything" }, { audience: `${t.slug}.${server.config.audienceDomain}` });
     const err = await attempt(server.client(TokenExchangeService).exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: idToken }));
     expect(err).toBeDefined();
+  });
+});
+
+describe("a CI token beyond its tenant and its creator", () => {
+  test("when an exchanged token calls another tenant's management methods, then PermissionDenied TENANT_MISMATCH, and VerifyKey names its own tenant", async () => {
+    const repo = uniq("other");
+    await aliceWithPolicy(repo);
+    const ci = await ciToken(repo);
+    const other = await createTestTenant(server, "esc-b");
+    for (const call of [
+      server.client(KeyService).listKeys({ parent: `tenants/${other.slug}` }, withKey(ci)),
+      server.client(PolicyService).listPolicies({ parent: `tenants/${other.slug}` }, withKey(ci)),
+      server.client(KeyService).createKey({ parent: `tenants/${other.slug}`, displayName: uniq("x"), permissions: ["keys:read"], expireDays: 1 }, withKey(ci)),
+    ]) {
+      const err = await attempt(call);
+      expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["PermissionDenied", "TENANT_MISMATCH"]);
+    }
+    expect((await server.client(KeyService).verifyKey({ key: ci })).tenant).toBe(t.slug);
+  });
+
+  test("when the policy's creator is suspended after the exchange, then the exchanged token administers nothing (PRINCIPAL_SUSPENDED) and no new exchange is granted (CREATOR_SUSPENDED)", async () => {
+    const repo = uniq("susp");
+    const { alice } = await aliceWithPolicy(repo);
+    const ci = await ciToken(repo);
+    await server.client(DirectoryService).updatePrincipal(
+      { principal: { name: alice, status: PrincipalStatus.SUSPENDED }, updateMask: { paths: ["status"] } },
+      withKey(t.adminKey),
+    );
+    const refused = await attempt(server.client(KeyService).listKeys({ parent: `tenants/${t.slug}` }, withKey(ci)));
+    expect([refused === undefined ? "OK" : Code[refused.code], reasonOf(refused)]).toEqual(["PermissionDenied", "PRINCIPAL_SUSPENDED"]);
+    const again = await attempt(ciToken(repo));
+    expect([again === undefined ? "OK" : Code[again.code], reasonOf(again)]).toEqual(["PermissionDenied", "CREATOR_SUSPENDED"]);
   });
 });
 
