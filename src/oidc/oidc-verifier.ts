@@ -30,8 +30,14 @@ const refusedHeaders = ["jku", "x5u", "jwk", "x5c", "crit"] as const;
 /** Claims that must be present (RFC 7519 §4.1); `iss` and `aud` are required by the checks themselves. */
 const requiredClaims = ["exp", "iat", "nbf", "jti", "sub"];
 
-/** Longest `jti`, `sub` and `kid` accepted, in characters. */
+/** Longest `jti` and `kid` accepted, in characters. */
 const maxIdLength = 200;
+/**
+ * Longest `sub` accepted, in characters: what minted_token.subject and audit_event.actor
+ * hold. GitHub's subject grows with a customized template (repository, environment,
+ * job_workflow_ref, ids…) and passes 200 characters in real use.
+ */
+const maxSubjectLength = 300;
 
 const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -193,12 +199,13 @@ function result(token: string, issuer: string, audience: string, payload: JWTPay
   });
 }
 
-/** `jti` or `sub`: a non-empty string of at most 200 characters. */
+/** `jti` (at most 200 characters) or `sub` (at most 300): a non-empty string. */
 function identifier(payload: JWTPayload, claim: "jti" | "sub"): string {
   const value = payload[claim];
+  const max = claim === "sub" ? maxSubjectLength : maxIdLength;
   if (value === "") throw unauthenticated("MISSING_CLAIM", `the token's "${claim}" claim is empty`, { claim });
-  if (typeof value !== "string" || value.length > maxIdLength) {
-    throw unauthenticated("MALFORMED_TOKEN", `the token's "${claim}" claim must be a string of at most ${maxIdLength} characters`, { claim });
+  if (typeof value !== "string" || value.length > max) {
+    throw unauthenticated("MALFORMED_TOKEN", `the token's "${claim}" claim must be a string of at most ${max} characters`, { claim });
   }
   return value;
 }

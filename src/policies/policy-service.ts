@@ -9,7 +9,7 @@ import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import { boundsFor, canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory } from "../directory/directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, patternPart, type PositionPart } from "../common/page-token.ts";
-import { parsePermissions, type Catalogue } from "../directory/permissions.ts";
+import { isPermission, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { auditedName, parseResourceName, parseTenantName, resourceName, slugPattern } from "../common/resource-names.ts";
 import { quotedForError, textField } from "../common/text-fields.ts";
 import { checkUpdateMask } from "../common/update-mask.ts";
@@ -18,7 +18,7 @@ import type { OidcVerifier } from "../oidc/id-token.ts";
 import { matchClaims, type ClaimName, type RequiredClaims } from "./claim-matching.ts";
 import { effectiveClaims, pinClaimsToOrg, requireOwnerOrRepository, validateClaims, type ClaimInput, type OrgPin } from "./policy-claims.ts";
 import { policiesForMatching, policyIdPattern, policyNameTaken, policyRepository as policies, type PolicyPatch, type PolicyRecord } from "./policy-repository.ts";
-import { policyWarnings, warningCodes } from "./policy-warnings.ts";
+import { administrativePermissions, policyWarnings, warningCodes } from "./policy-warnings.ts";
 import { workflowSnippet } from "./workflow-snippet.ts";
 
 /** A policy as callers see it: the record plus names, the claims it requires now, its audience and snippet. */
@@ -104,9 +104,11 @@ function descriptionOf(value: string): string {
   return textField(value, "policy.description", { max: 1000, required: false, multiline: true });
 }
 
-/** The warnings of a policy as stored. */
-function warningsOf(policy: Pick<PolicyRecord, "claims" | "orgId">): string[] {
-  return policyWarnings(policy.claims, policy.orgId === null ? "tenant" : "org");
+/** The warnings of a policy as stored (its claims, scope and the administrative permissions its allowlist implies). */
+function warningsOf(catalogue: Catalogue, policy: Pick<PolicyRecord, "claims" | "orgId" | "permissions">): string[] {
+  const granted = toPermissionSet(catalogue, policy.permissions);
+  const administrative = administrativePermissions.filter((p) => isPermission(catalogue, p) && notImplied(catalogue, granted, [p]).length === 0);
+  return policyWarnings(policy.claims, policy.orgId === null ? "tenant" : "org", administrative);
 }
 
 /** Validates and pins the claims of a request; `org` is the policy's org (null for tenant scope). */
@@ -252,7 +254,7 @@ export function createPolicyService(deps: {
             creatorId: ctx.caller.principalRowId, boundedBy: boundsFor(ctx.caller, ctx.caller.principalRowId), createdAt: clock.now(),
           });
           const policy = await view(uow, ctx.caller.tenantSlug, record);
-          const warnings = warningsOf(record);
+          const warnings = warningsOf(catalogue, record);
           audit.record(uow, { ...actorOf(ctx), orgId, action: "policy.create", resource: policy.name, outcome: "success", details: details(policy, warnings) });
           return { policy, warnings };
         });
@@ -332,7 +334,7 @@ export function createPolicyService(deps: {
           patch.boundedBy = boundsFor(ctx.caller, current.creatorId, current.boundedBy);
           const record = await policies.update(uow, ctx.caller.tenantId, current.id, patch, clock.now());
           const policy = await view(uow, ctx.caller.tenantSlug, record);
-          const warnings = warningsOf(record);
+          const warnings = warningsOf(catalogue, record);
           audit.record(uow, {
             ...actorOf(ctx), orgId: record.orgId, action: "policy.update", resource, outcome: "success",
             details: { ...details(policy, warnings), updateMask: [...paths].join(",") },
@@ -360,7 +362,7 @@ export function createPolicyService(deps: {
           checkEtag(input.etag, current);
           const policy = await view(uow, ctx.caller.tenantSlug, current);
           if (!(await policies.delete(uow, ctx.caller.tenantId, current.id))) throw notFound();
-          audit.record(uow, { ...actorOf(ctx), orgId: current.orgId, action: "policy.delete", resource, outcome: "success", details: details(policy, warningsOf(current)) });
+          audit.record(uow, { ...actorOf(ctx), orgId: current.orgId, action: "policy.delete", resource, outcome: "success", details: details(policy, warningsOf(catalogue, current)) });
         });
       });
     },

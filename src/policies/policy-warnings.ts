@@ -13,7 +13,16 @@ export const PolicyWarning = {
   NO_IMMUTABLE_ID: "NO_IMMUTABLE_ID",
   /** The policy names an event whose tokens run base-repository workflows on code from elsewhere. */
   GUARDED_EVENT: "GUARDED_EVENT",
+  /**
+   * The allowlist grants a permission that makes credentials or trust (keys:write,
+   * policies:write, directory:write): a workflow's token could make an API key, a user token's
+   * principal or a policy that outlives the token and survives deleting this policy.
+   */
+  GRANTS_ADMINISTRATION: "GRANTS_ADMINISTRATION",
 } as const;
+
+/** The permissions with which a token makes credentials, principals or policies that outlive it. */
+export const administrativePermissions: readonly string[] = ["keys:write", "policies:write", "directory:write"];
 /** One of the PolicyWarning codes. */
 export type PolicyWarning = (typeof PolicyWarning)[keyof typeof PolicyWarning];
 
@@ -29,9 +38,10 @@ const strongClaims: readonly ClaimName[] = ["repository", "repository_id", "job_
  *
  * @param claims the policy's claims as stored (for an org-scoped policy, already pinned to its org's owner).
  * @param scope `tenant` for a tenant-scoped policy (which may match any owner), `org` for an org-scoped one.
+ * @param administrative the administrativePermissions the policy's allowlist implies (e.g. `*:write` implies all three).
  * @returns `[]` for a strong policy (e.g. repository, repository_id and environment pinned).
  */
-export function policyWarnings(claims: RequiredClaims, scope: "tenant" | "org"): string[] {
+export function policyWarnings(claims: RequiredClaims, scope: "tenant" | "org", administrative: readonly string[] = []): string[] {
   const has = (claim: ClaimName) => (claims[claim] ?? "") !== "";
   const warnings: string[] = [];
   if (!strongClaims.some(has)) {
@@ -51,6 +61,11 @@ export function policyWarnings(claims: RequiredClaims, scope: "tenant" | "org"):
   if (guardedEvents.has(event)) {
     warnings.push(
       `${PolicyWarning.GUARDED_EVENT}: ${event} workflows run with the base repository's permissions on code from forks or other workflows; make sure the job never runs untrusted code before it exchanges its token`,
+    );
+  }
+  if (administrative.length > 0) {
+    warnings.push(
+      `${PolicyWarning.GRANTS_ADMINISTRATION}: tokens of this policy may use ${administrative.join(", ")}, so a workflow could make API keys, principals or policies that outlive its token and survive deleting this policy; allow only what the workflow needs`,
     );
   }
   return warnings;

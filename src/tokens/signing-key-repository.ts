@@ -1,7 +1,9 @@
 // Reads and writes of keyward's signing keys and minted-token rows. The only token code
 // that touches the EntityManager (inside the unit of work its caller opened); it returns
 // plain objects and checks no authorization.
+import { ForeignKeyConstraintViolationException } from "@mikro-orm/core";
 import { entityManagerOf, type UnitOfWork } from "../db/unit-of-work.ts";
+import { ErrorKind, KeywardError } from "../errors.ts";
 import { MintedToken } from "./token-entities.ts";
 
 /** A signing key as stored: the public JWK in clear, the private part sealed. */
@@ -80,9 +82,27 @@ export const signingKeyRepository = {
   },
 
   /** Inserts a minted token's row (it commits with the caller's transaction). */
+  /** When the minted token `jti` expires; undefined when there is no such token. */
+  async mintedTokenExpiry(uow: UnitOfWork, jti: string): Promise<Date | undefined> {
+    const row = await entityManagerOf(uow).findOne(MintedToken, { jti }, { fields: ["expiresAt"] });
+    return row === null ? undefined : new Date(row.expiresAt);
+  },
+
+  /**
+   * Inserts a minted token's row. ABORTED CONCURRENT_MODIFICATION when its policy (read
+   * without a lock) or principal was deleted by a transaction that committed meanwhile: the
+   * foreign key finds nothing, and a retry gets the caller a precise answer.
+   */
   async insertMintedToken(uow: UnitOfWork, token: NewMintedToken): Promise<void> {
     const em = entityManagerOf(uow);
     em.create(MintedToken, { ...token, boundedBy: [...token.boundedBy], permissions: [...token.permissions] });
-    await em.flush();
+    try {
+      await em.flush();
+    } catch (e) {
+      if (e instanceof ForeignKeyConstraintViolationException) {
+        throw new KeywardError(ErrorKind.ABORTED, "CONCURRENT_MODIFICATION", "the policy or principal of this token was deleted concurrently; retry");
+      }
+      throw e;
+    }
   },
 };

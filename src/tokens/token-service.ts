@@ -3,13 +3,14 @@
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../clock.ts";
 import { auditedName, parseResourceName } from "../common/resource-names.ts";
-import type { UnitsOfWork } from "../db/unit-of-work.ts";
+import type { UnitOfWork, UnitsOfWork } from "../db/unit-of-work.ts";
 import { requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, requireTenantScope, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory } from "../directory/directory-repository.ts";
 import { formatPermissions, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { madeBy } from "../keys/key-service.ts";
 import { maxTokenLifetimeSeconds, type MintedAccessToken, type TokenMinter } from "./minting.ts";
+import { signingKeyRepository } from "./signing-key-repository.ts";
 import { ConcurrentRotationError, type PublicJwk, type SigningKeys } from "./signing-keys.ts";
 
 /** Lifetime of a user token when the request says 0: one hour. */
@@ -29,7 +30,26 @@ function durationOf(seconds: number): number {
 
 /** Creates the token service (everything of TokenExchangeService but ExchangeToken). */
 export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; clock: Clock; catalogue: Catalogue; minter: TokenMinter; signingKeys: SigningKeys }) {
-  const { units, audit, catalogue, minter, signingKeys } = deps;
+  const { units, audit, clock, catalogue, minter, signingKeys } = deps;
+
+  /**
+   * The lifetime of a user token made with a user token: never past the caller's own expiry,
+   * so a stolen token cannot renew itself. The default (0) shrinks to what the caller has
+   * left; an explicit longer one is INVALID_ARGUMENT DURATION_EXCEEDS_CREDENTIAL.
+   */
+  async function withinCallerToken(uow: UnitOfWork, ctx: CallContext, requested: number, lifetimeSeconds: number): Promise<number> {
+    const expiresAt = await signingKeyRepository.mintedTokenExpiry(uow, ctx.caller.credentialId);
+    const left = expiresAt === undefined ? 0 : Math.floor((expiresAt.getTime() - clock.now().getTime()) / 1000);
+    if (requested === 0 && left >= 1) return Math.min(lifetimeSeconds, left);
+    if (lifetimeSeconds > left) {
+      throw invalidArgument(
+        "DURATION_EXCEEDS_CREDENTIAL",
+        `duration_seconds: a user token made with a user token cannot outlive it (${Math.max(left, 0)} seconds left)`,
+        { field: "duration_seconds", max: String(Math.max(left, 0)) },
+      );
+    }
+    return lifetimeSeconds;
+  }
 
   return {
     /**
@@ -40,17 +60,30 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
      * permissions (empty: the principal's own) must be held by the principal
      * (PERMISSIONS_EXCEED_PRINCIPAL) and by the caller (PERMISSIONS_EXCEED_CALLER); at verify
      * time they stay bounded by the principal's and the caller's current ones, as a key made
-     * for someone else is. Pinned to the principal's org, if any.
+     * for someone else is. Pinned to the principal's org, if any. Made with a minted token:
+     * never by an exchanged one (PERMISSION_DENIED EXCHANGED_TOKEN_CANNOT_MINT), and a user
+     * token's child never outlives it (INVALID_ARGUMENT DURATION_EXCEEDS_CREDENTIAL; the
+     * default lifetime shrinks to what the caller has left).
      */
     async createUserToken(ctx: CallContext, input: { principal: string; durationSeconds: number; permissions: readonly string[] }): Promise<UserTokenView> {
       const resource = auditedName(input.principal, "principals", ctx.caller.tenantSlug);
       return audit.guard(ctx, "token.user.create", resource, async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
+        if (ctx.caller.kind === "exchanged_token") {
+          // A CI workflow's token lives minutes and stops when its policy is deleted; a user
+          // token it made would do neither.
+          throw new KeywardError(
+            ErrorKind.PERMISSION_DENIED,
+            "EXCHANGED_TOKEN_CANNOT_MINT",
+            "a CI workflow's exchanged token cannot make user tokens: they would outlive it and its policy",
+          );
+        }
         const { tenant, id } = parseResourceName(input.principal, "principals", "principal");
         requireOwnTenant(ctx.caller, tenant);
-        const lifetimeSeconds = durationOf(input.durationSeconds);
         const asked = input.permissions.length === 0 ? undefined : parsePermissions(catalogue, input.permissions);
+        let lifetimeSeconds = durationOf(input.durationSeconds);
         return units.write(ctx, async (uow) => {
+          if (ctx.caller.kind === "user_token") lifetimeSeconds = await withinCallerToken(uow, ctx, input.durationSeconds, lifetimeSeconds);
           const principal = await directory.findPrincipal(uow, ctx.caller.tenantId, id);
           if (principal === undefined || (ctx.caller.orgId !== null && principal.orgId !== ctx.caller.orgId)) {
             throw new KeywardError(ErrorKind.NOT_FOUND, "PRINCIPAL_NOT_FOUND", "principal: principal not found");
