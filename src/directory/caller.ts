@@ -138,3 +138,20 @@ export function requireAuthorityOver(catalogue: Catalogue, caller: Caller, what:
     );
   }
 }
+
+/**
+ * Refuses making a credential (`what`: "API keys", "user tokens", "trust policies") with a CI
+ * workflow's exchanged token: that token lives minutes and stops when its policy is deleted,
+ * and anything it made would do neither (DESIGN.md §4). PERMISSION_DENIED
+ * EXCHANGED_TOKEN_CANNOT_MINT; keys, user tokens and policies are made with an API key or a
+ * user token.
+ */
+export function refuseExchangedToken(caller: Caller, what: string): void {
+  if (caller.kind === "exchanged_token") {
+    throw new KeywardError(
+      ErrorKind.PERMISSION_DENIED,
+      "EXCHANGED_TOKEN_CANNOT_MINT",
+      `a CI workflow's exchanged token cannot make ${what}: they would outlive it and its policy`,
+    );
+  }
+}

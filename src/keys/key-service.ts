@@ -3,7 +3,7 @@
 import type { Clock } from "../clock.ts";
 import type { UnitOfWork, UnitsOfWork } from "../db/unit-of-work.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
-import { boundsFor, canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
+import { boundsFor, canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, refuseExchangedToken, requirePermission, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory, type PrincipalRecord } from "../directory/directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, timestampPart } from "../common/page-token.ts";
 import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
@@ -177,6 +177,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
     ): Promise<MintedKeyView> {
       return audit.guard(ctx, "key.create", resourceName(ctx.caller.tenantSlug, "keys", "-"), async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
+        refuseExchangedToken(ctx.caller, "API keys");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
         if (input.permissions.length === 0) throw invalidArgument("REQUIRED_FIELD", "permissions: at least one permission is required", { field: "permissions" });
@@ -276,6 +277,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
       const source = auditedName(input.name, "keys", ctx.caller.tenantSlug);
       return audit.guard(ctx, "key.clone", source, async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
+        refuseExchangedToken(ctx.caller, "API keys");
         const { tenant, id } = parseResourceName(input.name, "keys");
         requireOwnTenant(ctx.caller, tenant);
         const displayName = textField(input.displayName, "display_name", { max: 100, required: true });
@@ -308,6 +310,7 @@ export function createKeyService(deps: { units: UnitsOfWork; audit: AuditLog; cl
     async rotate(ctx: CallContext, input: { parent: string; kind: KeyKindName | undefined; slot: SlotName | undefined; org: string }): Promise<MintedKeyView & { replaced: string }> {
       return audit.guard(ctx, "key.rotate", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
+        refuseExchangedToken(ctx.caller, "API keys");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const kind = input.kind;
         if (kind === undefined || kind === KeyKindName.FINE_GRAINED) {

@@ -6,7 +6,7 @@
 import type { Clock } from "../clock.ts";
 import type { UnitOfWork, UnitsOfWork } from "../db/unit-of-work.ts";
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
-import { boundsFor, canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
+import { boundsFor, canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTenant, refuseExchangedToken, requirePermission, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory } from "../directory/directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, patternPart, type PositionPart } from "../common/page-token.ts";
 import { isPermission, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
@@ -236,6 +236,7 @@ export function createPolicyService(deps: {
     async create(ctx: CallContext, input: { parent: string; org: string } & PolicyInput): Promise<PolicyWithWarnings> {
       return audit.guard(ctx, "policy.create", resourceName(ctx.caller.tenantSlug, "policies", "-"), async () => {
         requirePermission(catalogue, ctx.caller, "policies:write");
+        refuseExchangedToken(ctx.caller, "trust policies");
         requireOwnTenant(ctx.caller, parseTenantName(input.parent));
         const displayName = displayNameOf(input.displayName);
         const description = descriptionOf(input.description);
@@ -307,6 +308,7 @@ export function createPolicyService(deps: {
       const resource = auditedName(input.name, "policies", ctx.caller.tenantSlug);
       return audit.guard(ctx, "policy.update", resource, async () => {
         requirePermission(catalogue, ctx.caller, "policies:write");
+        refuseExchangedToken(ctx.caller, "trust policies");
         const { tenant, id } = parseResourceName(input.name, "policies", "policy.name");
         requireOwnTenant(ctx.caller, tenant);
         const paths = checkUpdateMask(input.paths, updatablePaths);

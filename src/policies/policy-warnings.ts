@@ -15,13 +15,14 @@ export const PolicyWarning = {
   GUARDED_EVENT: "GUARDED_EVENT",
   /**
    * The allowlist grants a permission that makes credentials or trust (keys:write,
-   * policies:write, directory:write): a workflow's token could make an API key, a user token's
-   * principal or a policy that outlives the token and survives deleting this policy.
+   * policies:write, directory:write): a workflow's token could revoke keys, delete policies or
+   * change principals (making keys, user tokens and policies it is refused:
+   * EXCHANGED_TOKEN_CANNOT_MINT), changes that outlive the token.
    */
   GRANTS_ADMINISTRATION: "GRANTS_ADMINISTRATION",
 } as const;
 
-/** The permissions with which a token makes credentials, principals or policies that outlive it. */
+/** The permissions with which a token administers keyward: changes that outlive it. */
 export const administrativePermissions: readonly string[] = ["keys:write", "policies:write", "directory:write"];
 /** One of the PolicyWarning codes. */
 export type PolicyWarning = (typeof PolicyWarning)[keyof typeof PolicyWarning];
@@ -65,7 +66,7 @@ export function policyWarnings(claims: RequiredClaims, scope: "tenant" | "org", 
   }
   if (administrative.length > 0) {
     warnings.push(
-      `${PolicyWarning.GRANTS_ADMINISTRATION}: tokens of this policy may use ${administrative.join(", ")}, so a workflow could make API keys, principals or policies that outlive its token and survive deleting this policy; allow only what the workflow needs`,
+      `${PolicyWarning.GRANTS_ADMINISTRATION}: tokens of this policy may use ${administrative.join(", ")}, so a workflow could revoke keys, delete policies or change principals, changes that outlive its token; allow only what the workflow needs`,
     );
   }
   return warnings;

@@ -81,7 +81,6 @@ export const signingKeyRepository = {
     return rows[0]?.kid;
   },
 
-  /** Inserts a minted token's row (it commits with the caller's transaction). */
   /** When the minted token `jti` expires; undefined when there is no such token. */
   async mintedTokenExpiry(uow: UnitOfWork, jti: string): Promise<Date | undefined> {
     const row = await entityManagerOf(uow).findOne(MintedToken, { jti }, { fields: ["expiresAt"] });

@@ -42,7 +42,8 @@ export type SigningKeys = {
   /**
    * Makes a new active key and retires the current one (published until now + the longest
    * token lifetime + a margin), in `uow`'s transaction; call `reload()` after it commits.
-   * Throws ConcurrentRotationError when another rotation retired the active key first.
+   * Throws ConcurrentRotationError when another rotation retired the active key first, and
+   * TooManySigningKeysError when maxPublishedSigningKeys are published already.
    */
   rotate(uow: UnitOfWork): Promise<{ kid: string; retired: string }>;
   /** Re-reads the keys from the database now; a failure is logged (the periodic re-read retries), never thrown. */
@@ -56,6 +57,24 @@ export class ConcurrentRotationError extends Error {
   constructor() {
     super("the signing key was rotated concurrently");
     this.name = "ConcurrentRotationError";
+  }
+}
+
+/**
+ * Most signing keys published at once (the active one and the retired ones whose tokens may
+ * still be alive). The keys serve every tenant, so one tenant's admin rotating in a loop
+ * must not grow the JWKS every verifier downloads: with this cap, at most 3 rotations per
+ * 12 hours (a retired key is published for 12 h 1 min).
+ */
+export const maxPublishedSigningKeys = 4;
+
+/** Thrown by rotate() when maxPublishedSigningKeys are published; `until` is when the next retired key leaves the JWKS. */
+export class TooManySigningKeysError extends Error {
+  readonly until: Date;
+  constructor(until: Date) {
+    super(`${maxPublishedSigningKeys} signing keys are published`);
+    this.name = "TooManySigningKeysError";
+    this.until = until;
   }
 }
 
@@ -175,6 +194,11 @@ export async function startSigningKeys(deps: {
     },
     async rotate(uow) {
       const now = clock.now();
+      const published = await repo.listPublished(uow, now);
+      if (published.length >= maxPublishedSigningKeys) {
+        const until = Math.min(...published.flatMap((k) => (k.publishUntil === null ? [] : [k.publishUntil.getTime()])));
+        throw new TooManySigningKeysError(new Date(until));
+      }
       const key = await newKey(now);
       const retired = await repo.retireActive(uow, now, new Date(now.getTime() + (maxTokenLifetimeSeconds + publishMarginSeconds) * 1000));
       if (retired === undefined) throw new ConcurrentRotationError();

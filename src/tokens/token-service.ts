@@ -4,14 +4,14 @@ import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../clock.ts";
 import { auditedName, parseResourceName } from "../common/resource-names.ts";
 import type { UnitOfWork, UnitsOfWork } from "../db/unit-of-work.ts";
-import { requireAuthorityOver, requireHeld, requireOwnTenant, requirePermission, requireTenantScope, type CallContext } from "../directory/caller.ts";
+import { requireAuthorityOver, requireHeld, requireOwnTenant, refuseExchangedToken, requirePermission, requireTenantScope, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory } from "../directory/directory-repository.ts";
 import { formatPermissions, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { madeBy } from "../keys/key-service.ts";
 import { maxTokenLifetimeSeconds, type MintedAccessToken, type TokenMinter } from "./minting.ts";
 import { signingKeyRepository } from "./signing-key-repository.ts";
-import { ConcurrentRotationError, type PublicJwk, type SigningKeys } from "./signing-keys.ts";
+import { ConcurrentRotationError, maxPublishedSigningKeys, TooManySigningKeysError, type PublicJwk, type SigningKeys } from "./signing-keys.ts";
 
 /** Lifetime of a user token when the request says 0: one hour. */
 export const defaultUserTokenSeconds = 60 * 60;
@@ -69,15 +69,7 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
       const resource = auditedName(input.principal, "principals", ctx.caller.tenantSlug);
       return audit.guard(ctx, "token.user.create", resource, async () => {
         requirePermission(catalogue, ctx.caller, "keys:write");
-        if (ctx.caller.kind === "exchanged_token") {
-          // A CI workflow's token lives minutes and stops when its policy is deleted; a user
-          // token it made would do neither.
-          throw new KeywardError(
-            ErrorKind.PERMISSION_DENIED,
-            "EXCHANGED_TOKEN_CANNOT_MINT",
-            "a CI workflow's exchanged token cannot make user tokens: they would outlive it and its policy",
-          );
-        }
+        refuseExchangedToken(ctx.caller, "user tokens");
         const { tenant, id } = parseResourceName(input.principal, "principals", "principal");
         requireOwnTenant(ctx.caller, tenant);
         const asked = input.permissions.length === 0 ? undefined : parsePermissions(catalogue, input.permissions);
@@ -143,6 +135,14 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
             result = await signingKeys.rotate(uow);
           } catch (e) {
             if (e instanceof ConcurrentRotationError) throw new KeywardError(ErrorKind.ABORTED, "CONCURRENT_ROTATION", "the signing key was rotated concurrently; retry");
+            if (e instanceof TooManySigningKeysError) {
+              throw new KeywardError(
+                ErrorKind.FAILED_PRECONDITION,
+                "TOO_MANY_SIGNING_KEYS",
+                `${maxPublishedSigningKeys} signing keys are published already (each until its last token has expired); rotate again after ${e.until.toISOString()}`,
+                { retry_after: e.until.toISOString() },
+              );
+            }
             throw e;
           }
           audit.record(uow, {

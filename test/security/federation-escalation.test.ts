@@ -7,6 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { PrincipalStatus } from "../../gen/keyward/v1/directory_pb.ts";
 import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { KeyKind, KeySlot } from "../../gen/keyward/v1/key_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
 import { backendsWaitingOnLocks, createTestTenant, startTestServer, withKey, withOpenTransaction, type TestServer, type TestTenant } from "../harness.ts";
@@ -68,33 +69,38 @@ describe("a CI workflow's exchanged token", () => {
     expect(reasonOf(short)).toBe("EXCHANGED_TOKEN_CANNOT_MINT");
   });
 
-  // KNOWN HOLE (reported to the lead, not fixed here: key-service.ts / policy-service.ts are
-  // outside this change and the rule is a product decision). A CI token holding keys:write
-  // makes an API key owned by the policy's creator; the key is bounded by the creator's
-  // authority but not by the policy, so it outlives both the 15-minute token and the policy.
-  // `test.failing` passes while the hole is open and fails once it is closed: then drop it.
-  test.failing("when an exchanged token holding keys:write makes an API key and the policy is then deleted, then the key no longer verifies (KNOWN HOLE: it does)", async () => {
+  test("when an exchanged token holding keys:write asks to create, clone or rotate an API key, then PermissionDenied EXCHANGED_TOKEN_CANNOT_MINT: nothing it makes may outlive it and its policy", async () => {
     const repo = uniq("apikey");
-    const { aliceToken, policy } = await aliceWithPolicy(repo);
+    const { aliceToken } = await aliceWithPolicy(repo);
     const ci = await ciToken(repo);
-    const made = await server.client(KeyService).createKey({ parent: `tenants/${t.slug}`, displayName: uniq("persist"), permissions: ["keys:write", "policies:write"], expireDays: 90 }, withKey(ci));
-    await server.client(PolicyService).deletePolicy({ name: policy.name, etag: policy.etag }, withKey(aliceToken));
-    expect((await server.client(KeyService).verifyKey({ key: made.secret })).result).not.toBe(VerifyResult.VALID);
+    const keys = server.client(KeyService);
+    const { key } = await keys.createKey({ parent: `tenants/${t.slug}`, displayName: uniq("src"), permissions: ["keys:read"], expireDays: 7 }, withKey(aliceToken));
+    for (const call of [
+      keys.createKey({ parent: `tenants/${t.slug}`, displayName: uniq("persist"), permissions: ["keys:write", "policies:write"], expireDays: 90 }, withKey(ci)),
+      keys.cloneKey({ name: key!.name, displayName: uniq("clone"), expireDays: 90 }, withKey(ci)),
+      keys.rotateKey({ parent: `tenants/${t.slug}`, kind: KeyKind.READ_ONLY, slot: KeySlot.SECONDARY }, withKey(ci)),
+    ]) {
+      const err = await attempt(call);
+      expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["PermissionDenied", "EXCHANGED_TOKEN_CANNOT_MINT"]);
+    }
   });
 
-  test.failing("when an exchanged token holding policies:write makes a wildcard policy for another repository and its own policy is then deleted, then the new policy is gone too or was refused (KNOWN HOLE: it stays)", async () => {
+  test("when an exchanged token holding policies:write asks to create a policy or widen one, then PermissionDenied EXCHANGED_TOKEN_CANNOT_MINT; it may still read and delete", async () => {
     const repo = uniq("policy");
-    const { aliceToken, policy } = await aliceWithPolicy(repo);
+    const { policy } = await aliceWithPolicy(repo);
     const ci = await ciToken(repo);
-    const made = await attempt(server.client(PolicyService).createPolicy(
+    const policies = server.client(PolicyService);
+    const made = await attempt(policies.createPolicy(
       { parent: `tenants/${t.slug}`, policy: { displayName: uniq("backdoor"), claims: { repositoryOwner: "evil" }, permissions: ["keys:write"] } },
       withKey(ci),
     ));
-    await server.client(PolicyService).deletePolicy({ name: policy.name, etag: policy.etag }, withKey(aliceToken));
-    if (made !== undefined) return; // refused: no hole
-    const idToken = await issuer.token({ repository_owner: "evil", repository: "evil/anything" }, { audience: `${t.slug}.${server.config.audienceDomain}` });
-    const err = await attempt(server.client(TokenExchangeService).exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: idToken }));
-    expect(err).toBeDefined();
+    expect([made === undefined ? "OK" : Code[made.code], reasonOf(made)]).toEqual(["PermissionDenied", "EXCHANGED_TOKEN_CANNOT_MINT"]);
+    const widened = await attempt(policies.updatePolicy(
+      { policy: { name: policy.name, etag: policy.etag, claims: { repositoryOwner: "evil" } }, updateMask: { paths: ["claims"] } },
+      withKey(ci),
+    ));
+    expect(reasonOf(widened)).toBe("EXCHANGED_TOKEN_CANNOT_MINT");
+    expect((await policies.getPolicy({ name: policy.name }, withKey(ci))).policy?.etag).toBe(policy.etag);
   });
 });
 
@@ -107,7 +113,7 @@ describe("a CI token beyond its tenant and its creator", () => {
     for (const call of [
       server.client(KeyService).listKeys({ parent: `tenants/${other.slug}` }, withKey(ci)),
       server.client(PolicyService).listPolicies({ parent: `tenants/${other.slug}` }, withKey(ci)),
-      server.client(KeyService).createKey({ parent: `tenants/${other.slug}`, displayName: uniq("x"), permissions: ["keys:read"], expireDays: 1 }, withKey(ci)),
+      server.client(KeyService).revokeKey({ name: `tenants/${other.slug}/keys/0123456789abcdef`, reason: "x" }, withKey(ci)),
     ]) {
       const err = await attempt(call);
       expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["PermissionDenied", "TENANT_MISMATCH"]);

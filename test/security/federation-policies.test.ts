@@ -6,7 +6,8 @@ import { describe, expect, test } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
 import { createTestTenant, withKey } from "../harness.ts";
-import { reasonOf, server, useServer } from "../rpc.ts";
+import { attempt, reasonOf, server, useServer } from "../rpc.ts";
+import { maxPublishedSigningKeys } from "../../src/tokens/signing-keys.ts";
 import { codesOf, createPolicy, policyClient, policyOf, strongClaims } from "../policies/policy-helpers.ts";
 
 useServer();
@@ -58,16 +59,15 @@ describe("etag races", () => {
 });
 
 describe("the shared signing key", () => {
-  // KNOWN GAP (reported to the lead): RotateSigningKey needs only a tenant admin, yet the
-  // signing keys serve every tenant, and each rotation keeps the old public key published for
-  // 12 hours and more. One tenant's admin can therefore grow every tenant's JWKS (and the
-  // keys each replica holds in memory) without bound. `test.failing` passes while the gap is
-  // open and fails once rotation is limited (to an operator, or in rate): then drop it.
-  test.failing("when one tenant's admin rotates the signing key 25 times, then the published key set stays small (KNOWN GAP: it grows to 26)", async () => {
+  // The signing keys serve every tenant, and a retired key stays published for 12 h 1 min:
+  // rotation is capped so one tenant's admin cannot grow every tenant's JWKS.
+  test("when one tenant's admin rotates the signing key in a loop, then rotations stop at FailedPrecondition TOO_MANY_SIGNING_KEYS and the published key set stays at the cap", async () => {
     const t = await createTestTenant(server);
     const tokens = server.client(TokenExchangeService);
-    for (let i = 0; i < 25; i++) await tokens.rotateSigningKey({}, withKey(t.adminKey));
-    const { keys } = await tokens.getJwks({});
-    expect(keys.length).toBeLessThanOrEqual(10);
+    let refused: Awaited<ReturnType<typeof attempt>>;
+    for (let i = 0; i < 25 && refused === undefined; i++) refused = await attempt(tokens.rotateSigningKey({}, withKey(t.adminKey)));
+    expect([refused === undefined ? "OK" : Code[refused.code], reasonOf(refused)]).toEqual(["FailedPrecondition", "TOO_MANY_SIGNING_KEYS"]);
+    expect(refused!.rawMessage).toContain("rotate again after");
+    expect((await tokens.getJwks({})).keys.length).toBe(maxPublishedSigningKeys);
   });
 });
