@@ -8,7 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Health } from "../gen/health/v1/health_pb.ts";
+import { PrincipalType } from "../gen/keyward/v1/directory_pb.ts";
+import { DirectoryService } from "../gen/keyward/v1/directory_service_pb.ts";
 import { KeyService } from "../gen/keyward/v1/key_service_pb.ts";
+import { TokenExchangeService } from "../gen/keyward/v1/token_exchange_service_pb.ts";
 import { createAuditLog } from "../src/audit/audit-log.ts";
 import { systemClock } from "../src/clock.ts";
 import { loadConfig } from "../src/config.ts";
@@ -57,9 +60,18 @@ try {
   const transport: Transport = createGrpcTransport({ baseUrl: keyward.url });
   const health = createClient(Health, transport);
   const keys = createClient(KeyService, transport);
+  // A minted token (a user token of a user principal): signature check, then one SQL read.
+  const asAdmin = { headers: { authorization: `Bearer ${secret}` } };
+  const tenant = `tenants/${(await keys.verifyKey({ key: secret })).tenant}`;
+  const { principal } = await createClient(DirectoryService, transport).createPrincipal(
+    { parent: tenant, principalId: "bench-user", type: PrincipalType.USER, permissions: ["keys:read"] },
+    asAdmin,
+  );
+  const { accessToken } = await createClient(TokenExchangeService, transport).createUserToken({ principal: principal!.name, durationSeconds: 3600 }, asAdmin);
   const results = [
     await measure("no-op (Health/Check)", () => health.check({})),
     await measure("VerifyKey valid", () => keys.verifyKey({ key: secret, requiredPermissions: ["keys:read"] })),
+    await measure("VerifyKey minted token", () => keys.verifyKey({ key: accessToken, requiredPermissions: ["keys:read"] })),
     await measure("VerifyKey malformed", () => keys.verifyKey({ key: "kwfg_not-a-key" })),
   ];
   const base = results[0]!.perSecond;
