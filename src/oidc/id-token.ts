@@ -27,16 +27,18 @@ export type VerifiedIdToken = Readonly<{
 }>;
 
 /**
- * Verifies OIDC ID tokens from the configured issuers (DESIGN.md §4). Throws KeywardError:
- * UNAUTHENTICATED with reason MALFORMED_TOKEN, ISSUER_NOT_TRUSTED, HEADER_NOT_ALLOWED,
- * ALGORITHM_NOT_ALLOWED, UNKNOWN_SIGNING_KEY, INVALID_SIGNATURE, AUDIENCE_MISMATCH (message
- * names the expected audience), TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, TOKEN_TOO_OLD,
- * MISSING_CLAIM (metadata `claim`); UNAVAILABLE with ISSUER_UNAVAILABLE when the issuer's
- * keys cannot be had (never reachable, or the last good set is older than its grace).
+ * Verifies OIDC ID tokens from the configured issuers (DESIGN.md §4; RFC 7515, RFC 7519,
+ * OpenID Connect Core 1.0 §2). Throws KeywardError UNAUTHENTICATED with reason
+ * MALFORMED_TOKEN, ISSUER_NOT_TRUSTED (metadata `issuer`), HEADER_NOT_ALLOWED (`header`),
+ * ALGORITHM_NOT_ALLOWED (`alg`), MISSING_KEY_ID, UNKNOWN_SIGNING_KEY (`issuer`, `kid`),
+ * INVALID_SIGNATURE, AUDIENCE_MISMATCH (`expected`; the message names the expected audience),
+ * TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, TOKEN_TOO_OLD, MISSING_CLAIM (`claim`); UNAVAILABLE
+ * ISSUER_UNAVAILABLE (`issuer`) when the issuer's keys cannot be had (never reachable, or the
+ * last good set is older than its grace). A caller's aborted `signal` rejects with its reason.
  */
 export type OidcVerifier = {
-  /** Verifies `token` for `audience` (`<tenant>.<audience domain>`); `signal` bounds any JWKS fetch. */
+  /** Verifies `token` (a compact JWS) for `audience` (`<tenant>.<audience domain>`); `signal` ends the wait for any JWKS fetch. */
   verify(token: string, audience: string, signal?: AbortSignal): Promise<VerifiedIdToken>;
-  /** Stops background work (none is required; kept for symmetry with other services). */
+  /** Aborts the JWKS fetches in flight (at shutdown). */
   stop(): void;
 };

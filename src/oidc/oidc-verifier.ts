@@ -51,9 +51,9 @@ export type OidcVerifierOptions = JwksCacheOptions &
   }>;
 
 /**
- * Creates the verifier of OidcVerifier's contract (src/oidc/id-token.ts). Besides the reasons
- * listed there it answers MISSING_KEY_ID (no `kid` header). Throws RangeError at once when
- * `leewaySeconds` is outside 30–60 or `maxTokenAgeSeconds` is not positive.
+ * Creates the verifier of OidcVerifier's contract (src/oidc/id-token.ts: the refusals and
+ * their reasons). Throws RangeError at once when `leewaySeconds` is outside 30–60 or
+ * `maxTokenAgeSeconds` is not positive.
  */
 export function createOidcVerifier(opts: OidcVerifierOptions): OidcVerifier {
   const leeway = opts.leewaySeconds ?? 60;

@@ -21,14 +21,14 @@ const servedFiles: readonly DescFile[] = [
   file_health_v1_health,
 ];
 
-/** Registers every service; methods not built yet answer Unimplemented. */
+/** Registers every service, the health service and reflection on `router`. */
 export function createRoutes(deps: {
   health: HealthStatus;
   keys: ServiceImpl<typeof KeyService>;
   policies: ServiceImpl<typeof PolicyService>;
   directory: ServiceImpl<typeof DirectoryService>;
   audit: ServiceImpl<typeof AuditService>;
-  tokens: Partial<ServiceImpl<typeof TokenExchangeService>>;
+  tokens: ServiceImpl<typeof TokenExchangeService>;
 }): (router: ConnectRouter) => void {
   return (router) => {
     router.service(KeyService, deps.keys);

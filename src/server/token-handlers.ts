@@ -1,5 +1,5 @@
-// TokenExchangeService handlers (all but ExchangeToken, which the exchange adds): read the
-// caller, convert the request, call one service method, convert the result.
+// TokenExchangeService handlers: convert the request, call one service method (ExchangeToken
+// on the exchange service, the rest on the token service), convert the result.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
 import { tokenTypes, type ExchangeService } from "../tokens/exchange-service.ts";

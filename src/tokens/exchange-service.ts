@@ -247,15 +247,19 @@ export function createExchangeService(deps: {
 
   return {
     /**
-     * ExchangeToken. Throws KeywardError: INVALID_ARGUMENT for a broken request;
-     * UNAUTHENTICATED for a token that does not verify (reasons of OidcVerifier, plus
+     * ExchangeToken (RFC 8693 §2): trades the workflow's ID token for a minted access token
+     * whose lifetime is `durationSeconds` (0: the policy's maximum; a policy's 0 means
+     * defaultSessionSeconds). Throws KeywardError: INVALID_ARGUMENT for a broken request
+     * (REQUIRED_FIELD, INVALID_RESOURCE_NAME, UNSUPPORTED_TOKEN_TYPE, POLICY_TENANT_MISMATCH,
+     * UNKNOWN_PERMISSION, INVALID_DURATION, DURATION_EXCEEDS_POLICY with metadata `max`);
+     * UNAUTHENTICATED for a token that does not verify (the reasons of OidcVerifier, plus
      * UNKNOWN_TENANT and TOKEN_REPLAYED); NOT_FOUND POLICY_NOT_FOUND; PERMISSION_DENIED
      * NO_MATCHING_POLICY, CLAIM_MISMATCH (metadata `claim`), PERMISSIONS_EXCEED_POLICY and
      * PERMISSIONS_EXCEED_CREATOR (metadata `exceeding`), CREATOR_SUSPENDED,
      * NO_PERMISSIONS_LEFT; FAILED_PRECONDITION AMBIGUOUS_POLICY (metadata `policies`);
-     * INVALID_ARGUMENT DURATION_EXCEEDS_POLICY; UNAVAILABLE ISSUER_UNAVAILABLE. Every
-     * refusal after the tenant is known is audited (never a caller's own deadline or
-     * cancellation).
+     * ABORTED CONCURRENT_MODIFICATION (the policy or its creator deleted meanwhile);
+     * UNAVAILABLE ISSUER_UNAVAILABLE. Every refusal after the tenant is known is audited
+     * (never a caller's own deadline or cancellation).
      */
     async exchange(input: ExchangeInput): Promise<ExchangeResult> {
       const { tenantSlug, policyId, permissions: requested } = parseRequest(input);

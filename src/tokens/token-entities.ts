@@ -1,5 +1,5 @@
-// Persistence shape of token exchange: keyward's signing keys and the OIDC token ids
-// already exchanged (replay protection).
+// Persistence shape of token exchange: keyward's signing keys, the OIDC token ids already
+// exchanged (replay protection) and the tokens keyward minted (what VerifyKey reads).
 import { defineEntity, p } from "@mikro-orm/core";
 
 /** Table schema of one of keyward's JWT signing keys. */

@@ -1,5 +1,5 @@
 // Per-user tokens (CreateUserToken), signing-key rotation and the published JWKS
-// (TokenExchangeService, DESIGN.md §4). ExchangeToken lives beside it (the same minter).
+// (TokenExchangeService, DESIGN.md §4). ExchangeToken is exchange-service.ts (same minter).
 import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../clock.ts";
 import { auditedName, parseResourceName } from "../common/resource-names.ts";
