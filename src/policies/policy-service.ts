@@ -11,6 +11,7 @@ import { directoryRepository as directory } from "../directory/directory-reposit
 import { decodePageToken, pageOf, pageSizeOf, patternPart, type PositionPart } from "../common/page-token.ts";
 import { isPermission, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { auditedName, parseResourceName, parseTenantName, resourceName, slugPattern } from "../common/resource-names.ts";
+import { tenantAudience } from "../common/tenant-audience.ts";
 import { quotedForError, textField } from "../common/text-fields.ts";
 import { checkUpdateMask } from "../common/update-mask.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
@@ -143,7 +144,7 @@ export function createPolicyService(deps: {
   idTokens: OidcVerifier;
 }) {
   const { units, audit, clock, catalogue, idTokens } = deps;
-  const audienceOf = (tenantSlug: string) => `${tenantSlug}.${deps.audienceDomain}`;
+  const audienceOf = (tenantSlug: string) => tenantAudience(tenantSlug, deps.audienceDomain);
 
   async function views(uow: UnitOfWork, tenantSlug: string, records: readonly PolicyRecord[]): Promise<PolicyView[]> {
     const orgs = await policies.orgPins(uow, records.map((r) => r.orgId));

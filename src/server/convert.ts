@@ -10,6 +10,7 @@ import type { AuditOutcome as AuditOutcomeName, AuditRecord } from "../audit/aud
 import type { PrincipalStatus as StatusName, PrincipalType as TypeName, TenantRecord } from "../directory/directory-repository.ts";
 import type { OrgView, PrincipalView } from "../directory/directory-service.ts";
 import { resourceName } from "../common/resource-names.ts";
+import { tenantAudience } from "../common/tenant-audience.ts";
 import type { KeyKindName } from "../keys/key-format.ts";
 import type { KeyState as KeyStateName, SlotName } from "../keys/key-repository.ts";
 import type { KeyView } from "../keys/key-service.ts";
@@ -112,7 +113,7 @@ export function tenantToProto(t: TenantRecord, audienceDomain: string) {
     name: `tenants/${t.slug}`,
     slug: t.slug,
     displayName: t.displayName,
-    audience: `${t.slug}.${audienceDomain}`,
+    audience: tenantAudience(t.slug, audienceDomain),
     disableKeysOfSuspendedPrincipals: t.disableKeysOfSuspendedPrincipals,
     createTime: timestampFromDate(t.createdAt),
     updateTime: timestampFromDate(t.updatedAt),

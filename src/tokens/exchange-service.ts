@@ -14,6 +14,7 @@ import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-o
 import { directoryRepository as directory, type TenantRecord } from "../directory/directory-repository.ts";
 import { formatPermissions, intersect, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { parseResourceName, parseTenantName } from "../common/resource-names.ts";
+import { tenantAudience } from "../common/tenant-audience.ts";
 import { ErrorKind, KeywardError, invalidArgument, isKeywardError } from "../errors.ts";
 import type { OidcVerifier, VerifiedIdToken } from "../oidc/id-token.ts";
 import { matchClaims } from "../policies/claim-matching.ts";
@@ -265,7 +266,7 @@ export function createExchangeService(deps: {
       const { tenantSlug, policyId, permissions: requested } = parseRequest(input);
       const tenant = await units.read(input, (uow) => directory.findTenantBySlug(uow, tenantSlug));
       if (tenant === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNKNOWN_TENANT", "parent: no such tenant");
-      const audience = `${tenant.slug}.${deps.audienceDomain}`;
+      const audience = tenantAudience(tenant.slug, deps.audienceDomain);
 
       let token: VerifiedIdToken;
       try {

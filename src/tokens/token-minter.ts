@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { SignJWT, type JWTPayload } from "jose";
 import type { Clock } from "../clock.ts";
+import { tenantAudience } from "../common/tenant-audience.ts";
 import type { UnitOfWork } from "../db/unit-of-work.ts";
 import { maxTokenLifetimeSeconds, type MintedAccessToken, type MintRequest, type TokenMinter } from "./minting.ts";
 import { signingKeyRepository } from "./signing-key-repository.ts";
@@ -13,11 +14,6 @@ import { signingAlgorithm, type SigningKeys } from "./signing-keys.ts";
 export const accessTokenType = "at+jwt";
 /** `client_id` of per-user tokens (RFC 9068 §2.2: the client the token was issued to). */
 export const userTokenClientId = "keyward";
-
-/** The audience of a tenant's tokens: `<tenant>.<audience domain>` (DESIGN.md §1). */
-export function tenantAudience(tenantSlug: string, audienceDomain: string): string {
-  return `${tenantSlug}.${audienceDomain}`;
-}
 
 /**
  * Creates the minter. Claims (RFC 9068 §2.2): `iss` (config tokenIssuer), `sub`, `aud`

@@ -4,8 +4,9 @@
 import { errors, jwtVerify, type JWTPayload } from "jose";
 import type { Clock } from "../clock.ts";
 import { resourceName } from "../common/resource-names.ts";
+import { tenantAudience } from "../common/tenant-audience.ts";
 import type { Catalogue } from "../directory/permissions.ts";
-import { accessTokenType, tenantAudience } from "../tokens/token-minter.ts";
+import { accessTokenType } from "../tokens/token-minter.ts";
 import { signingAlgorithm, type SigningKeys } from "../tokens/signing-keys.ts";
 import { effectivePermissions } from "./effective-permissions.ts";
 import type { TokenLookup } from "./token-lookup.ts";
