@@ -4,7 +4,6 @@
 // `iss`, which must be one of the configured issuers. Only then are that issuer's keys
 // looked up (jwks-cache.ts) and the token verified with jose (RFC 7515 signature, RFC 7519
 // claims), with `exp`, `iat`, `nbf`, `jti`, `sub` required, a leeway, and a maximum age.
-import { createHash } from "node:crypto";
 import {
   decodeJwt,
   decodeProtectedHeader,
@@ -14,6 +13,8 @@ import {
   type JWTVerifyOptions,
   type ProtectedHeaderParameters,
 } from "jose";
+import { isCompactJws } from "../common/compact-jws.ts";
+import { sha256Hex } from "../common/sha256-hex.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
 import type { OidcVerifier, VerifiedIdToken } from "./id-token.ts";
 import { createJwksCache, type JwksCacheOptions } from "./jwks-cache.ts";
@@ -21,8 +22,8 @@ import { createJwksCache, type JwksCacheOptions } from "./jwks-cache.ts";
 /** The signature algorithms accepted (asymmetric only: RFC 7518 §3.3–3.5, RFC 8037). */
 export const allowedAlgorithms: readonly string[] = Object.freeze(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]);
 
-/** Longest token accepted, in characters: GitHub's are about 1.2 KB. */
-export const maxTokenLength = 16 * 1024;
+/** Longest ID token accepted, in characters: GitHub's are about 1.2 KB. */
+export const maxIdTokenLength = 16 * 1024;
 
 /** Header parameters refused: they name keys or rules the token chooses itself (RFC 7515 §4.1). */
 const refusedHeaders = ["jku", "x5u", "jwk", "x5c", "crit"] as const;
@@ -38,8 +39,6 @@ const maxIdLength = 200;
  * job_workflow_ref, ids…) and passes 200 characters in real use.
  */
 const maxSubjectLength = 300;
-
-const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** Options of createOidcVerifier: the issuers and clock, plus JwksCache bounds and the time rules. */
 export type OidcVerifierOptions = JwksCacheOptions &
@@ -99,10 +98,10 @@ export function createOidcVerifier(opts: OidcVerifierOptions): OidcVerifier {
  * header, and `iss` among `issuers`. Returns the decoded header and payload (unverified).
  */
 function inspect(token: unknown, issuers: ReadonlySet<string>): { header: ProtectedHeaderParameters; payload: JWTPayload } {
-  if (typeof token !== "string" || token.length > maxTokenLength) {
-    throw unauthenticated("MALFORMED_TOKEN", `the token is not a JWT: longer than ${maxTokenLength} characters`);
+  if (typeof token !== "string" || token.length > maxIdTokenLength) {
+    throw unauthenticated("MALFORMED_TOKEN", `the token is not a JWT: longer than ${maxIdTokenLength} characters`);
   }
-  if (!compactJws.test(token)) throw unauthenticated("MALFORMED_TOKEN", "the token is not a JWT: expected three base64url segments (JWS compact serialization)");
+  if (!isCompactJws(token)) throw unauthenticated("MALFORMED_TOKEN", "the token is not a JWT: expected three base64url segments (JWS compact serialization)");
   let header: ProtectedHeaderParameters;
   try {
     header = decodeProtectedHeader(token);
@@ -195,7 +194,7 @@ function result(token: string, issuer: string, audience: string, payload: JWTPay
     issuedAt: new Date((payload.iat as number) * 1000),
     expiresAt: new Date((payload.exp as number) * 1000),
     claims: Object.freeze(claims),
-    sha256: createHash("sha256").update(token).digest("hex"),
+    sha256: sha256Hex(token),
   });
 }
 

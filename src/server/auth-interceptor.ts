@@ -1,10 +1,11 @@
-// Caller authentication for management methods: `Authorization: Bearer <key>`. Missing or
+// Caller authentication for management methods: `Authorization: Bearer <API key or minted token>`. Missing or
 // bad credentials get one answer, with no hint of why. Permission checks are business
 // rules and happen in the services.
 import { createContextKey, type Interceptor } from "@connectrpc/connect";
 import type { Caller, CallContext } from "../directory/caller.ts";
 import type { Authenticator } from "../directory/authenticator.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
+import { maxAccessTokenLength } from "../verify/token-recognition.ts";
 import { requestIdKey } from "./context.ts";
 
 /** The authenticated caller of the current management call. */
@@ -17,6 +18,9 @@ const publicProcedures = new Set([
   "keyward.v1.TokenExchangeService/GetJwks",
 ]);
 
+/** The credential of an Authorization header: an API key, or a minted token of at most maxAccessTokenLength characters. */
+const bearer = new RegExp(`^Bearer[ \\t]+(\\S{1,${maxAccessTokenLength}})[ \\t]*$`, "i");
+
 /** The one message for every authentication failure (DESIGN.md §3). */
 export const unauthenticatedMessage = "Missing or invalid API key";
 
@@ -25,8 +29,7 @@ export function createAuthInterceptor(authenticate: Authenticator): Interceptor 
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     if (!req.service.typeName.startsWith("keyward.") || publicProcedures.has(procedure)) return next(req);
-    // Up to 8 KiB: an API key, or a minted token (a JWT, see token-recognition.ts maxTokenLength).
-    const match = /^Bearer[ \t]+(\S{1,8192})[ \t]*$/i.exec(req.header.get("authorization") ?? "");
+    const match = bearer.exec(req.header.get("authorization") ?? "");
     const caller = match?.[1] === undefined ? undefined : await authenticate(match[1], { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
     if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
     req.contextValues.set(callerKey, caller);

@@ -5,7 +5,6 @@
 // audited with the reason, the ID token's SHA-256 (never the token), repository, workflow
 // and run. Refusals carry a stable ErrorInfo reason; the values a policy expects go only to
 // the audit log and to PolicyService.TestPolicy, never to the caller.
-import { createHash } from "node:crypto";
 import { decodeJwt } from "jose";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { RefusalFold } from "../audit/refusal-fold.ts";
@@ -14,9 +13,11 @@ import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-o
 import { directoryRepository as directory, type TenantRecord } from "../directory/directory-repository.ts";
 import { formatPermissions, intersect, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { parseResourceName, parseTenantName } from "../common/resource-names.ts";
+import { sha256Hex } from "../common/sha256-hex.ts";
 import { tenantAudience } from "../common/tenant-audience.ts";
 import { ErrorKind, KeywardError, invalidArgument, isKeywardError } from "../errors.ts";
 import type { OidcVerifier, VerifiedIdToken } from "../oidc/id-token.ts";
+import { maxIdTokenLength } from "../oidc/oidc-verifier.ts";
 import { matchClaims } from "../policies/claim-matching.ts";
 import { findPolicyForMatching, policiesForMatching, type MatchablePolicy } from "../policies/policy-repository.ts";
 import { defaultSessionSeconds, type TokenMinter } from "./minting.ts";
@@ -59,10 +60,10 @@ type Trail = { sha256: string; verified: boolean; subject: string; repository: s
 
 /** What an unverified token claims (for the trail of a refusal before its signature held). */
 function unverifiedTrail(token: string): Trail {
-  const sha256 = createHash("sha256").update(token).digest("hex");
+  const sha256 = sha256Hex(token);
   let claims: Record<string, unknown> = {};
   try {
-    if (token.length <= 16 * 1024) claims = decodeJwt(token);
+    if (token.length <= maxIdTokenLength) claims = decodeJwt(token);
   } catch {
     // Not a JWT at all: only its hash is recorded.
   }

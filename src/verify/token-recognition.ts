@@ -12,19 +12,12 @@ import { effectivePermissions } from "./effective-permissions.ts";
 import type { TokenLookup } from "./token-lookup.ts";
 import type { CredentialIdentity, Recognition } from "./verifier.ts";
 
-/** The largest minted token looked at; anything longer is MALFORMED without any work. */
-export const maxTokenLength = 8 * 1024;
+/** The longest minted token looked at, in characters; anything longer is MALFORMED without any work. */
+export const maxAccessTokenLength = 8 * 1024;
 /** Leeway for `exp`/`nbf`/`iat` between replicas' clocks, in seconds. */
 const clockToleranceSeconds = 5;
 
-const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-
-/** True when `credential` is shaped like a compact JWS (three base64url segments): cheap, no database. */
-export function isCompactJws(credential: string): boolean {
-  return compactJws.test(credential);
-}
-
-/** Recognizes a credential already known to be shaped like a compact JWS. */
+/** Recognizes a credential already known to be shaped like a compact JWS (isCompactJws). */
 export type TokenRecognizer = (token: string, signal: AbortSignal | undefined) => Promise<Recognition>;
 
 /**
@@ -76,7 +69,7 @@ export function createTokenRecognizer(deps: {
   }
 
   return async (token, signal) => {
-    if (token.length > maxTokenLength) return { result: "malformed" };
+    if (token.length > maxAccessTokenLength) return { result: "malformed" };
     const checked = await checkSignature(token);
     if (checked === undefined) return { result: "malformed" };
     const { payload } = checked;

@@ -2,6 +2,7 @@
 // A credential shaped like a compact JWS is a minted token and takes the token path
 // (token-recognition.ts). Every credential outcome is data (a VerifyOutcome), never an exception.
 import type { Clock } from "../clock.ts";
+import { isCompactJws } from "../common/compact-jws.ts";
 import { resourceName, slugPattern } from "../common/resource-names.ts";
 import { formatPermissions, notImplied, parsePermissions, type Catalogue, type PermissionSet } from "../directory/permissions.ts";
 import { invalidArgument } from "../errors.ts";
@@ -9,7 +10,7 @@ import { keyMatches, parseKey, type KeyKindName } from "../keys/key-format.ts";
 import { effectivePermissions } from "./effective-permissions.ts";
 import type { KeyLookup } from "./key-lookup.ts";
 import type { LastUsedRecorder } from "./last-used.ts";
-import { isCompactJws, type TokenRecognizer } from "./token-recognition.ts";
+import type { TokenRecognizer } from "./token-recognition.ts";
 
 /** The verdicts of DESIGN.md §8. */
 export type VerifyResultName = VerifyOutcome["result"];

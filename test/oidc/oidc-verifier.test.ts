@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "@jest/globals";
 import { createHash } from "node:crypto";
 import { KeywardError } from "../../src/errors.ts";
 import type { OidcVerifier } from "../../src/oidc/id-token.ts";
-import { createOidcVerifier, maxTokenLength } from "../../src/oidc/oidc-verifier.ts";
+import { createOidcVerifier, maxIdTokenLength } from "../../src/oidc/oidc-verifier.ts";
 import { createTestClock, type TestClock } from "../harness.ts";
 import { within } from "../wait.ts";
 import { startLocalIssuer, tamper, truncate, type LocalIssuer } from "./local-issuer.ts";
@@ -255,7 +255,7 @@ describe("signature and shape", () => {
     const garbage = "x".repeat(100_000);
     const e = await within(1_000, refusal(garbage), "refusing 100 kB");
     expect(e.reason).toBe("MALFORMED_TOKEN");
-    expect(e.message).toContain(String(maxTokenLength));
+    expect(e.message).toContain(String(maxIdTokenLength));
     expect((await refusal(`${"a".repeat(50_000)}.${"b".repeat(50_000)}.c`)).reason).toBe("MALFORMED_TOKEN");
     expect(fetches()).toBe(0);
   });
