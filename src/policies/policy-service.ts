@@ -16,6 +16,7 @@ import { quotedForError, textField } from "../common/text-fields.ts";
 import { checkUpdateMask } from "../common/update-mask.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import type { OidcVerifier } from "../oidc/id-token.ts";
+import { defaultSessionSeconds, maxPolicySessionSeconds } from "../tokens/minting.ts";
 import { matchClaims, type ClaimName, type RequiredClaims } from "./claim-matching.ts";
 import { effectiveClaims, pinClaimsToOrg, requireOwnerOrRepository, validateClaims, type ClaimInput, type OrgPin } from "./policy-claims.ts";
 import { policiesForMatching, policyIdPattern, policyNameTaken, policyRepository as policies, type PolicyPatch, type PolicyRecord } from "./policy-repository.ts";
@@ -64,8 +65,6 @@ export type PolicyMatchView = {
 /** The answer of a dry run. */
 export type DryRunView = { results: PolicyMatchView[]; claims: Record<string, string>; audience: string };
 
-/** Longest minted-token lifetime a policy may allow, in seconds (DESIGN.md §4). */
-const maxSessionSeconds = 3600;
 /** Most claims a dry-run claim set may carry, and the longest name and value. */
 const maxTestClaims = 64;
 const maxTestClaimValue = 1000;
@@ -89,8 +88,8 @@ function checkEtag(given: string, policy: PolicyRecord): void {
 }
 
 function sessionSecondsOf(value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > maxSessionSeconds) {
-    throw invalidArgument("INVALID_SESSION_DURATION", `policy.max_session_duration_seconds must be 1 to ${maxSessionSeconds} seconds, or 0 for the server default (15 minutes)`, {
+  if (!Number.isInteger(value) || value < 0 || value > maxPolicySessionSeconds) {
+    throw invalidArgument("INVALID_SESSION_DURATION", `policy.max_session_duration_seconds must be 1 to ${maxPolicySessionSeconds} seconds, or 0 for the server default (${defaultSessionSeconds / 60} minutes)`, {
       field: "policy.max_session_duration_seconds",
     });
   }

@@ -20,7 +20,7 @@ import type { OidcVerifier, VerifiedIdToken } from "../oidc/id-token.ts";
 import { maxIdTokenLength } from "../oidc/oidc-verifier.ts";
 import { matchClaims } from "../policies/claim-matching.ts";
 import { findPolicyForMatching, policiesForMatching, type MatchablePolicy } from "../policies/policy-repository.ts";
-import { defaultSessionSeconds, type TokenMinter } from "./minting.ts";
+import { defaultSessionSeconds, maxPolicySessionSeconds, type TokenMinter } from "./minting.ts";
 
 /** RFC 8693 §3 token type identifiers. */
 export const tokenTypes = {
@@ -28,9 +28,6 @@ export const tokenTypes = {
   jwt: "urn:ietf:params:oauth:token-type:jwt",
   accessToken: "urn:ietf:params:oauth:token-type:access_token",
 } as const;
-
-/** Longest session a policy may allow, in seconds (DESIGN.md §4). */
-export const maxPolicySessionSeconds = 3600;
 
 /** An ExchangeToken request (RFC 8693 §2.1 names). */
 export type ExchangeInput = Readonly<{

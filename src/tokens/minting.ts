@@ -4,8 +4,10 @@ import type { UnitOfWork } from "../db/unit-of-work.ts";
 
 /** Longest lifetime of any minted token: a per-user token's 12 hours (DESIGN.md §4). */
 export const maxTokenLifetimeSeconds = 12 * 60 * 60;
-/** Lifetime of an exchanged token when its policy says 0 (the server default). */
+/** Lifetime of an exchanged token when its policy says 0 (the server default), in seconds: 15 minutes (DESIGN.md §4). */
 export const defaultSessionSeconds = 15 * 60;
+/** Longest exchanged-token lifetime a trust policy may allow (max_session_duration_seconds), in seconds (DESIGN.md §4). */
+export const maxPolicySessionSeconds = 60 * 60;
 
 /** What to mint. Ids are row ids (uuids); names are resource names. */
 export type MintRequest = Readonly<{
