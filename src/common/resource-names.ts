@@ -7,8 +7,10 @@ import { invalidArgument } from "../errors.ts";
 export const slugPattern = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Principal ids: lowercase letters, digits, `-`, `_`, `.`, `@`, 1–100. */
 export const principalIdPattern = /^[a-z0-9][a-z0-9._@-]{0,99}$/;
+/** Policy ids: a lowercase UUID (what PostgreSQL's uuid type prints). */
+export const policyIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const collections = { keys: /^[0-9A-Za-z]{16}$/, principals: principalIdPattern, orgs: slugPattern, policies: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/ } as const;
+const collections = { keys: /^[0-9A-Za-z]{16}$/, principals: principalIdPattern, orgs: slugPattern, policies: policyIdPattern } as const;
 /** The collections under a tenant. */
 export type Collection = keyof typeof collections;
 

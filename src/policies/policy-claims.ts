@@ -117,8 +117,3 @@ export function effectiveClaims(stored: RequiredClaims, org: OrgPin | null): Req
   const owner = org.githubOwner === null || org.githubOwner === "" ? `(organization ${org.slug} is bound to no GitHub owner)` : org.githubOwner;
   return { ...stored, repository_owner: owner };
 }
-
-/** Every claim, `""` for the omitted ones (for answers in the shape of ClaimConstraints). */
-export function claimInputOf(claims: RequiredClaims): ClaimInput {
-  return Object.fromEntries(claimNames.map((c) => [c, claims[c] ?? ""])) as ClaimInput;
-}

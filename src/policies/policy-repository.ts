@@ -4,7 +4,7 @@
 // and the dry run match tokens against.
 import { LockMode, OptimisticLockError, raw, UniqueConstraintViolationException } from "@mikro-orm/core";
 import { randomUUID } from "node:crypto";
-import { resourceName } from "../common/resource-names.ts";
+import { policyIdPattern, resourceName } from "../common/resource-names.ts";
 import { entityManagerOf, type UnitOfWork } from "../db/unit-of-work.ts";
 import { Organization, Tenant } from "../directory/directory-entities.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
@@ -40,8 +40,8 @@ export type NewPolicy = Omit<PolicyRecord, "id" | "updatedAt" | "version">;
 /** What an update may change. */
 export type PolicyPatch = { -readonly [K in "displayName" | "description" | "claims" | "maxSessionSeconds" | "permissions" | "boundedBy"]?: PolicyRecord[K] };
 
-/** Filters of a listing: `orgId` narrows to one org, `onlyOrgId` confines to the caller's org. */
-export type PolicyFilter = { orgId?: string; onlyOrgId?: string };
+/** Filters of a listing: `orgId` narrows to one org (the service confines org-scoped callers to theirs through it). */
+export type PolicyFilter = { orgId?: string };
 
 /**
  * A policy as token matching needs it (for ExchangeToken and TestPolicy).
@@ -124,9 +124,6 @@ async function matchable(uow: UnitOfWork, tenantId: string, rows: readonly Polic
   });
 }
 
-/** A policy id: a lowercase UUID (what PostgreSQL's uuid type prints). */
-export const policyIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** The order of every listing: case-insensitive name, then id (index trust_policy_tenant_idx). */
 const byName = [{ [raw((a: string) => `lower(${a}.display_name)`)]: "asc" }, { id: "asc" }] as const;
 
@@ -191,7 +188,6 @@ export const policyRepository = {
   async list(uow: UnitOfWork, tenantId: string, filter: PolicyFilter, limit: number, after?: { displayName: string; id: string }): Promise<PolicyRecord[]> {
     const and: Record<string, unknown>[] = [{ tenantId }];
     if (filter.orgId !== undefined) and.push({ orgId: filter.orgId });
-    if (filter.onlyOrgId !== undefined) and.push({ orgId: filter.onlyOrgId });
     if (after !== undefined) and.push({ [raw((a: string) => `(lower(${a}.display_name), ${a}.id) > (lower(?), ?::uuid)`, [after.displayName, after.id])]: [] });
     const rows = await entityManagerOf(uow).find(TrustPolicy, { $and: and }, { orderBy: [...byName], limit });
     return rows.map(policyOf);

@@ -10,7 +10,7 @@ import { boundsFor, canSeeOrg, requireAuthorityOver, requireHeld, requireOwnTena
 import { directoryRepository as directory } from "../directory/directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, patternPart, type PositionPart } from "../common/page-token.ts";
 import { isPermission, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
-import { auditedName, parseResourceName, parseTenantName, resourceName, slugPattern } from "../common/resource-names.ts";
+import { auditedName, parseResourceName, parseTenantName, policyIdPattern, resourceName, slugPattern } from "../common/resource-names.ts";
 import { tenantAudience } from "../common/tenant-audience.ts";
 import { quotedForError, textField } from "../common/text-fields.ts";
 import { checkUpdateMask } from "../common/update-mask.ts";
@@ -19,7 +19,7 @@ import type { OidcVerifier } from "../oidc/id-token.ts";
 import { defaultSessionSeconds, maxPolicySessionSeconds } from "../tokens/minting.ts";
 import { matchClaims, type ClaimName, type RequiredClaims } from "./claim-matching.ts";
 import { effectiveClaims, pinClaimsToOrg, requireOwnerOrRepository, validateClaims, type ClaimInput, type OrgPin } from "./policy-claims.ts";
-import { policiesForMatching, policyIdPattern, policyNameTaken, policyRepository as policies, type PolicyPatch, type PolicyRecord } from "./policy-repository.ts";
+import { policiesForMatching, policyNameTaken, policyRepository as policies, type PolicyPatch, type PolicyRecord } from "./policy-repository.ts";
 import { administrativePermissions, policyWarnings, warningCodes } from "./policy-warnings.ts";
 import { workflowSnippet } from "./workflow-snippet.ts";
 
