@@ -1,6 +1,7 @@
 // Environment → one frozen, validated configuration object. Every bad value stops the
 // service with a message naming the variable.
 import { isAbsolute, resolve } from "node:path";
+import { isLoopbackUrl } from "./common/loopback-url.ts";
 import { StartupError } from "./startup-error.ts";
 
 /** The log levels pino accepts, for LOG_LEVEL. */
@@ -92,14 +93,15 @@ type Env = Readonly<Record<string, string | undefined>>;
 /** Reads and validates the configuration; throws StartupError naming the bad variable. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const dataDir = str(env, "KEYWARD_DATA_DIR") ?? ".keyward";
+  const audienceDomain = domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost";
   return Object.freeze({
     host: host(env, "HOST") ?? "127.0.0.1",
     port: integer(env, "PORT", 8080, 0, 65535),
     databaseUrl: postgresUrl(env, "DATABASE_URL"),
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
-    audienceDomain: domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost",
+    audienceDomain,
     oidcIssuers: Object.freeze(issuers(env, "KEYWARD_OIDC_ISSUERS") ?? ["https://token.actions.githubusercontent.com"]),
-    tokenIssuer: tokenIssuer(env, "KEYWARD_TOKEN_ISSUER") ?? `https://${domain(env, "KEYWARD_AUDIENCE_DOMAIN") ?? "keyward.localhost"}`,
+    tokenIssuer: tokenIssuer(env, "KEYWARD_TOKEN_ISSUER") ?? `https://${audienceDomain}`,
     keyEncryptionKey: encryptionKey(env, "KEYWARD_KEY_ENCRYPTION_KEY"),
     publicUrl: publicUrl(env, "KEYWARD_PUBLIC_URL"),
     logLevel: oneOf(env, "LOG_LEVEL", logLevels) ?? "info",
@@ -199,8 +201,7 @@ function issuers(env: Env, name: string): string[] | undefined {
     } catch {
       throw invalid(name, issuer, "each issuer must be an https:// URL (comma-separated)");
     }
-    const loopback = url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]";
-    if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackUrl(url))) {
       throw invalid(name, issuer, "each issuer must be an https:// URL (http:// only on loopback, for tests)");
     }
   }

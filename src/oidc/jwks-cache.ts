@@ -27,6 +27,7 @@
 //   `kid`; no private part. A set of more than 100 keys is refused.
 import { createLocalJWKSet, type JSONWebKeySet, type JWK } from "jose";
 import type { Clock } from "../clock.ts";
+import { isLoopbackUrl } from "../common/loopback-url.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 
@@ -192,7 +193,7 @@ async function fetchKeySet(issuer: string, bounds: FetchBounds): Promise<JSONWeb
   }
   const issuerUrl = new URL(issuer);
   if (url.origin !== issuerUrl.origin) throw new Error(`${discoveryUrl}: "jwks_uri" ${describe(jwksUri)} is not on the issuer's origin ${issuerUrl.origin}`);
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(issuerUrl))) throw new Error(`${discoveryUrl}: "jwks_uri" ${describe(jwksUri)} is not https`);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackUrl(issuerUrl))) throw new Error(`${discoveryUrl}: "jwks_uri" ${describe(jwksUri)} is not https`);
   const set = await getJson(url.href, bounds);
   if (!isRecord(set) || !Array.isArray(set["keys"])) throw new Error(`${url.href}: not a JWK set (no "keys" array)`);
   const all: unknown[] = set["keys"];
@@ -259,10 +260,6 @@ function fetchFailure(e: unknown, bounds: FetchBounds): string {
   const cause: unknown = e instanceof Error ? e.cause : undefined;
   if (cause instanceof Error) return `${e instanceof Error ? e.message : "failed"}: ${cause.message}`;
   return e instanceof Error ? e.message : String(e);
-}
-
-function isLoopback(url: URL): boolean {
-  return url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]";
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
