@@ -2,8 +2,9 @@
 // on the exchange service, the rest on the token service), convert the result.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
-import { tokenTypes, type ExchangeService } from "../tokens/exchange-service.ts";
+import type { ExchangeService } from "../tokens/exchange-service.ts";
 import type { TokenService } from "../tokens/token-service.ts";
+import { bearerTokenType, tokenTypes } from "../tokens/token-types.ts";
 import { callContextOf } from "./auth-interceptor.ts";
 import { requestIdKey } from "./context.ts";
 import { timestamp } from "./convert.ts";
@@ -40,9 +41,9 @@ export function createTokenHandlers(deps: { tokens: TokenService; exchange: Exch
       const minted = await tokens.createUserToken(callContextOf(ctx), { principal: req.principal, durationSeconds: req.durationSeconds, permissions: req.permissions });
       return {
         accessToken: minted.accessToken,
-        expiresIn: BigInt(Math.round((minted.expiresAt.getTime() - minted.issuedAt.getTime()) / 1000)),
+        expiresIn: BigInt(minted.expiresIn),
         expireTime: timestamp(minted.expiresAt),
-        tokenType: "Bearer",
+        tokenType: bearerTokenType,
         issuedTokenType: tokenTypes.accessToken,
         permissions: [...minted.permissions],
       };

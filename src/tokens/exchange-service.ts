@@ -21,13 +21,7 @@ import { maxIdTokenLength } from "../oidc/oidc-verifier.ts";
 import { matchClaims } from "../policies/claim-matching.ts";
 import { findPolicyForMatching, policiesForMatching, type MatchablePolicy } from "../policies/policy-repository.ts";
 import { defaultSessionSeconds, maxPolicySessionSeconds, type TokenMinter } from "./minting.ts";
-
-/** RFC 8693 §3 token type identifiers. */
-export const tokenTypes = {
-  idToken: "urn:ietf:params:oauth:token-type:id_token",
-  jwt: "urn:ietf:params:oauth:token-type:jwt",
-  accessToken: "urn:ietf:params:oauth:token-type:access_token",
-} as const;
+import { bearerTokenType, tokenTypes } from "./token-types.ts";
 
 /** An ExchangeToken request (RFC 8693 §2.1 names). */
 export type ExchangeInput = Readonly<{
@@ -45,7 +39,7 @@ export type ExchangeInput = Readonly<{
 export type ExchangeResult = Readonly<{
   accessToken: string;
   issuedTokenType: string;
-  tokenType: "Bearer";
+  tokenType: typeof bearerTokenType;
   expiresIn: number;
   expiresAt: Date;
   policy: string;
@@ -315,8 +309,8 @@ export function createExchangeService(deps: {
           return {
             accessToken: minted.accessToken,
             issuedTokenType: tokenTypes.accessToken,
-            tokenType: "Bearer" as const,
-            expiresIn: Math.round((minted.expiresAt.getTime() - minted.issuedAt.getTime()) / 1000),
+            tokenType: bearerTokenType,
+            expiresIn: minted.expiresIn,
             expiresAt: minted.expiresAt,
             policy: policy.name,
             permissions,

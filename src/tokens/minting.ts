@@ -33,8 +33,11 @@ export type MintRequest = Readonly<{
   source?: Readonly<{ repository: string; runId: string; workflowRef: string }> | undefined;
 }>;
 
-/** A minted token: the JWT (shown once, never stored) and its facts. */
-export type MintedAccessToken = Readonly<{ accessToken: string; jti: string; issuedAt: Date; expiresAt: Date }>;
+/**
+ * A minted token: the JWT (shown once, never stored) and its facts; `expiresIn` is its
+ * lifetime in whole seconds (RFC 8693 §2.2.1 `expires_in`), `expiresAt` − `issuedAt`.
+ */
+export type MintedAccessToken = Readonly<{ accessToken: string; jti: string; issuedAt: Date; expiresAt: Date; expiresIn: number }>;
 
 /** Signs tokens with keyward's current signing key and records them in the caller's transaction. */
 export type TokenMinter = {

@@ -9,9 +9,8 @@ import type { UnitOfWork } from "../db/unit-of-work.ts";
 import { maxTokenLifetimeSeconds, type MintedAccessToken, type MintRequest, type TokenMinter } from "./minting.ts";
 import { signingKeyRepository } from "./signing-key-repository.ts";
 import { signingAlgorithm, type SigningKeys } from "./signing-keys.ts";
+import { accessTokenTyp } from "./token-types.ts";
 
-/** The JOSE `typ` of keyward's tokens (RFC 9068 §2.1). */
-export const accessTokenType = "at+jwt";
 /** `client_id` of per-user tokens (RFC 9068 §2.2: the client the token was issued to). */
 export const userTokenClientId = "keyward";
 
@@ -52,7 +51,7 @@ export function createTokenMinter(deps: { signingKeys: SigningKeys; clock: Clock
       };
       const { kid, privateKey } = deps.signingKeys.signer();
       const accessToken = await new SignJWT(claims)
-        .setProtectedHeader({ alg: signingAlgorithm, kid, typ: accessTokenType })
+        .setProtectedHeader({ alg: signingAlgorithm, kid, typ: accessTokenTyp })
         .setIssuer(deps.tokenIssuer)
         .setSubject(request.subject)
         .setAudience(tenantAudience(request.tenantSlug, deps.audienceDomain))
@@ -61,7 +60,7 @@ export function createTokenMinter(deps: { signingKeys: SigningKeys; clock: Clock
         .setExpirationTime(iat + lifetime)
         .setJti(jti)
         .sign(privateKey);
-      return { accessToken, jti, issuedAt, expiresAt };
+      return { accessToken, jti, issuedAt, expiresAt, expiresIn: lifetime };
     },
   };
 }

@@ -6,7 +6,7 @@ import type { Clock } from "../clock.ts";
 import { resourceName } from "../common/resource-names.ts";
 import { tenantAudience } from "../common/tenant-audience.ts";
 import type { Catalogue } from "../directory/permissions.ts";
-import { accessTokenType } from "../tokens/token-minter.ts";
+import { accessTokenTyp } from "../tokens/token-types.ts";
 import { signingAlgorithm, type SigningKeys } from "../tokens/signing-keys.ts";
 import { effectivePermissions } from "./effective-permissions.ts";
 import type { TokenLookup } from "./token-lookup.ts";
@@ -51,7 +51,7 @@ export function createTokenRecognizer(deps: {
         },
         {
           algorithms: [signingAlgorithm],
-          typ: accessTokenType,
+          typ: accessTokenTyp,
           issuer: deps.tokenIssuer,
           requiredClaims: ["jti", "sub", "aud", "exp", "iat", "tenant"],
           currentDate: clock.now(),
