@@ -95,7 +95,7 @@ export function createRefusalFold(deps: { db: Database; clock: Clock; logger: Lo
             await write(fold, count);
           } catch (err) {
             fold.pending += count;
-            logger.error({ err, reason: fold.refusal.reason, count }, "could not write folded auth.refused counts");
+            logger.error({ err, reason: fold.refusal.reason, count }, "could not write folded refusal counts");
             continue;
           }
         }
@@ -122,7 +122,7 @@ export function createRefusalFold(deps: { db: Database; clock: Clock; logger: Lo
       try {
         await write(fold, 1);
       } catch (err) {
-        logger.error({ err, reason: refusal.reason }, "could not write an auth.refused event");
+        logger.error({ err, reason: refusal.reason }, "could not write a refusal event");
         // Counted again at the next flush (when the fold is remembered).
         fold.pending += 1;
       }

@@ -35,12 +35,16 @@ export type CredentialIdentity = Readonly<{
   ownerRowId: string;
   ownerName: string;
   /**
-   * Principals besides the owner whose current authority bounds the key: its creator when
-   * it made the key for someone else, and every principal bounding the credential the key
-   * was made with (a key made with a key made for you stays bounded by whoever made that).
+   * Principals besides the owner whose current authority bounds the credential: its creator
+   * when it made the key (or user token) for someone else, and every principal bounding the
+   * credential it was made with (a key made with a key made for you stays bounded by whoever
+   * made that); for an exchanged token, the principals bounding its policy.
    */
   boundedBy: readonly string[];
-  /** granted ∩ owner's current ∩ the current permissions of every principal of `boundedBy`. */
+  /**
+   * granted ∩ owner's current ∩ the current permissions of every principal of `boundedBy`
+   * (∩ the policy's current allowlist, for an exchanged token).
+   */
   permissions: PermissionSet;
   expiresAt: Date | null;
   /** False when the owner is suspended (its keys may still verify: see the tenant setting). */
