@@ -226,12 +226,16 @@ export function createPolicyService(deps: {
 
   return {
     /**
-     * Creates a policy under `parent` (see PolicyInput; `org` empty for tenant scope). Refusals:
-     * INVALID_ARGUMENT (REQUIRED_FIELD, FIELD_TOO_LONG, INVALID_CHARACTERS, INVALID_FORMAT,
-     * CONTRADICTORY_CLAIMS, OWNER_OR_REPOSITORY_REQUIRED, ORG_OWNER_MISMATCH, UNKNOWN_ORG,
-     * INVALID_SESSION_DURATION, UNKNOWN_PERMISSION), FAILED_PRECONDITION ORG_HAS_NO_GITHUB_OWNER,
-     * PERMISSION_DENIED (INSUFFICIENT_SCOPE, PERMISSIONS_EXCEED_CALLER, ORG_SCOPE,
-     * TENANT_MISMATCH), ALREADY_EXISTS POLICY_NAME_TAKEN.
+     * CreatePolicy (DESIGN.md §4): a policy under `parent` (`tenants/{tenant}`, or empty for
+     * the caller's; see PolicyInput; `org` an org slug, empty for tenant scope), made by the
+     * caller and bounded by its credential's chain. Needs `policies:write`. Returns the policy
+     * and its warnings (policy-warnings.ts). Refusals: INVALID_ARGUMENT (INVALID_RESOURCE_NAME,
+     * REQUIRED_FIELD, FIELD_TOO_LONG, INVALID_CHARACTERS, INVALID_FORMAT, CONTRADICTORY_CLAIMS,
+     * OWNER_OR_REPOSITORY_REQUIRED, ORG_OWNER_MISMATCH, UNKNOWN_ORG, INVALID_SESSION_DURATION,
+     * UNKNOWN_PERMISSION), FAILED_PRECONDITION (ORG_HAS_NO_GITHUB_OWNER,
+     * CREDENTIAL_CHAIN_TOO_LONG), PERMISSION_DENIED (INSUFFICIENT_SCOPE,
+     * EXCHANGED_TOKEN_CANNOT_MINT, PERMISSIONS_EXCEED_CALLER, ORG_SCOPE, TENANT_MISMATCH),
+     * ALREADY_EXISTS POLICY_NAME_TAKEN.
      */
     async create(ctx: CallContext, input: { parent: string; org: string } & PolicyInput): Promise<PolicyWithWarnings> {
       return audit.guard(ctx, "policy.create", resourceName(ctx.caller.tenantSlug, "policies", "-"), async () => {
@@ -262,7 +266,12 @@ export function createPolicyService(deps: {
       });
     },
 
-    /** One policy the caller may see; NOT_FOUND POLICY_NOT_FOUND otherwise. */
+    /**
+     * GetPolicy: the policy `name` (`tenants/{tenant}/policies/{uuid}`) if the caller may see
+     * it. Needs `policies:read`. Refusals: INVALID_ARGUMENT INVALID_RESOURCE_NAME,
+     * PERMISSION_DENIED (INSUFFICIENT_SCOPE, TENANT_MISMATCH), NOT_FOUND POLICY_NOT_FOUND
+     * (also for another org's policy).
+     */
     async get(ctx: CallContext, name: string): Promise<PolicyView> {
       return audit.guard(ctx, "policy.get", auditedName(name, "policies", ctx.caller.tenantSlug), async () => {
         requirePermission(catalogue, ctx.caller, "policies:read");
@@ -276,7 +285,13 @@ export function createPolicyService(deps: {
       });
     },
 
-    /** A page of the policies the caller may see (optionally one org's), by case-insensitive name then id. */
+    /**
+     * ListPolicies: a page (`pageSize` 0 → 50) of the policies the caller may see (optionally
+     * the org `org`'s), by case-insensitive name then id, and the opaque token of the next
+     * page ("" at the end). Needs `policies:read`. Refusals: INVALID_ARGUMENT
+     * (INVALID_RESOURCE_NAME, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN, INVALID_FORMAT for `org`),
+     * PERMISSION_DENIED (INSUFFICIENT_SCOPE, TENANT_MISMATCH).
+     */
     async list(ctx: CallContext, input: { parent: string; pageSize: number; pageToken: string; org: string }): Promise<{ policies: PolicyView[]; nextPageToken: string }> {
       return audit.guard(ctx, "policy.list", `tenants/${ctx.caller.tenantSlug}`, async () => {
         requirePermission(catalogue, ctx.caller, "policies:read");

@@ -64,6 +64,14 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
      * never by an exchanged one (PERMISSION_DENIED EXCHANGED_TOKEN_CANNOT_MINT), and a user
      * token's child never outlives it (INVALID_ARGUMENT DURATION_EXCEEDS_CREDENTIAL; the
      * default lifetime shrinks to what the caller has left).
+     *
+     * `durationSeconds`: 0 (one hour) or 1 to 43200 (INVALID_ARGUMENT INVALID_DURATION).
+     * Other refusals: INVALID_ARGUMENT (INVALID_RESOURCE_NAME, UNKNOWN_PERMISSION),
+     * PERMISSION_DENIED (INSUFFICIENT_SCOPE, TENANT_MISMATCH, PERMISSIONS_EXCEED_CALLER),
+     * NOT_FOUND PRINCIPAL_NOT_FOUND (also outside an org-scoped caller's org),
+     * FAILED_PRECONDITION (PERMISSIONS_EXCEED_PRINCIPAL, PRINCIPAL_HAS_NO_PERMISSIONS,
+     * CREDENTIAL_CHAIN_TOO_LONG). Returns the JWT (shown once), its `jti`, times, `expiresIn`
+     * (seconds) and permissions.
      */
     async createUserToken(ctx: CallContext, input: { principal: string; durationSeconds: number; permissions: readonly string[] }): Promise<UserTokenView> {
       const resource = auditedName(input.principal, "principals", ctx.caller.tenantSlug);
@@ -119,10 +127,13 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
     },
 
     /**
-     * RotateSigningKey: a new active signing key; the old one stays published until every
-     * token it signed has expired. Needs `keys:write` on a tenant-scoped credential holding
-     * `*:write` (the keys serve every tenant). ABORTED CONCURRENT_ROTATION when another
-     * rotation won the race.
+     * RotateSigningKey (DESIGN.md §4): a new active signing key; the old one stays published
+     * until every token it signed has expired (maxTokenLifetimeSeconds and a margin). Needs
+     * `keys:write` on a tenant-scoped credential holding `*:write` (the keys serve every
+     * tenant): PERMISSION_DENIED INSUFFICIENT_SCOPE or TENANT_SCOPE_REQUIRED otherwise.
+     * ABORTED CONCURRENT_ROTATION when another rotation won the race; FAILED_PRECONDITION
+     * TOO_MANY_SIGNING_KEYS (metadata `retry_after`, an RFC 3339 time) when
+     * maxPublishedSigningKeys are published. Returns the new and the retired `kid`.
      */
     async rotateSigningKey(ctx: CallContext): Promise<{ kid: string; retired: string }> {
       return audit.guard(ctx, "signing_key.rotate", "signingKeys/-", async () => {
