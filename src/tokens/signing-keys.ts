@@ -194,9 +194,10 @@ export async function startSigningKeys(deps: {
     },
     async rotate(uow) {
       const now = clock.now();
-      const published = await repo.listPublished(uow, now);
-      if (published.length >= maxPublishedSigningKeys) {
-        const until = Math.min(...published.flatMap((k) => (k.publishUntil === null ? [] : [k.publishUntil.getTime()])));
+      // Read in the rotation's transaction, not the in-memory `published` (another replica may have rotated).
+      const listed = await repo.listPublished(uow, now);
+      if (listed.length >= maxPublishedSigningKeys) {
+        const until = Math.min(...listed.flatMap((k) => (k.publishUntil === null ? [] : [k.publishUntil.getTime()])));
         throw new TooManySigningKeysError(new Date(until));
       }
       const key = await newKey(now);
