@@ -47,7 +47,7 @@ export type ExchangeResult = Readonly<{
 }>;
 
 /** Exchange details for the audit log: never the token, only its hash and what it says. */
-type Trail = { sha256: string; verified: boolean; subject: string; repository: string; workflow: string; runId: string };
+type Trail = { sha256: string; verified: boolean; subject: string; repository: string; jobWorkflowRef: string; runId: string };
 
 /** What an unverified token claims (for the trail of a refusal before its signature held). */
 function unverifiedTrail(token: string): Trail {
@@ -61,21 +61,21 @@ function unverifiedTrail(token: string): Trail {
   const text = (v: unknown) => (typeof v === "string" ? v.slice(0, 200) : "");
   return {
     sha256, verified: false, subject: text(claims["sub"]), repository: text(claims["repository"]),
-    workflow: text(claims["job_workflow_ref"]), runId: text(claims["run_id"]),
+    jobWorkflowRef: text(claims["job_workflow_ref"]), runId: text(claims["run_id"]),
   };
 }
 
 function verifiedTrail(token: VerifiedIdToken): Trail {
   return {
     sha256: token.sha256, verified: true, subject: token.subject, repository: token.claims["repository"] ?? "",
-    workflow: token.claims["job_workflow_ref"] ?? "", runId: token.claims["run_id"] ?? "",
+    jobWorkflowRef: token.claims["job_workflow_ref"] ?? "", runId: token.claims["run_id"] ?? "",
   };
 }
 
 function trailDetails(trail: Trail): Record<string, string> {
   return {
     token_sha256: trail.sha256, claims_verified: String(trail.verified), subject: trail.subject,
-    repository: trail.repository, job_workflow_ref: trail.workflow, run_id: trail.runId,
+    repository: trail.repository, job_workflow_ref: trail.jobWorkflowRef, run_id: trail.runId,
   };
 }
 
@@ -299,7 +299,7 @@ export function createExchangeService(deps: {
             permissions,
             subject: token.subject,
             lifetimeSeconds: input.durationSeconds === 0 ? maxSeconds : input.durationSeconds,
-            source: { repository: trail.repository, runId: trail.runId, workflowRef: trail.workflow },
+            source: { repository: trail.repository, runId: trail.runId, jobWorkflowRef: trail.jobWorkflowRef },
           });
           audit.record(uow, {
             tenantId: tenant.id, orgId: policy.orgId, actor: token.subject, credential: minted.jti, action: "token.exchange",

@@ -30,7 +30,7 @@ export type MintRequest = Readonly<{
   /** Lifetime in seconds, 1 to maxTokenLifetimeSeconds. */
   lifetimeSeconds: number;
   /** For exchanged tokens: where it came from, carried as claims (`repository`, `run_id`, `job_workflow_ref`). */
-  source?: Readonly<{ repository: string; runId: string; workflowRef: string }> | undefined;
+  source?: Readonly<{ repository: string; runId: string; jobWorkflowRef: string }> | undefined;
 }>;
 
 /**

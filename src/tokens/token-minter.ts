@@ -47,7 +47,7 @@ export function createTokenMinter(deps: { signingKeys: SigningKeys; clock: Clock
         token_kind: request.kind,
         ...(request.source === undefined
           ? {}
-          : { repository: request.source.repository, run_id: request.source.runId, job_workflow_ref: request.source.workflowRef }),
+          : { repository: request.source.repository, run_id: request.source.runId, job_workflow_ref: request.source.jobWorkflowRef }),
       };
       const { kid, privateKey } = deps.signingKeys.signer();
       const accessToken = await new SignJWT(claims)

@@ -64,7 +64,7 @@ async function mintExchanged(t: TestTenant, policy: Awaited<ReturnType<typeof in
   const request: MintRequest = {
     kind: "exchanged", tenantId: policy.tenantId, tenantSlug: t.slug, orgId: null, orgSlug: null, policy: { id: policy.id, name: policy.name },
     principalId: policy.adminId, boundedBy: [], permissions, subject: "repo:acme/app:ref:refs/heads/main", lifetimeSeconds,
-    source: { repository: "acme/app", runId: "4242", workflowRef: "acme/app/.github/workflows/deploy.yml@refs/heads/main" },
+    source: { repository: "acme/app", runId: "4242", jobWorkflowRef: "acme/app/.github/workflows/deploy.yml@refs/heads/main" },
   };
   return createUnitsOfWork(server.store.db).write({}, (uow) => minter.mint(uow, request));
 }
