@@ -1,10 +1,7 @@
-// Reads and writes of keyward's signing keys and minted-token rows. The only token code
-// that touches the EntityManager (inside the unit of work its caller opened); it returns
-// plain objects and checks no authorization.
-import { ForeignKeyConstraintViolationException } from "@mikro-orm/core";
+// Reads and writes of keyward's signing keys (minted-token rows: minted-token-repository.ts).
+// Runs inside the unit of work its caller opened; returns plain objects and checks no
+// authorization.
 import { entityManagerOf, type UnitOfWork } from "../db/unit-of-work.ts";
-import { ErrorKind, KeywardError } from "../errors.ts";
-import { MintedToken } from "./token-entities.ts";
 
 /** A signing key as stored: the public JWK in clear, the private part sealed. */
 export type SigningKeyRecord = Readonly<{
@@ -20,12 +17,6 @@ export type SigningKeyRecord = Readonly<{
   publishUntil: Date | null;
 }>;
 
-/** A minted_token row to insert. */
-export type NewMintedToken = Readonly<{
-  jti: string; tenantId: string; kind: "exchanged" | "user"; policyId: string | null; principalId: string;
-  boundedBy: readonly string[]; orgId: string | null; permissions: readonly string[]; subject: string; issuedAt: Date; expiresAt: Date;
-}>;
-
 type Row = {
   kid: string; alg: string; public_jwk: Record<string, string>; private_key_sealed: string; kek_id: string;
   created_at: Date | string; retired_at: Date | string | null; publish_until: Date | string | null;
@@ -37,7 +28,7 @@ const recordOf = (r: Row): SigningKeyRecord => ({
   createdAt: new Date(r.created_at), retiredAt: dateOrNull(r.retired_at), publishUntil: dateOrNull(r.publish_until),
 });
 
-/** Signing key and minted token persistence. */
+/** Signing key persistence. */
 export const signingKeyRepository = {
   /**
    * The keys whose public part is published at `now`: the active one and every retired one
@@ -79,29 +70,5 @@ export const signingKeyRepository = {
       [now, publishUntil],
     );
     return rows[0]?.kid;
-  },
-
-  /** When the minted token `jti` expires; undefined when there is no such token. */
-  async mintedTokenExpiry(uow: UnitOfWork, jti: string): Promise<Date | undefined> {
-    const row = await entityManagerOf(uow).findOne(MintedToken, { jti }, { fields: ["expiresAt"] });
-    return row === null ? undefined : new Date(row.expiresAt);
-  },
-
-  /**
-   * Inserts a minted token's row. ABORTED CONCURRENT_MODIFICATION when its policy (read
-   * without a lock) or principal was deleted by a transaction that committed meanwhile: the
-   * foreign key finds nothing, and a retry gets the caller a precise answer.
-   */
-  async insertMintedToken(uow: UnitOfWork, token: NewMintedToken): Promise<void> {
-    const em = entityManagerOf(uow);
-    em.create(MintedToken, { ...token, boundedBy: [...token.boundedBy], permissions: [...token.permissions] });
-    try {
-      await em.flush();
-    } catch (e) {
-      if (e instanceof ForeignKeyConstraintViolationException) {
-        throw new KeywardError(ErrorKind.ABORTED, "CONCURRENT_MODIFICATION", "the policy or principal of this token was deleted concurrently; retry");
-      }
-      throw e;
-    }
   },
 };

@@ -7,7 +7,7 @@ import type { Clock } from "../clock.ts";
 import { tenantAudience } from "../common/tenant-audience.ts";
 import type { UnitOfWork } from "../db/unit-of-work.ts";
 import { maxTokenLifetimeSeconds, type MintedAccessToken, type MintRequest, type TokenMinter } from "./minting.ts";
-import { signingKeyRepository } from "./signing-key-repository.ts";
+import { mintedTokenRepository } from "./minted-token-repository.ts";
 import { signingAlgorithm, type SigningKeys } from "./signing-keys.ts";
 import { accessTokenTyp } from "./token-types.ts";
 
@@ -34,7 +34,7 @@ export function createTokenMinter(deps: { signingKeys: SigningKeys; clock: Clock
       const issuedAt = new Date(iat * 1000);
       const expiresAt = new Date((iat + lifetime) * 1000);
       const jti = randomBytes(16).toString("base64url");
-      await signingKeyRepository.insertMintedToken(uow, {
+      await mintedTokenRepository.insert(uow, {
         jti, tenantId: request.tenantId, kind: request.kind, policyId: request.policy?.id ?? null, principalId: request.principalId,
         boundedBy: request.boundedBy, orgId: request.orgId, permissions: request.permissions, subject: request.subject, issuedAt, expiresAt,
       });

@@ -10,7 +10,7 @@ import { formatPermissions, notImplied, parsePermissions, toPermissionSet, type 
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
 import { madeBy } from "../keys/key-service.ts";
 import { maxTokenLifetimeSeconds, type MintedAccessToken, type TokenMinter } from "./minting.ts";
-import { signingKeyRepository } from "./signing-key-repository.ts";
+import { mintedTokenRepository } from "./minted-token-repository.ts";
 import { ConcurrentRotationError, maxPublishedSigningKeys, TooManySigningKeysError, type PublicJwk, type SigningKeys } from "./signing-keys.ts";
 
 /** Lifetime of a user token when the request says 0: one hour. */
@@ -38,7 +38,7 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
    * left; an explicit longer one is INVALID_ARGUMENT DURATION_EXCEEDS_CREDENTIAL.
    */
   async function withinCallerToken(uow: UnitOfWork, ctx: CallContext, requested: number, lifetimeSeconds: number): Promise<number> {
-    const expiresAt = await signingKeyRepository.mintedTokenExpiry(uow, ctx.caller.credentialId);
+    const expiresAt = await mintedTokenRepository.expiry(uow, ctx.caller.credentialId);
     const left = expiresAt === undefined ? 0 : Math.floor((expiresAt.getTime() - clock.now().getTime()) / 1000);
     if (requested === 0 && left >= 1) return Math.min(lifetimeSeconds, left);
     if (lifetimeSeconds > left) {
