@@ -88,7 +88,6 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
     directory: createDirectoryService({ units, audit, clock, catalogue }),
     policies: createPolicyService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, publicUrl: config.publicUrl, idTokens }),
     auditReader: createAuditService({ audit, catalogue }),
-    minter,
     tokens: createTokenService({ units, audit, clock, catalogue, minter, signingKeys }),
     idTokens,
     exchange: createExchangeService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, idTokens, minter, refusals }),
