@@ -216,9 +216,9 @@ function tokenIssuer(env: Env, name: string): string | undefined {
   try {
     url = new URL(raw);
   } catch {
-    throw invalid(name, raw, "expected an https:// URL");
+    throw invalid(name, raw, "expected an https:// (or http://) URL");
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw invalid(name, raw, "expected an https:// URL");
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw invalid(name, raw, "expected an https:// (or http://) URL");
   return raw;
 }
 

@@ -74,8 +74,8 @@ function verifiedTrail(token: VerifiedIdToken): Trail {
 
 function trailDetails(trail: Trail): Record<string, string> {
   return {
-    token_sha256: trail.sha256, claims_verified: String(trail.verified), subject: trail.subject,
-    repository: trail.repository, job_workflow_ref: trail.jobWorkflowRef, run_id: trail.runId,
+    tokenSha256: trail.sha256, claimsVerified: String(trail.verified), subject: trail.subject,
+    repository: trail.repository, jobWorkflowRef: trail.jobWorkflowRef, runId: trail.runId,
   };
 }
 
@@ -83,12 +83,16 @@ function trailDetails(trail: Trail): Record<string, string> {
 class Refusal extends Error {
   readonly error: KeywardError;
   readonly auditDetails: Record<string, string>;
+  /** The policy's resource name, when the refusal is about one ("" otherwise). */
   readonly resource: string;
-  constructor(error: KeywardError, auditDetails: Record<string, string> = {}, resource = "") {
+  /** The policy's org, so an org's audit listing shows its policies' refusals too. */
+  readonly orgId: string | null;
+  constructor(error: KeywardError, auditDetails: Record<string, string> = {}, policy?: Pick<MatchablePolicy, "name" | "orgId">) {
     super(error.message);
     this.error = error;
     this.auditDetails = auditDetails;
-    this.resource = resource;
+    this.resource = policy?.name ?? "";
+    this.orgId = policy?.orgId ?? null;
   }
 }
 
@@ -138,8 +142,8 @@ export function createExchangeService(deps: {
       if (!match.matched) {
         throw new Refusal(
           denied("CLAIM_MISMATCH", `the token's ${match.claim} claim does not satisfy the policy (PolicyService.TestPolicy explains why)`, { claim: match.claim }),
-          { policy: policy.name, failed_claim: match.claim, expected: match.expected, actual: match.actual },
-          policy.name,
+          { policy: policy.name, failedClaim: match.claim, expected: match.expected, actual: match.actual },
+          policy,
         );
       }
       return policy;
@@ -154,7 +158,7 @@ export function createExchangeService(deps: {
       });
       throw new Refusal(
         denied("NO_MATCHING_POLICY", "no trust policy of this tenant matches the token's claims (PolicyService.TestPolicy explains why)"),
-        { policies_checked: String(all.length), failures: failures.filter((f) => f !== "").join("; ").slice(0, 2000) },
+        { policiesChecked: String(all.length), failures: failures.filter((f) => f !== "").join("; ").slice(0, 2000) },
       );
     }
     const names = matching.map((p) => p.name).sort();
@@ -180,14 +184,14 @@ export function createExchangeService(deps: {
   async function grantOf(uow: UnitOfWork, tenant: TenantRecord, policy: MatchablePolicy, requested: readonly string[]): Promise<string[]> {
     const exceeding = notImplied(catalogue, toPermissionSet(catalogue, policy.permissions), requested);
     if (exceeding.length > 0) {
-      throw new Refusal(denied("PERMISSIONS_EXCEED_POLICY", `the policy does not allow: ${exceeding.join(", ")}`, { exceeding: exceeding.join(",") }), {}, policy.name);
+      throw new Refusal(denied("PERMISSIONS_EXCEED_POLICY", `the policy does not allow: ${exceeding.join(", ")}`, { exceeding: exceeding.join(",") }), {}, policy);
     }
     let granted = toPermissionSet(catalogue, requested.length > 0 ? requested : policy.permissions);
     for (const id of [policy.creatorId, ...policy.boundedBy]) {
       const principal = await directory.findPrincipalByRowId(uow, id);
       const disabled = principal === undefined || (principal.status !== "active" && (tenant.disableKeysOfSuspendedPrincipals || id === policy.creatorId));
       if (disabled) {
-        throw new Refusal(denied("CREATOR_SUSPENDED", "the principal that created this policy is suspended or gone"), {}, policy.name);
+        throw new Refusal(denied("CREATOR_SUSPENDED", "the principal that created this policy is suspended or gone"), {}, policy);
       }
       granted = intersect(granted, toPermissionSet(catalogue, principal.permissions));
     }
@@ -198,12 +202,12 @@ export function createExchangeService(deps: {
       throw new Refusal(
         denied("PERMISSIONS_EXCEED_CREATOR", `the policy's creator no longer holds: ${lost.join(", ")}`, { exceeding: lost.join(",") }),
         { exceeding: lost.join(",") },
-        policy.name,
+        policy,
       );
     }
     const permissions = formatPermissions(catalogue, granted);
     if (permissions.length === 0) {
-      throw new Refusal(denied("NO_PERMISSIONS_LEFT", "the policy's creator no longer holds any of the permissions the policy allows"), {}, policy.name);
+      throw new Refusal(denied("NO_PERMISSIONS_LEFT", "the policy's creator no longer holds any of the permissions the policy allows"), {}, policy);
     }
     return permissions;
   }
@@ -230,7 +234,7 @@ export function createExchangeService(deps: {
    */
   async function auditRefusal(tenant: TenantRecord, input: ExchangeInput, trail: Trail, refusal: Refusal): Promise<void> {
     await deps.refusals.record({
-      tenantId: tenant.id, orgId: null, actor: trail.verified ? trail.subject : "",
+      tenantId: tenant.id, orgId: refusal.orgId, actor: trail.verified ? trail.subject : "",
       credential: trail.verified ? `id-token:${trail.sha256}` : "id-token:unverified",
       action: "token.exchange", resource: refusal.resource, reason: refusal.error.reason, requestId: input.requestId,
       procedure: "keyward.v1.TokenExchangeService/ExchangeToken",
@@ -280,12 +284,12 @@ export function createExchangeService(deps: {
           if (input.durationSeconds > maxSeconds) {
             throw new Refusal(
               invalidArgument("DURATION_EXCEEDS_POLICY", `duration_seconds: the policy allows at most ${maxSeconds} seconds`, { field: "duration_seconds", max: String(maxSeconds) }),
-              {}, policy.name,
+              {}, policy,
             );
           }
           const now = clock.now();
           if (!(await spend(uow, tenant.id, token, now))) {
-            throw new Refusal(new KeywardError(ErrorKind.UNAUTHENTICATED, "TOKEN_REPLAYED", "this OIDC token was already exchanged; request a new one"), {}, policy.name);
+            throw new Refusal(new KeywardError(ErrorKind.UNAUTHENTICATED, "TOKEN_REPLAYED", "this OIDC token was already exchanged; request a new one"), {}, policy);
           }
           const minted = await deps.minter.mint(uow, {
             kind: "exchanged",
@@ -304,7 +308,7 @@ export function createExchangeService(deps: {
           audit.record(uow, {
             tenantId: tenant.id, orgId: policy.orgId, actor: token.subject, credential: minted.jti, action: "token.exchange",
             resource: policy.name, outcome: "success", requestId: input.requestId,
-            details: { ...trailDetails(trail), permissions: permissions.join(","), expire_time: minted.expiresAt.toISOString() },
+            details: { ...trailDetails(trail), permissions: permissions.join(","), expireTime: minted.expiresAt.toISOString() },
           });
           return {
             accessToken: minted.accessToken,

@@ -132,7 +132,7 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
      * `keys:write` on a tenant-scoped credential holding `*:write` (the keys serve every
      * tenant): PERMISSION_DENIED INSUFFICIENT_SCOPE or TENANT_SCOPE_REQUIRED otherwise.
      * ABORTED CONCURRENT_ROTATION when another rotation won the race; FAILED_PRECONDITION
-     * TOO_MANY_SIGNING_KEYS (metadata `retry_after`, an RFC 3339 time) when
+     * TOO_MANY_SIGNING_KEYS (metadata `retryAfter`, an RFC 3339 time) when
      * maxPublishedSigningKeys are published. Returns the new and the retired `kid`.
      */
     async rotateSigningKey(ctx: CallContext): Promise<{ kid: string; retired: string }> {
@@ -140,6 +140,7 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
         requirePermission(catalogue, ctx.caller, "keys:write");
         requireTenantScope(ctx.caller);
         requirePermission(catalogue, ctx.caller, "*:write");
+        refuseExchangedToken(ctx.caller, "signing keys");
         const rotated = await units.write(ctx, async (uow) => {
           let result: { kid: string; retired: string };
           try {
@@ -151,7 +152,7 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
                 ErrorKind.FAILED_PRECONDITION,
                 "TOO_MANY_SIGNING_KEYS",
                 `${maxPublishedSigningKeys} signing keys are published already (each until its last token has expired); rotate again after ${e.until.toISOString()}`,
-                { retry_after: e.until.toISOString() },
+                { retryAfter: e.until.toISOString() },
               );
             }
             throw e;

@@ -155,7 +155,7 @@ describe("signature and shape", () => {
 
   test("when the payload is tampered (repository changed, signature kept), then Unauthenticated INVALID_SIGNATURE; the audit marks the claims unverified", async () => {
     const tampered = tamper(await tokenFor(), { repository: "acme/infra-evil" });
-    await expectRefused(w, t, tampered, { code: Code.Unauthenticated, reason: "INVALID_SIGNATURE", details: { claims_verified: "false", repository: "acme/infra-evil" } });
+    await expectRefused(w, t, tampered, { code: Code.Unauthenticated, reason: "INVALID_SIGNATURE", details: { claimsVerified: "false", repository: "acme/infra-evil" } });
   });
 
   test("when the token is truncated (half of it, or its signature cut short), then Unauthenticated MALFORMED_TOKEN or INVALID_SIGNATURE", async () => {
@@ -166,7 +166,7 @@ describe("signature and shape", () => {
 
   test("when the token is 100 kB of garbage, then Unauthenticated MALFORMED_TOKEN (not ResourceExhausted: below the request limit), audited by hash only", async () => {
     const garbage = Buffer.alloc(100 * 1024, "x7.").toString("utf8");
-    const { event } = await expectRefused(w, t, garbage, { code: Code.Unauthenticated, reason: "MALFORMED_TOKEN", details: { claims_verified: "false", repository: "", subject: "" } });
+    const { event } = await expectRefused(w, t, garbage, { code: Code.Unauthenticated, reason: "MALFORMED_TOKEN", details: { claimsVerified: "false", repository: "", subject: "" } });
     expect(JSON.stringify(event?.details).length).toBeLessThan(1024);
   });
 
@@ -183,7 +183,7 @@ describe("replay", () => {
   test("when the same ID token is exchanged again, then Unauthenticated TOKEN_REPLAYED, audited, and the first token still verifies", async () => {
     const token = await tokenFor();
     const granted = await w.exchange.exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: token });
-    await expectRefused(w, t, token, { code: Code.Unauthenticated, reason: "TOKEN_REPLAYED", details: { claims_verified: "true" } });
+    await expectRefused(w, t, token, { code: Code.Unauthenticated, reason: "TOKEN_REPLAYED", details: { claimsVerified: "true" } });
     expect((await w.keys.verifyKey({ key: granted.accessToken })).result).toBe(VerifyResult.VALID);
   });
 
@@ -212,7 +212,7 @@ describe("replay", () => {
     await w.server.flushRefusals();
     const { events } = await w.audit.listAuditEvents({ parent: `tenants/${tenant.slug}`, action: "token.exchange", pageSize: 100 }, withKey(tenant.adminKey));
     expect(events.map((e) => [e.credential, e.reason, e.details["count"]])).toEqual([["id-token:unverified", "INVALID_SIGNATURE", "30"]]);
-    expect(events[0]!.details["claims_verified"]).toBe("false");
+    expect(events[0]!.details["claimsVerified"]).toBe("false");
   });
 
   test("when a token is refused for no matching policy, then it is not spent: once a policy matches, the same token exchanges", async () => {
@@ -229,7 +229,7 @@ describe("claims an attacker controls", () => {
     const tenant = await createTestTenant(w.server, "xatk-prt");
     const plain = await newPolicy(w, tenant, deployClaims);
     const prt = (extra: Record<string, unknown> = {}) => tokenFor({ event_name: "pull_request_target", ...extra }, {}, tenant);
-    await expectRefused(w, tenant, await prt(), { code: Code.PermissionDenied, reason: "CLAIM_MISMATCH", metadata: { claim: "event_name" }, details: { failed_claim: "event_name", actual: "pull_request_target" } }, { policy: plain.name });
+    await expectRefused(w, tenant, await prt(), { code: Code.PermissionDenied, reason: "CLAIM_MISMATCH", metadata: { claim: "event_name" }, details: { failedClaim: "event_name", actual: "pull_request_target" } }, { policy: plain.name });
     await expectRefused(w, tenant, await prt(), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY" });
     // workflow_run likewise.
     await expectRefused(w, tenant, await tokenFor({ event_name: "workflow_run" }, {}, tenant), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY" });
@@ -246,13 +246,13 @@ describe("claims an attacker controls", () => {
 
     const named = await expectRefused(w, tenant, await evil(), {
       code: Code.PermissionDenied, reason: "CLAIM_MISMATCH", metadata: { claim: "repository" },
-      details: { policy: infra.name, failed_claim: "repository", expected: "acme/infra", actual: "acme/infra-evil", claims_verified: "true" },
+      details: { policy: infra.name, failedClaim: "repository", expected: "acme/infra", actual: "acme/infra-evil", claimsVerified: "true" },
     }, { policy: infra.name });
     expect(named.err.rawMessage).not.toContain("acme/infra");
     expect(JSON.stringify(named.err.findDetails(ErrorInfoSchema))).not.toContain("acme/infra");
     expect(named.event?.resource).toBe(infra.name);
 
-    const unnamed = await expectRefused(w, tenant, await evil(), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY", details: { policies_checked: "1" } });
+    const unnamed = await expectRefused(w, tenant, await evil(), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY", details: { policiesChecked: "1" } });
     expect(unnamed.err.rawMessage).not.toContain("acme/infra");
     expect(unnamed.event?.details["failures"]).toContain('"acme/infra"');
     expect(JSON.stringify(unnamed.err.findDetails(ErrorInfoSchema))).not.toContain("acme/infra");

@@ -91,10 +91,10 @@ describe("exchange, verify, use, delete", () => {
     const { events } = await audit.listAuditEvents({ parent: `tenants/${t.slug}`, action: "token.exchange", resource: policy.name }, withKey(t.adminKey));
     const granted_ = events.find((e) => e.reason === "" && e.credential === verified.keyId);
     expect(granted_?.details).toMatchObject({
-      token_sha256: createHash("sha256").update(idToken).digest("hex"), claims_verified: "true",
+      tokenSha256: createHash("sha256").update(idToken).digest("hex"), claimsVerified: "true",
       repository: "acme/deploy", subject: "repo:acme/deploy:ref:refs/heads/main",
     });
-    expect(granted_?.details["run_id"]).not.toBe("");
+    expect(granted_?.details["runId"]).not.toBe("");
     expect(JSON.stringify(events.map((e) => e.details))).not.toContain(idToken.split(".")[2]!);
     expect(server.logs.filter((l) => l.includes(idToken.split(".")[2]!) || l.includes(granted.accessToken.split(".")[2]!))).toEqual([]);
   });

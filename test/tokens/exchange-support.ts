@@ -96,7 +96,7 @@ export function sha256(token: string): string {
 /** The `token.exchange` events of `t` about the token with this hash, newest first. */
 export async function exchangeEvents(w: ExchangeWorld, t: TestTenant, token: string): Promise<AuditEvent[]> {
   const { events } = await w.audit.listAuditEvents({ parent: `tenants/${t.slug}`, action: "token.exchange", pageSize: 1000 }, withKey(t.adminKey));
-  return events.filter((e) => e.details["token_sha256"] === sha256(token));
+  return events.filter((e) => e.details["tokenSha256"] === sha256(token));
 }
 
 /** The tenant's denied `token.exchange` events with `reason`. */
@@ -131,7 +131,7 @@ export type Expected = {
 /**
  * Sends the exchange of `subjectToken` at tenant `t` (plus `extra` fields) and checks the
  * refusal: the code, the ErrorInfo reason and metadata, one denied `token.exchange` event in
- * `t` with that reason and `details.token_sha256` = SHA-256 of the token (and `details`),
+ * `t` with that reason and `details.tokenSha256` = SHA-256 of the token (and `details`),
  * and no minted token. Returns the error and the audit event.
  */
 export async function expectRefused(
@@ -167,9 +167,9 @@ export async function expectRefused(
   const hash = sha256(subjectToken);
   const events = (await deniedEvents(w, t, expected.reason)).filter((e) => e.credential === `id-token:${hash}` || e.credential === "id-token:unverified");
   expect(events.length).toBeGreaterThan(0);
-  const event = events.find((e) => e.details["token_sha256"] === hash) ?? events[0]!;
+  const event = events.find((e) => e.details["tokenSha256"] === hash) ?? events[0]!;
   expect({ outcome: event.outcome, reason: event.reason }).toEqual({ outcome: AuditOutcome.DENIED, reason: expected.reason });
-  if (event.details["token_sha256"] === hash) expect(event.details).toMatchObject({ ...expected.details });
+  if (event.details["tokenSha256"] === hash) expect(event.details).toMatchObject({ ...expected.details });
   else expect(event.credential).toBe("id-token:unverified");
   if (signature.length > 16) expect(JSON.stringify([event.actor, event.resource, event.details])).not.toContain(signature);
   return { err, event };

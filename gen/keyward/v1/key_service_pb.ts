@@ -529,7 +529,9 @@ export type VerifyKeyResponse = Message<"keyward.v1.VerifyKeyResponse"> & {
   owner: string;
 
   /**
-   * Effective permissions: granted ∩ owner's current permissions.
+   * Effective permissions: granted ∩ the owner's current permissions ∩ those of every
+   * principal bounding the credential (its creator, for a key made for someone else) ∩, for
+   * an exchanged token, its policy's current allowlist.
    *
    * @generated from field: repeated string permissions = 7;
    */

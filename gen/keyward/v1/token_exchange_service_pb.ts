@@ -61,8 +61,9 @@ export type ExchangeTokenRequest = Message<"keyward.v1.ExchangeTokenRequest"> & 
   parent: string;
 
   /**
-   * RFC 8693 §2.1 `subject_token_type`: empty or
-   * `urn:ietf:params:oauth:token-type:id_token`; anything else is refused.
+   * RFC 8693 §2.1 `subject_token_type`: empty, `urn:ietf:params:oauth:token-type:id_token`
+   * or `urn:ietf:params:oauth:token-type:jwt`; anything else is refused
+   * (UNSUPPORTED_TOKEN_TYPE).
    *
    * @generated from field: string subject_token_type = 6;
    */
@@ -252,7 +253,8 @@ export type CreateUserTokenRequest = Message<"keyward.v1.CreateUserTokenRequest"
   principal: string;
 
   /**
-   * Lifetime in seconds, 1 to 43200 (12 hours).
+   * Lifetime in seconds, 1 to 43200 (12 hours); 0 means one hour. A user token made with a
+   * user token never outlives it.
    *
    * @generated from field: int32 duration_seconds = 2;
    */
@@ -409,7 +411,9 @@ export const TokenExchangeService: GenService<{
   },
   /**
    * Starts signing with a new key; the previous key stays in the JWKS until the tokens
-   * it signed have expired. Needs `keys:write` on a tenant-scoped admin credential.
+   * it signed have expired. Needs `keys:write` on a tenant-scoped admin (`*:write`) API key
+   * or user token. The keys serve every tenant: at most 4 are published at once
+   * (FAILED_PRECONDITION TOO_MANY_SIGNING_KEYS, metadata `retryAfter`).
    *
    * @generated from rpc keyward.v1.TokenExchangeService.RotateSigningKey
    */
