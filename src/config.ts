@@ -206,7 +206,9 @@ function issuers(env: Env, name: string): string[] | undefined {
     }
   }
   if (list.length === 0) throw invalid(name, raw, "expected at least one issuer URL");
-  return list;
+  // Written as tokens carry `iss` (GitHub's has no trailing slash); the verifier ignores a
+  // trailing slash on either side, so `https://token.actions.githubusercontent.com/` works too.
+  return list.map((issuer) => issuer.replace(/\/+$/, ""));
 }
 
 function tokenIssuer(env: Env, name: string): string | undefined {

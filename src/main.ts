@@ -30,6 +30,7 @@ import { createRpcHandler } from "./server/rpc-handler.ts";
 import { createTokenHandlers } from "./server/token-handlers.ts";
 import { createValidationInterceptor } from "./server/validation-interceptor.ts";
 import { createKeyEncryption, loadKeyEncryptionKey } from "./tokens/key-encryption.ts";
+import { signingKeyRepository } from "./tokens/signing-key-repository.ts";
 import { startSigningKeys, type SigningKeys } from "./tokens/signing-keys.ts";
 import { startTokenCleanup } from "./tokens/token-cleanup.ts";
 import { createTokenMinter } from "./tokens/token-minter.ts";
@@ -101,8 +102,9 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   const store = opts.store ?? (await openStore(config, logger));
   let signingKeys: SigningKeys;
   try {
-    const encryption = createKeyEncryption(await loadKeyEncryptionKey(config, logger));
-    signingKeys = await startSigningKeys({ units: createUnitsOfWork(store.db), clock, logger, encryption });
+    const units = createUnitsOfWork(store.db);
+    const { kek, source } = await loadKeyEncryptionKey(config, logger, () => units.read({}, (uow) => signingKeyRepository.sealedUnder(uow)));
+    signingKeys = await startSigningKeys({ units, clock, logger, encryption: createKeyEncryption(kek, source) });
   } catch (e) {
     if (!opts.store) await store.close();
     throw e;

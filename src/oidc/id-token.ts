@@ -22,8 +22,24 @@ export type VerifiedIdToken = Readonly<{
    * `event_name`, `run_id`, `workflow`.
    */
   claims: Readonly<Record<string, string>>;
+  /**
+   * True only when `allowExpired` was asked for and the token has expired (or is older than
+   * the age limit): its signature, issuer and audience were verified as of one second after
+   * it was issued. An exchange never asks for this.
+   */
+  expired: boolean;
   /** Lowercase hex SHA-256 of the raw token: what the audit log records instead of it. */
   sha256: string;
+}>;
+
+/** Options of OidcVerifier.verify. */
+export type VerifyIdTokenOptions = Readonly<{
+  /**
+   * For PolicyService.TestPolicy only: accept a token past its expiry or age limit (GitHub's
+   * live five minutes) so an engineer can still see how its claims compare; the result says
+   * `expired: true`. Everything else (signature, issuer, audience, claims) is still checked.
+   */
+  allowExpired?: boolean;
 }>;
 
 /**
@@ -38,7 +54,7 @@ export type VerifiedIdToken = Readonly<{
  */
 export type OidcVerifier = {
   /** Verifies `token` (a compact JWS) for `audience` (`<tenant>.<audience domain>`); `signal` ends the wait for any JWKS fetch. */
-  verify(token: string, audience: string, signal?: AbortSignal): Promise<VerifiedIdToken>;
+  verify(token: string, audience: string, signal?: AbortSignal, opts?: VerifyIdTokenOptions): Promise<VerifiedIdToken>;
   /** Aborts the JWKS fetches in flight (at shutdown). */
   stop(): void;
 };

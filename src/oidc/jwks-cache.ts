@@ -182,7 +182,8 @@ async function fetchKeySet(issuer: string, bounds: FetchBounds): Promise<JSONWeb
   const discoveryUrl = `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
   const discovery = await getJson(discoveryUrl, bounds);
   if (!isRecord(discovery)) throw new Error(`${discoveryUrl}: not a JSON object`);
-  if (discovery["issuer"] !== issuer) throw new Error(`${discoveryUrl}: its "issuer" is ${describe(discovery["issuer"])}, not "${issuer}"`);
+  // The issuer as configured has no trailing slash; one on either side changes nothing.
+  if (typeof discovery["issuer"] !== "string" || discovery["issuer"].replace(/\/+$/, "") !== issuer.replace(/\/+$/, "")) throw new Error(`${discoveryUrl}: its "issuer" is ${describe(discovery["issuer"])}, not "${issuer}"`);
   const jwksUri = discovery["jwks_uri"];
   if (typeof jwksUri !== "string") throw new Error(`${discoveryUrl}: "jwks_uri" is missing`);
   let url: URL;

@@ -59,33 +59,40 @@ export function createOidcVerifier(opts: OidcVerifierOptions): OidcVerifier {
   if (!Number.isInteger(leeway) || leeway < 30 || leeway > 60) throw new RangeError(`leewaySeconds must be an integer from 30 to 60, not ${leeway}`);
   const maxAge = opts.maxTokenAgeSeconds ?? 600;
   if (!Number.isInteger(maxAge) || maxAge <= 0) throw new RangeError(`maxTokenAgeSeconds must be a positive integer, not ${maxAge}`);
-  const issuers: ReadonlySet<string> = new Set(opts.issuers);
+  // Configured issuers by their form without trailing slashes: an `iss` that differs from a
+  // configured issuer only by a trailing slash is that issuer (the config strips them too).
+  const issuers: ReadonlyMap<string, string> = new Map(opts.issuers.map((i) => [withoutTrailingSlash(i), i]));
   const cache = createJwksCache(opts);
   const { clock } = opts;
 
   return {
-    async verify(token, audience, signal) {
-      const { header, payload } = inspect(token, issuers);
-      const issuer = payload.iss as string;
+    async verify(token, audience, signal, verifyOpts) {
+      const { header, payload, issuer } = inspect(token, issuers);
       const kid = header.kid as string;
       const keys = await cache.keysFor(issuer, kid, signal);
+      // A dry run may look at an expired token's claims: its signature, issuer and audience
+      // are still verified, as of one second after it was issued.
+      const now = clock.now();
+      const stale = typeof payload.iat === "number" && typeof payload.exp === "number" &&
+        (now.getTime() > (payload.exp + leeway) * 1000 || now.getTime() > (payload.iat + maxAge + leeway) * 1000);
+      const expired = stale && verifyOpts?.allowExpired === true;
       const options: JWTVerifyOptions = {
-        issuer,
+        issuer: payload.iss as string,
         audience,
         algorithms: [...allowedAlgorithms],
         clockTolerance: leeway,
         maxTokenAge: maxAge,
         requiredClaims,
-        currentDate: clock.now(),
+        currentDate: expired ? new Date(((payload.iat as number) + 1) * 1000) : now,
       };
       let verified: JWTPayload;
       try {
         verified = (await jwtVerify(token, keys.resolve, options)).payload;
       } catch (e) {
-        if (!(e instanceof errors.JWKSMultipleMatchingKeys)) throw refusal(e, { issuer, kid, audience, payload });
-        verified = await verifyWithAny(token, e, options, { issuer, kid, audience, payload });
+        if (!(e instanceof errors.JWKSMultipleMatchingKeys)) throw refusal(e, { issuer, kid, audience, payload, maxAgeSeconds: maxAge });
+        verified = await verifyWithAny(token, e, options, { issuer, kid, audience, payload, maxAgeSeconds: maxAge });
       }
-      return result(token, issuer, audience, verified);
+      return Object.freeze({ ...result(token, issuer, audience, verified), expired });
     },
     stop() {
       cache.stop();
@@ -97,7 +104,7 @@ export function createOidcVerifier(opts: OidcVerifierOptions): OidcVerifier {
  * The checks made before any network call, on the unverified token: size, compact shape,
  * header, and `iss` among `issuers`. Returns the decoded header and payload (unverified).
  */
-function inspect(token: unknown, issuers: ReadonlySet<string>): { header: ProtectedHeaderParameters; payload: JWTPayload } {
+function inspect(token: unknown, issuers: ReadonlyMap<string, string>): { header: ProtectedHeaderParameters; payload: JWTPayload; issuer: string } {
   if (typeof token !== "string" || token.length > maxIdTokenLength) {
     throw unauthenticated("MALFORMED_TOKEN", `the token is not a JWT: longer than ${maxIdTokenLength} characters`);
   }
@@ -124,15 +131,21 @@ function inspect(token: unknown, issuers: ReadonlySet<string>): { header: Protec
   } catch {
     throw unauthenticated("MALFORMED_TOKEN", "the token's payload is not a base64url-encoded JSON object");
   }
-  if (typeof payload.iss !== "string" || !issuers.has(payload.iss)) {
+  const issuer = typeof payload.iss === "string" ? issuers.get(withoutTrailingSlash(payload.iss)) : undefined;
+  if (issuer === undefined) {
     throw unauthenticated("ISSUER_NOT_TRUSTED", `the token's issuer ${quote(payload.iss)} is not one of the trusted OIDC issuers`, {
       issuer: typeof payload.iss === "string" ? clip(payload.iss) : "",
     });
   }
-  return { header, payload };
+  return { header, payload, issuer };
 }
 
-type Context = { issuer: string; kid: string; audience: string; payload: JWTPayload };
+/** `url` without trailing slashes (`https://a.example/` → `https://a.example`). */
+export function withoutTrailingSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+type Context = { issuer: string; kid: string; audience: string; payload: JWTPayload; maxAgeSeconds: number };
 
 /**
  * jose's answer when several keys of the set share the token's `kid` and `alg`: each is
@@ -159,7 +172,7 @@ function refusal(e: unknown, ctx: Context): unknown {
   }
   if (e instanceof errors.JOSEAlgNotAllowed) return unauthenticated("ALGORITHM_NOT_ALLOWED", "the token's algorithm is not allowed");
   if (e instanceof errors.JWTExpired) {
-    if (e.claim === "iat") return unauthenticated("TOKEN_TOO_OLD", `the token was issued more than the allowed age ago (its "iat" is ${isoOf(ctx.payload.iat)})`);
+    if (e.claim === "iat") return unauthenticated("TOKEN_TOO_OLD", `the token was issued more than the allowed ${Math.round(ctx.maxAgeSeconds / 60)} minutes ago (its "iat" is ${isoOf(ctx.payload.iat)}); request a new one`);
     return unauthenticated("TOKEN_EXPIRED", `the token expired at ${isoOf(ctx.payload.exp)}`);
   }
   if (e instanceof errors.JWTClaimValidationFailed) {
@@ -177,7 +190,7 @@ function refusal(e: unknown, ctx: Context): unknown {
 }
 
 /** The checks jose does not make, then the verified token as keyward keeps it. */
-function result(token: string, issuer: string, audience: string, payload: JWTPayload): VerifiedIdToken {
+function result(token: string, issuer: string, audience: string, payload: JWTPayload): Omit<VerifiedIdToken, "expired"> {
   if (Array.isArray(payload.aud) && payload.aud.length !== 1) throw audienceMismatch(payload.aud, audience);
   const jti = identifier(payload, "jti");
   const subject = identifier(payload, "sub");

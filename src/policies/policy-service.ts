@@ -63,7 +63,7 @@ export type PolicyMatchView = {
 };
 
 /** The answer of a dry run. */
-export type DryRunView = { results: PolicyMatchView[]; claims: Record<string, string>; audience: string };
+export type DryRunView = { results: PolicyMatchView[]; claims: Record<string, string>; audience: string; notes: string[] };
 
 /** Most claims a dry-run claim set may carry, and the longest name and value. */
 const maxTestClaims = 64;
@@ -390,9 +390,10 @@ export function createPolicyService(deps: {
      * policies requiring their org's current GitHub owner. Exactly one of `subjectToken` and
      * `claims` (INVALID_ARGUMENT REQUIRED_FIELD / CONFLICTING_FIELDS); a claim set has at
      * most 64 claims (TOO_MANY_CLAIMS). The verifier's errors (UNAUTHENTICATED
-     * AUDIENCE_MISMATCH, UNAVAILABLE ISSUER_UNAVAILABLE, …) pass through.
+     * AUDIENCE_MISMATCH, UNAVAILABLE ISSUER_UNAVAILABLE, …) pass through, except that an
+     * expired token (or one past the age limit) is still compared, with a `TOKEN_EXPIRED: …` note.
      *
-     * @returns one result per policy, matched ones first, then by name; the claims compared; the audience.
+     * @returns one result per policy, matched ones first, then by name; the claims compared; the audience; notes.
      */
     async test(ctx: CallContext, input: { parent: string; subjectToken: string; claims: Readonly<Record<string, string>>; org: string }): Promise<DryRunView> {
       requirePermission(catalogue, ctx.caller, "policies:read");
@@ -402,7 +403,12 @@ export function createPolicyService(deps: {
       if (!hasToken && !hasClaims) throw invalidArgument("REQUIRED_FIELD", "one of subject_token or claims is required", { field: "subject_token" });
       if (hasToken && hasClaims) throw invalidArgument("CONFLICTING_FIELDS", "send subject_token or claims, not both", { field: "claims" });
       const audience = audienceOf(ctx.caller.tenantSlug);
-      const claims = hasToken ? { ...(await idTokens.verify(input.subjectToken, audience, ctx.signal)).claims } : testClaimsOf(input.claims);
+      const verified = hasToken ? await idTokens.verify(input.subjectToken, audience, ctx.signal, { allowExpired: true }) : undefined;
+      const claims = verified === undefined ? testClaimsOf(input.claims) : { ...verified.claims };
+      // GitHub's ID tokens live five minutes: an expired one is still compared, with a note.
+      const notes = verified?.expired === true
+        ? [`TOKEN_EXPIRED: the token expired at ${verified.expiresAt.toISOString()} (or is older than an exchange accepts): an exchange would refuse it; its signature, issuer and audience hold, and its claims are compared below`]
+        : [];
       const candidates = await units.read(ctx, async (uow) => {
         const scope = await scopeOf(uow, ctx, input.org);
         return scope === null ? [] : policiesForMatching(uow, ctx.caller.tenantId, scope);
@@ -415,7 +421,7 @@ export function createPolicyService(deps: {
       });
       // Stable: within each group the repository's order (lower(display_name), id) stays.
       results.sort((a, b) => Number(b.matched) - Number(a.matched));
-      return { results, claims, audience };
+      return { results, claims, audience, notes };
     },
   };
 }

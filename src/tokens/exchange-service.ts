@@ -18,7 +18,7 @@ import { tenantAudience } from "../common/tenant-audience.ts";
 import { ErrorKind, KeywardError, invalidArgument, isKeywardError } from "../errors.ts";
 import type { OidcVerifier, VerifiedIdToken } from "../oidc/id-token.ts";
 import { maxIdTokenLength } from "../oidc/oidc-verifier.ts";
-import { matchClaims } from "../policies/claim-matching.ts";
+import { guardedEvents, matchClaims } from "../policies/claim-matching.ts";
 import { findPolicyForMatching, policiesForMatching, type MatchablePolicy } from "../policies/policy-repository.ts";
 import { defaultSessionSeconds, maxPolicySessionSeconds, type TokenMinter } from "./minting.ts";
 import { bearerTokenType, tokenTypes } from "./token-types.ts";
@@ -96,6 +96,18 @@ class Refusal extends Error {
   }
 }
 
+/**
+ * The rule a `pull_request_target` / `workflow_run` token meets, for refusal messages: it is
+ * not secret (DESIGN.md §4), unlike the values a policy expects. "" for other events, or
+ * when the policy names the event (`expectedEvent`).
+ */
+function guardedEventHint(token: VerifiedIdToken, expectedEvent: string): string {
+  const event = token.claims["event_name"];
+  return event !== undefined && guardedEvents.has(event) && expectedEvent !== event
+    ? `; tokens from ${event} events are refused unless the policy names that event in event_name`
+    : "";
+}
+
 const denied = (reason: string, message: string, metadata: Record<string, string> = {}) =>
   new KeywardError(ErrorKind.PERMISSION_DENIED, reason, message, metadata);
 
@@ -141,7 +153,7 @@ export function createExchangeService(deps: {
       const match = matchClaims(policy.claims, token.claims);
       if (!match.matched) {
         throw new Refusal(
-          denied("CLAIM_MISMATCH", `the token's ${match.claim} claim does not satisfy the policy (PolicyService.TestPolicy explains why)`, { claim: match.claim }),
+          denied("CLAIM_MISMATCH", `the token's ${match.claim} claim does not satisfy the policy${match.claim === "event_name" ? guardedEventHint(token, match.expected) : ""} (PolicyService.TestPolicy explains why)`, { claim: match.claim }),
           { policy: policy.name, failedClaim: match.claim, expected: match.expected, actual: match.actual },
           policy,
         );
@@ -157,7 +169,7 @@ export function createExchangeService(deps: {
         return m.matched ? "" : `${p.name}: ${m.explanation}`;
       });
       throw new Refusal(
-        denied("NO_MATCHING_POLICY", "no trust policy of this tenant matches the token's claims (PolicyService.TestPolicy explains why)"),
+        denied("NO_MATCHING_POLICY", `no trust policy of this tenant matches the token's claims${guardedEventHint(token, "")} (PolicyService.TestPolicy explains why)`),
         { policiesChecked: String(all.length), failures: failures.filter((f) => f !== "").join("; ").slice(0, 2000) },
       );
     }

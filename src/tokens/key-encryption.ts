@@ -21,18 +21,21 @@ const fingerprintLabel = "keyward key-encryption-key id v1";
 export type KeyEncryption = {
   /** Fingerprint of the KEK (16 hex chars): stored next to each sealed key, safe to log. */
   readonly kekId: string;
+  /** Where the KEK came from, for messages: `KEYWARD_KEY_ENCRYPTION_KEY` or the file's path. */
+  readonly source: string;
   /** AES-256-GCM with a random 12-byte IV and `kid` as associated data: base64url(iv ‖ ciphertext ‖ tag). */
   seal(plaintext: Uint8Array, kid: string): string;
   /** Opens what `seal` made for the same `kid`; throws when the KEK (or the kid) is not the one it was sealed with, or the data was altered. */
   unseal(sealed: string, kid: string): Buffer;
 };
 
-/** Builds seal/unseal over a 32-byte KEK. */
-export function createKeyEncryption(kek: Buffer): KeyEncryption {
+/** Builds seal/unseal over a 32-byte KEK; `source` says where it came from (for messages). */
+export function createKeyEncryption(kek: Buffer, source = "KEYWARD_KEY_ENCRYPTION_KEY"): KeyEncryption {
   if (kek.length !== kekBytes) throw new Error(`a key-encryption key has ${kekBytes} bytes, not ${kek.length}`);
   const key = Buffer.from(kek);
   return {
     kekId: createHmac("sha256", key).update(fingerprintLabel).digest("hex").slice(0, 16),
+    source,
     seal(plaintext, kid) {
       const iv = randomBytes(ivBytes);
       const cipher = createCipheriv("aes-256-gcm", key, iv);
@@ -56,16 +59,32 @@ export function createKeyEncryption(kek: Buffer): KeyEncryption {
  * `<dataDir>/key-encryption-key`, generated (32 random bytes, base64, mode 600) if the file
  * does not exist. Logs which source it is (never the value); warns when a shared database
  * (DATABASE_URL) is used with a file KEK, since every replica must open the same keys.
- * StartupError when the file is unreadable, corrupt, or cannot be written.
+ * A missing file is generated only while the database holds no sealed signing key
+ * (`sealedUnder()` lists the KEK fingerprints it holds): a new KEK could not open them, so a
+ * lost file is reported, never silently replaced. StartupError when the file is missing
+ * while keys are sealed, unreadable, corrupt, or cannot be written.
+ *
+ * @returns the KEK and its source (`KEYWARD_KEY_ENCRYPTION_KEY` or the file's path).
  */
-export async function loadKeyEncryptionKey(config: Pick<Config, "keyEncryptionKey" | "dataDir" | "databaseUrl">, logger: Logger): Promise<Buffer> {
+export async function loadKeyEncryptionKey(
+  config: Pick<Config, "keyEncryptionKey" | "dataDir" | "databaseUrl">,
+  logger: Logger,
+  sealedUnder: () => Promise<readonly string[]> = async () => [],
+): Promise<{ kek: Buffer; source: string }> {
   if (config.keyEncryptionKey !== undefined) {
     logger.info({ source: "KEYWARD_KEY_ENCRYPTION_KEY" }, "signing keys are sealed under the key-encryption key from KEYWARD_KEY_ENCRYPTION_KEY");
-    return config.keyEncryptionKey;
+    return { kek: config.keyEncryptionKey, source: "KEYWARD_KEY_ENCRYPTION_KEY" };
   }
   const file = join(config.dataDir, kekFileName);
   let kek = await readKekFile(file, logger);
   if (kek === undefined) {
+    const sealed = await sealedUnder();
+    if (sealed.length > 0) {
+      throw new StartupError(
+        `the key-encryption key file ${file} is missing, but the database holds signing keys sealed under KEK ${sealed.join(", ")}: ` +
+          "restore the file from your backup (or set KEYWARD_KEY_ENCRYPTION_KEY to that key); a new key-encryption key could not open them",
+      );
+    }
     kek = randomBytes(kekBytes);
     try {
       await mkdir(config.dataDir, { recursive: true });
@@ -88,7 +107,7 @@ export async function loadKeyEncryptionKey(config: Pick<Config, "keyEncryptionKe
       "KEYWARD_KEY_ENCRYPTION_KEY is unset while DATABASE_URL is set: every replica on this database must share one key-encryption key; set KEYWARD_KEY_ENCRYPTION_KEY on all of them",
     );
   }
-  return kek;
+  return { kek, source: file };
 }
 
 /** Reads a KEK file; undefined when it does not exist. */

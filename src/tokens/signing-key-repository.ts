@@ -30,6 +30,14 @@ const recordOf = (r: Row): SigningKeyRecord => ({
 
 /** Signing key persistence. */
 export const signingKeyRepository = {
+  /** The fingerprints of the KEKs that sealed the signing keys still in use (active or published). */
+  async sealedUnder(uow: UnitOfWork): Promise<string[]> {
+    const rows = await entityManagerOf(uow).execute<{ kek_id: string }[]>(
+      "select distinct kek_id from signing_key where retired_at is null or publish_until > now() order by kek_id",
+    );
+    return rows.map((r) => r.kek_id);
+  },
+
   /**
    * The keys whose public part is published at `now`: the active one and every retired one
    * whose `publish_until` is later than `now`. The active key (if any) comes first.

@@ -118,7 +118,7 @@ export async function startSigningKeys(deps: {
       pem = encryption.unseal(record.privateKeySealed, record.kid).toString("utf8");
     } catch (e) {
       throw new StartupError(
-        `KEYWARD_KEY_ENCRYPTION_KEY does not open signing key ${record.kid} (sealed under KEK ${record.kekId}; this instance's KEK is ${encryption.kekId}): ` +
+        `the key-encryption key from ${encryption.source} does not open signing key ${record.kid} (sealed under KEK ${record.kekId}; this instance's KEK is ${encryption.kekId}): ` +
           "start keyward with the key-encryption key the signing keys were sealed with (every replica must share it)",
         e,
       );

@@ -125,6 +125,19 @@ describe("time", () => {
     expect(e.reason).toBe("TOKEN_TOO_OLD");
   });
 
+  test("when a dry run allows expired tokens, then an expired or too old token still verifies (signature, issuer, audience) and says expired; a fresh one says not expired; a forged expired one is still refused", async () => {
+    const token = await idp.token({}, { audience });
+    expect((await verifier.verify(token, audience, undefined, { allowExpired: true })).expired).toBe(false);
+    clock.advance(3600_000);
+    const v = await verifier.verify(token, audience, undefined, { allowExpired: true });
+    expect([v.expired, v.claims["repository"]]).toEqual([true, "acme/deploy"]);
+    expect((await refusal(token)).reason).toBe("TOKEN_EXPIRED");
+    const e = await verifier.verify(tamper(token), audience, undefined, { allowExpired: true }).catch((err: unknown) => err);
+    expect((e as KeywardError).reason).toBe("INVALID_SIGNATURE");
+    const wrongAudience = await verifier.verify(token, "other.keyward.test", undefined, { allowExpired: true }).catch((err: unknown) => err);
+    expect((wrongAudience as KeywardError).reason).toBe("AUDIENCE_MISMATCH");
+  });
+
   test("when the leeway is configured outside 30–60 s, then creating the verifier fails", () => {
     expect(() => createOidcVerifier({ issuers: [idp.issuer], clock, leewaySeconds: 10 })).toThrow(RangeError);
     expect(() => createOidcVerifier({ issuers: [idp.issuer], clock, leewaySeconds: 61 })).toThrow(RangeError);
@@ -133,9 +146,22 @@ describe("time", () => {
 });
 
 describe("issuer", () => {
-  test("when iss differs from the configured issuer by a trailing slash, then ISSUER_NOT_TRUSTED and no request is made", async () => {
-    const e = await refusal(await idp.token({ iss: `${idp.issuer}/` }, { audience }));
-    expect([e.reason, e.metadata["issuer"]]).toEqual(["ISSUER_NOT_TRUSTED", `${idp.issuer}/`]);
+  test("when iss differs from the configured issuer only by a trailing slash (either side), then it is that issuer: it verifies, named as configured", async () => {
+    const v = await verifier.verify(await idp.token({ iss: `${idp.issuer}/` }, { audience }), audience);
+    expect(v.issuer).toBe(idp.issuer);
+    const slashed = createOidcVerifier({ issuers: [`${idp.issuer}/`], clock });
+    try {
+      expect((await slashed.verify(await idp.token({}, { audience }), audience)).issuer).toBe(`${idp.issuer}/`);
+    } finally {
+      slashed.stop();
+    }
+  });
+
+  test("when iss shares only a prefix with the configured issuer, then ISSUER_NOT_TRUSTED and no request is made", async () => {
+    for (const iss of [`${idp.issuer}.evil.example`, `${idp.issuer}/evil`, `${idp.issuer}//x`]) {
+      const e = await refusal(await idp.token({ iss }, { audience }));
+      expect([e.reason, e.metadata["issuer"]]).toEqual(["ISSUER_NOT_TRUSTED", iss]);
+    }
     expect(fetches()).toBe(0);
   });
 

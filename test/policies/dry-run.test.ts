@@ -248,7 +248,7 @@ describe("dry run with a subject token (service with a stand-in verifier)", () =
     const t = await tenantWith({ infra: { repository: "acme/infra", environment: "production" }, other: { repository: "acme/other" } });
     const asked: { token: string; audience: string; signal: AbortSignal | undefined }[] = [];
     const verified: VerifiedIdToken = {
-      issuer: "https://token.actions.githubusercontent.com", jti: "j-1", subject: infraPush.sub, issuedAt: new Date(), expiresAt: new Date(), claims: infraPush, sha256: "00",
+      issuer: "https://token.actions.githubusercontent.com", jti: "j-1", subject: infraPush.sub, issuedAt: new Date(), expiresAt: new Date(), claims: infraPush, expired: false, sha256: "00",
     };
     const { service, ctx } = await serviceWith(t, async (token, audience, signal) => {
       asked.push({ token, audience, signal });

@@ -229,10 +229,14 @@ describe("claims an attacker controls", () => {
     const tenant = await createTestTenant(w.server, "xatk-prt");
     const plain = await newPolicy(w, tenant, deployClaims);
     const prt = (extra: Record<string, unknown> = {}) => tokenFor({ event_name: "pull_request_target", ...extra }, {}, tenant);
-    await expectRefused(w, tenant, await prt(), { code: Code.PermissionDenied, reason: "CLAIM_MISMATCH", metadata: { claim: "event_name" }, details: { failedClaim: "event_name", actual: "pull_request_target" } }, { policy: plain.name });
-    await expectRefused(w, tenant, await prt(), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY" });
+    const rule = "refused unless the policy names that event in event_name";
+    const named_ = await expectRefused(w, tenant, await prt(), { code: Code.PermissionDenied, reason: "CLAIM_MISMATCH", metadata: { claim: "event_name" }, details: { failedClaim: "event_name", actual: "pull_request_target" } }, { policy: plain.name });
+    expect(named_.err.rawMessage).toContain(`tokens from pull_request_target events are ${rule}`);
+    const unnamed = await expectRefused(w, tenant, await prt(), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY" });
+    expect(unnamed.err.rawMessage).toContain(rule);
     // workflow_run likewise.
-    await expectRefused(w, tenant, await tokenFor({ event_name: "workflow_run" }, {}, tenant), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY" });
+    const run = await expectRefused(w, tenant, await tokenFor({ event_name: "workflow_run" }, {}, tenant), { code: Code.PermissionDenied, reason: "NO_MATCHING_POLICY" });
+    expect(run.err.rawMessage).toContain(`tokens from workflow_run events are ${rule}`);
 
     const named = await newPolicy(w, tenant, { ...deployClaims, eventName: "pull_request_target" });
     const granted = await w.exchange.exchangeToken({ parent: `tenants/${tenant.slug}`, subjectToken: await prt() });

@@ -117,6 +117,23 @@ describe("exchange, verify, use, delete", () => {
   });
 });
 
+describe("the dry run with a token that has expired", () => {
+  test("when a real ID token has expired (GitHub's live five minutes), then the dry run still compares its claims and notes TOKEN_EXPIRED, while an exchange refuses it", async () => {
+    const tenant = await createTestTenant(server, "dryexp");
+    await newPolicy(tenant, { repositoryOwner: "acme", repository: "acme/infra" });
+    const iat = Math.floor(Date.now() / 1000) - 3600;
+    const idToken = await issuer.token({ repository: "acme/infra" }, { audience: audienceOf(tenant), iat });
+    const res = await policies.testPolicy({ parent: `tenants/${tenant.slug}`, subjectToken: idToken }, withKey(tenant.adminKey));
+    expect(res.results.map((r) => r.matched)).toEqual([true]);
+    expect(res.notes).toHaveLength(1);
+    expect(res.notes[0]).toMatch(/^TOKEN_EXPIRED: /);
+    const err = await rpcError(exchange.exchangeToken({ parent: `tenants/${tenant.slug}`, subjectToken: idToken }));
+    expect(reasonOf(err)).toBe("TOKEN_EXPIRED");
+    const fresh = await policies.testPolicy({ parent: `tenants/${tenant.slug}`, subjectToken: await issuer.token({}, { audience: audienceOf(tenant) }) }, withKey(tenant.adminKey));
+    expect(fresh.notes).toEqual([]);
+  });
+});
+
 describe("ExchangeToken over gRPC", () => {
   test("when the exchange is called over gRPC, then it answers alike", async () => {
     await newPolicy(t, { ...deployClaims, repository: "acme/grpc", repositoryId: "" });

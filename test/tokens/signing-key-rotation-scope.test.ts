@@ -40,14 +40,9 @@ async function workflowTokenOfB(): Promise<string> {
 }
 
 describe("RotateSigningKey scope", () => {
-  // Open defect: src/tokens/token-service.ts (RotateSigningKey, ~line 129) checks keys:write,
-  // tenant scope and *:write but not refuseExchangedToken (src/directory/caller.ts), so a CI
-  // workflow whose policy allows *:write can rotate the signing key of every tenant and, three
-  // times in a row, block every tenant's rotation for 12 hours (TOO_MANY_SIGNING_KEYS) — also
-  // during an incident. Expected: PermissionDenied EXCHANGED_TOKEN_CANNOT_MINT, as for
-  // CreateKey/CreateUserToken. (That any tenant's admin key can spend the shared budget is a
-  // design question reported separately.)
-  test.failing("when a CI workflow's exchanged token calls RotateSigningKey, then PermissionDenied EXCHANGED_TOKEN_CANNOT_MINT", async () => {
+  // A CI workflow whose policy allows *:write must not spend the rotation budget every
+  // tenant shares (three rotations would block every tenant's rotation for 12 hours).
+  test("when a CI workflow's exchanged token calls RotateSigningKey, then PermissionDenied EXCHANGED_TOKEN_CANNOT_MINT", async () => {
     const token = await workflowTokenOfB();
     const err = await attempt(server.client(TokenExchangeService).rotateSigningKey({}, withKey(token)));
     expect(err === undefined ? "rotated" : [Code[err.code], reasonOf(err)]).toEqual([Code[Code.PermissionDenied], "EXCHANGED_TOKEN_CANNOT_MINT"]);

@@ -94,13 +94,36 @@ describe("signing keys with a generated key-encryption key", () => {
     );
     expect(failure).toBeInstanceOf(StartupError);
     const message = (failure as StartupError).message;
-    expect(message).toContain(`KEYWARD_KEY_ENCRYPTION_KEY does not open signing key ${row!.kid} (sealed under KEK ${row!.kek_id}`);
+    expect(message).toContain(`the key-encryption key from KEYWARD_KEY_ENCRYPTION_KEY does not open signing key ${row!.kid} (sealed under KEK ${row!.kek_id}`);
     expect(message).not.toContain(otherKek);
 
     const cli = await runCli(["serve"], { ...env(), KEYWARD_KEY_ENCRYPTION_KEY: otherKek, PORT: "0", LOG_LEVEL: "error" }, 60_000);
     expect(cli.code).toBe(1);
-    expect(cli.stderr).toContain(`keyward: KEYWARD_KEY_ENCRYPTION_KEY does not open signing key ${row!.kid}`);
+    expect(cli.stderr).toContain(`keyward: the key-encryption key from KEYWARD_KEY_ENCRYPTION_KEY does not open signing key ${row!.kid}`);
     expect(cli.stdout + cli.stderr).not.toContain(otherKek);
+  });
+
+  test("when the KEK file is lost while signing keys sealed under it exist, then start fails naming the missing file and the KEK to restore, and no new KEK file is written", async () => {
+    const file = join(dataDir, "data", "key-encryption-key");
+    const probe = await startTestServer({ env: env() });
+    const kekIds = (await sql<{ kek_id: string }>(probe, "select distinct kek_id from signing_key")).map((r) => r.kek_id);
+    await probe.stop();
+    const kept = readFileSync(file, "utf8");
+    rmSync(file);
+    try {
+      const failure = await startTestServer({ env: env() }).then(() => undefined, (e: unknown) => e);
+      expect(failure).toBeInstanceOf(StartupError);
+      expect((failure as Error).message).toContain(`the key-encryption key file ${file} is missing, but the database holds signing keys sealed under KEK ${kekIds.join(", ")}`);
+      expect(() => statSync(file)).toThrow();
+      // A file from elsewhere (the wrong KEK) names its path, not the variable.
+      const wrongDir = join(dataDir, "wrong");
+      mkdirSync(wrongDir, { recursive: true });
+      writeFileSync(join(wrongDir, "key-encryption-key"), `${otherKek}\n`, { mode: 0o600 });
+      const wrong = await startTestServer({ env: { ...env(), KEYWARD_DATA_DIR: wrongDir } }).then(() => undefined, (e: unknown) => e);
+      expect((wrong as Error).message).toContain(`the key-encryption key from ${join(wrongDir, "key-encryption-key")} does not open signing key`);
+    } finally {
+      writeFileSync(file, kept, { mode: 0o600 });
+    }
   });
 
   test("when the KEK file is corrupt, then start fails with a StartupError naming the file and not echoing its content", async () => {
