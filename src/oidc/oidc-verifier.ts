@@ -89,8 +89,8 @@ export function createOidcVerifier(opts: OidcVerifierOptions): OidcVerifier {
       try {
         verified = (await jwtVerify(token, keys.resolve, options)).payload;
       } catch (e) {
-        if (!(e instanceof errors.JWKSMultipleMatchingKeys)) throw refusal(e, { issuer, kid, audience, payload, maxAgeSeconds: maxAge });
-        verified = await verifyWithAny(token, e, options, { issuer, kid, audience, payload, maxAgeSeconds: maxAge });
+        if (!(e instanceof errors.JWKSMultipleMatchingKeys)) throw refusal(e, { issuer, kid, audience, payload, maxAgeSeconds: maxAge, cooldownMs: opts.unknownKidCooldownMs });
+        verified = await verifyWithAny(token, e, options, { issuer, kid, audience, payload, maxAgeSeconds: maxAge, cooldownMs: opts.unknownKidCooldownMs });
       }
       return Object.freeze({ ...result(token, issuer, audience, verified), expired });
     },
@@ -145,7 +145,7 @@ export function withoutTrailingSlash(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
-type Context = { issuer: string; kid: string; audience: string; payload: JWTPayload; maxAgeSeconds: number };
+type Context = { issuer: string; kid: string; audience: string; payload: JWTPayload; maxAgeSeconds: number; cooldownMs?: number | undefined };
 
 /**
  * jose's answer when several keys of the set share the token's `kid` and `alg`: each is
@@ -168,7 +168,7 @@ async function verifyWithAny(token: string, multiple: errors.JWKSMultipleMatchin
 function refusal(e: unknown, ctx: Context): unknown {
   if (e instanceof errors.JWSSignatureVerificationFailed) return unauthenticated("INVALID_SIGNATURE", "the token's signature does not verify");
   if (e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWKSMultipleMatchingKeys) {
-    return unauthenticated("UNKNOWN_SIGNING_KEY", `no key of issuer "${ctx.issuer}" matches the token's "kid" ${quote(ctx.kid)} and "alg"`, { issuer: ctx.issuer, kid: ctx.kid });
+    return unauthenticated("UNKNOWN_SIGNING_KEY", `no key of issuer "${ctx.issuer}" matches the token's "kid" ${quote(ctx.kid)} and "alg" (if the issuer has just rotated its keys, retry in ${Math.ceil((ctx.cooldownMs ?? 30_000) / 1000)} s: keyward refetches them at most that often)`, { issuer: ctx.issuer, kid: ctx.kid });
   }
   if (e instanceof errors.JOSEAlgNotAllowed) return unauthenticated("ALGORITHM_NOT_ALLOWED", "the token's algorithm is not allowed");
   if (e instanceof errors.JWTExpired) {
