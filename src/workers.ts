@@ -1,0 +1,224 @@
+// `keyward serve --workers N`: N processes serving one port (node:cluster), each a whole
+// keyward (own listener, cache, LISTEN connection, metrics) on one database.
+//
+// The primary serves nothing itself. It starts the embedded PostgreSQL (without
+// DATABASE_URL), migrates and runs the first-start bootstrap once, then forks the workers:
+// worker 1 alone first (it creates what a first start creates: the key-encryption key file,
+// the first signing key), then the others together. It hands each the database URL over
+// the IPC channel (never in the environment or on a command line). cluster shares the
+// listening socket: the primary accepts connections and hands them out in turn
+// (round-robin), and each worker's one-port listener peeks at them as usual.
+//
+// A worker that exits unexpectedly is logged and replaced in the same slot, at most
+// `maxRestarts` times within `restartWindowMs`; past that, the primary stops everything and
+// exits 1 (a supervisor restarts it). SIGTERM/SIGINT/SIGHUP to the primary drains every
+// worker (each finishes its calls and flushes, as a single process would), then stops
+// PostgreSQL. A worker whose primary went away (kill -9) drains and exits on its own.
+import cluster, { type Worker } from "node:cluster";
+import { availableParallelism } from "node:os";
+import type { Config } from "./config.ts";
+import { closeTimeoutMs, openStore, type Store } from "./db/store.ts";
+import type { Logger } from "./logger.ts";
+import { flushBoundMs, startKeyward } from "./main.ts";
+import { StartupError } from "./startup-error.ts";
+
+/** The most workers `--workers` accepts. */
+const maxWorkers = 256;
+/** A worker that dies is replaced at most this many times within `restartWindowMs`. */
+export const maxRestarts = 5;
+const restartWindowMs = 60_000;
+/** Extra time, past a worker's own bounded stop, before the primary SIGKILLs it (ms). */
+const stopMarginMs = 5_000;
+
+/** The environment variable that tells a worker process its slot (1…N). */
+const slotVariable = "KEYWARD_WORKER";
+
+/** Messages between the primary and a worker. */
+type PrimaryMessage = { type: "keyward:start"; databaseUrl: string };
+type WorkerMessage = { type: "keyward:listening"; url: string };
+
+/**
+ * The number of worker processes: `--workers` (flag), else KEYWARD_WORKERS, else one per
+ * core (`os.availableParallelism()`). Throws StartupError naming the source when it is not
+ * an integer from 1 to 256.
+ */
+export function workerCount(flag: string | undefined, env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const [source, raw] = flag !== undefined ? ["--workers", flag] : [`KEYWARD_WORKERS`, env["KEYWARD_WORKERS"]?.trim()];
+  if (raw === undefined || raw === "") return Math.min(maxWorkers, availableParallelism());
+  const n = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > maxWorkers) {
+    throw new StartupError(`invalid ${source}=${JSON.stringify(raw.slice(0, 20))}: expected a number of processes from 1 to ${maxWorkers} (1 = a single process)`);
+  }
+  return n;
+}
+
+/** This process's worker slot (1…N) when it is a worker of `serve --workers N`, else undefined. */
+export function workerSlot(): number | undefined {
+  if (!cluster.isWorker) return undefined;
+  const slot = Number(process.env[slotVariable]);
+  return Number.isInteger(slot) && slot > 0 ? slot : undefined;
+}
+
+/** What the primary and the workers are given by `keyward serve`. */
+export type ServeContext = {
+  config: Config;
+  logger: Logger;
+  /** Resolves on the first stop request (signal, launcher gone). */
+  stop: Promise<void>;
+  /** Whether a stop was requested. */
+  stopping: () => boolean;
+};
+
+/**
+ * The primary of `serve --workers N`: prepares the database (`prepare` runs the first-start
+ * bootstrap), forks and supervises the workers, stops them all on a stop request. Returns
+ * the exit code: 0 after a requested stop, 1 when PostgreSQL died, a worker could not
+ * start, or workers died too often.
+ */
+export async function runPrimary(ctx: ServeContext & { workers: number; prepare: (store: Store) => Promise<void> }): Promise<number> {
+  const { config, logger, workers: n } = ctx;
+  const store = await openStore(config, logger);
+  try {
+    await ctx.prepare(store);
+    // The primary runs no queries: its pool goes; its embedded PostgreSQL (if any) stays.
+    await store.db.close();
+    return await superviseWorkers({ ...ctx, store, n });
+  } finally {
+    await store.close();
+  }
+}
+
+/** One slot's current process and whether it was asked to stop. */
+type Slot = { worker: Worker; stopRequested: boolean; exited: Promise<{ code: number | null; signal: string | null }> };
+
+async function superviseWorkers(ctx: ServeContext & { store: Store; n: number }): Promise<number> {
+  const { logger, store, n } = ctx;
+  const slots = new Map<number, Slot>();
+  const restarts: number[] = [];
+  let shuttingDown = false;
+  let fail!: (reason: string) => void;
+  const failed = new Promise<string>((resolve) => (fail = resolve));
+
+  /** Forks the worker of `slot`; resolves with its URL once it listens, rejects if it exits first. */
+  const fork = (slot: number): Promise<string> => {
+    const worker = cluster.fork({ [slotVariable]: String(slot) });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => worker.once("exit", (code, signal) => resolve({ code, signal })));
+    const entry: Slot = { worker, stopRequested: false, exited };
+    slots.set(slot, entry);
+    const listening = new Promise<string>((resolve, reject) => {
+      worker.on("message", (m: WorkerMessage) => {
+        if (m?.type === "keyward:listening") resolve(m.url);
+      });
+      void exited.then(({ code, signal }) => reject(new StartupError(`worker ${slot} exited (${signal ?? `code ${code}`}) before it was listening`)));
+    });
+    worker.once("online", () => worker.send({ type: "keyward:start", databaseUrl: store.url } satisfies PrimaryMessage));
+    void exited.then(({ code, signal }) => {
+      if (slots.get(slot) !== entry) return;
+      if (entry.stopRequested || shuttingDown) return;
+      slots.delete(slot);
+      const now = Date.now();
+      while (restarts.length > 0 && now - restarts[0]! > restartWindowMs) restarts.shift();
+      if (restarts.length >= maxRestarts) {
+        logger.error({ slot, pid: worker.process.pid, code, signal, restarts: restarts.length }, `worker ${slot} exited unexpectedly, the ${maxRestarts + 1}th time within ${restartWindowMs / 1000} s: shutting down with exit code 1`);
+        fail("workers keep dying");
+        return;
+      }
+      restarts.push(now);
+      logger.error({ slot, pid: worker.process.pid, code, signal }, `worker ${slot} exited unexpectedly: starting a new one`);
+      fork(slot).then(
+        (url) => logger.info({ slot, pid: slots.get(slot)?.worker.process.pid, url }, `worker ${slot} replaced`),
+        (e: unknown) => logger.error({ slot, reason: (e as Error).message }, `worker ${slot} could not be replaced`),
+      );
+    });
+    return listening;
+  };
+
+  /** Asks every worker to drain (SIGTERM, as a single process would get); SIGKILLs those that outlive their bound. */
+  const stopAll = async () => {
+    shuttingDown = true;
+    const bound = ctx.config.shutdownGraceMs + flushBoundMs(ctx.config) + closeTimeoutMs + stopMarginMs;
+    await Promise.all(
+      [...slots].map(async ([slot, entry]) => {
+        entry.stopRequested = true;
+        entry.worker.process.kill("SIGTERM");
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)));
+        const outcome = await Promise.race([entry.exited, late]);
+        clearTimeout(timer);
+        if (outcome === "late") {
+          logger.warn({ slot, pid: entry.worker.process.pid, boundMs: bound }, `worker ${slot} did not stop in time: killing it`);
+          entry.worker.process.kill("SIGKILL");
+          await entry.exited;
+        } else if (outcome.code !== 0) {
+          logger.warn({ slot, pid: entry.worker.process.pid, code: outcome.code, signal: outcome.signal }, `worker ${slot} stopped with an error`);
+        }
+      }),
+    );
+  };
+
+  // Worker 1 alone, then the others: the first start of a data folder creates files and rows once.
+  try {
+    const starting = (async () => {
+      const url = await fork(1);
+      await Promise.all(Array.from({ length: n - 1 }, (_, i) => fork(i + 2)));
+      return url;
+    })();
+    const first = await Promise.race([starting, ctx.stop.then(() => undefined), store.died]);
+    if (first === undefined) {
+      await stopAll();
+      return 0;
+    }
+    if (!first.startsWith("http")) {
+      logger.error(`${first}: shutting down with exit code 1; the next start restarts PostgreSQL on the same data folder`);
+      await stopAll();
+      return 1;
+    }
+    logger.info({ url: first, workers: n }, `keyward listening with ${n} workers`);
+  } catch (e) {
+    logger.error({ reason: (e as Error).message }, "a worker could not start: stopping");
+    await stopAll();
+    return 1;
+  }
+
+  const outcome = await Promise.race([ctx.stop.then(() => ({ kind: "stop" }) as const), store.died.then((why) => ({ kind: "died", why }) as const), failed.then(() => ({ kind: "failed" }) as const)]);
+  if (outcome.kind === "died") logger.error(`${outcome.why}: shutting down with exit code 1; the next start restarts PostgreSQL on the same data folder`);
+  await stopAll();
+  logger.info("all workers stopped");
+  return outcome.kind === "stop" ? 0 : 1;
+}
+
+/**
+ * A worker of `serve --workers N`: waits for the database URL from the primary, opens its
+ * own pool (no migrations: the primary ran them) and serves until asked to stop, or until
+ * the primary is gone. Returns the exit code.
+ */
+export async function runWorker(ctx: ServeContext & { slot: number; onPrimaryGone: () => void }): Promise<number> {
+  const { config, logger, slot } = ctx;
+  process.once("disconnect", ctx.onPrimaryGone);
+  const databaseUrl = await new Promise<string | undefined>((resolve) => {
+    const onMessage = (m: PrimaryMessage) => {
+      if (m?.type !== "keyward:start") return;
+      process.off("message", onMessage);
+      resolve(m.databaseUrl);
+    };
+    process.on("message", onMessage);
+    void ctx.stop.then(() => resolve(undefined));
+  });
+  if (databaseUrl === undefined) return 0;
+  // The URL replaces only where the pool connects: the rest of the configuration (KEK source
+  // and its warnings) stays as the operator set it.
+  const store = await openStore({ ...config, databaseUrl }, logger, { migrate: false });
+  try {
+    const keyward = await startKeyward({ config, logger, store, metricLabels: { worker: String(slot) } });
+    process.send?.({ type: "keyward:listening", url: keyward.url } satisfies WorkerMessage);
+    await ctx.stop;
+    await keyward.stop();
+    return 0;
+  } catch (err) {
+    if (!ctx.stopping()) throw err;
+    logger.error({ err }, "shutdown failed");
+    return 1;
+  } finally {
+    await store.close();
+  }
+}
