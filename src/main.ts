@@ -102,7 +102,15 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
  * Starts keyward with the given configuration (tests inject a logger and a clock).
  * `metricLabels` go on every metric of this instance (`serve --workers N` adds `worker`).
  */
-export async function startKeyward(opts: { config: Config; logger: Logger; clock?: Clock; store?: Store; metricLabels?: Readonly<Record<string, string>> }): Promise<Keyward> {
+export async function startKeyward(opts: {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  store?: Store;
+  metricLabels?: Readonly<Record<string, string>>;
+  /** The log message once listening (default "keyward listening"; a worker of `serve --workers N` says "worker listening"). */
+  listeningMessage?: string;
+}): Promise<Keyward> {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? (await openStore(config, logger));
@@ -170,7 +178,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     throw e;
   }
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
-  logger.info({ url, embeddedDatabase: store.embedded }, "keyward listening");
+  logger.info({ url, embeddedDatabase: store.embedded }, opts.listeningMessage ?? "keyward listening");
 
   let stopping: Promise<void> | undefined;
   return {

@@ -30,6 +30,9 @@ const restartWindowMs = 60_000;
 /** Extra time, past a worker's own bounded stop, before the primary SIGKILLs it (ms). */
 const stopMarginMs = 5_000;
 
+/** How long a failed startup waits to learn whether PostgreSQL died (its watcher polls every 500 ms). */
+const diedNoticeMs = 1_000;
+
 /** The environment variable that tells a worker process its slot (1…N). */
 const slotVariable = "KEYWARD_WORKER";
 
@@ -95,6 +98,7 @@ async function superviseWorkers(ctx: ServeContext & { store: Store; n: number })
   const { logger, store, n } = ctx;
   const slots = new Map<number, Slot>();
   const restarts: number[] = [];
+  let started = false;
   let shuttingDown = false;
   let fail!: (reason: string) => void;
   const failed = new Promise<string>((resolve) => (fail = resolve));
@@ -113,8 +117,8 @@ async function superviseWorkers(ctx: ServeContext & { store: Store; n: number })
     });
     worker.once("online", () => worker.send({ type: "keyward:start", databaseUrl: store.url } satisfies PrimaryMessage));
     void exited.then(({ code, signal }) => {
-      if (slots.get(slot) !== entry) return;
-      if (entry.stopRequested || shuttingDown) return;
+      // Before every worker listened, a failure is the startup's (below), never restarted.
+      if (slots.get(slot) !== entry || !started || entry.stopRequested || shuttingDown) return;
       slots.delete(slot);
       const now = Date.now();
       while (restarts.length > 0 && now - restarts[0]! > restartWindowMs) restarts.shift();
@@ -125,9 +129,10 @@ async function superviseWorkers(ctx: ServeContext & { store: Store; n: number })
       }
       restarts.push(now);
       logger.error({ slot, pid: worker.process.pid, code, signal }, `worker ${slot} exited unexpectedly: starting a new one`);
+      // A replacement that dies before listening is one more unexpected exit (logged and counted above).
       fork(slot).then(
         (url) => logger.info({ slot, pid: slots.get(slot)?.worker.process.pid, url }, `worker ${slot} replaced`),
-        (e: unknown) => logger.error({ slot, reason: (e as Error).message }, `worker ${slot} could not be replaced`),
+        () => undefined,
       );
     });
     return listening;
@@ -173,9 +178,15 @@ async function superviseWorkers(ctx: ServeContext & { store: Store; n: number })
       await stopAll();
       return 1;
     }
-    logger.info({ url: first, workers: n }, `keyward listening with ${n} workers`);
+    started = true;
+    logger.info({ url: first, workers: n }, "keyward listening");
   } catch (e) {
-    logger.error({ reason: (e as Error).message }, "a worker could not start: stopping");
+    // A worker that failed because PostgreSQL died is reported as that (its watcher polls).
+    let timer: NodeJS.Timeout | undefined;
+    const died = await Promise.race([store.died, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), diedNoticeMs)))]);
+    clearTimeout(timer);
+    if (died !== undefined) logger.error(`${died}: shutting down with exit code 1; the next start restarts PostgreSQL on the same data folder`);
+    else logger.error({ reason: (e as Error).message }, "a worker could not start: stopping");
     await stopAll();
     return 1;
   }
@@ -194,6 +205,10 @@ async function superviseWorkers(ctx: ServeContext & { store: Store; n: number })
  */
 export async function runWorker(ctx: ServeContext & { slot: number; onPrimaryGone: () => void }): Promise<number> {
   const { config, logger, slot } = ctx;
+  // node:cluster ends a worker at once (process.exit) when its channel to the primary closes
+  // unexpectedly; a keyward worker drains instead (in-flight calls, last-used times), as on
+  // any other stop request. Accepted connections are the worker's own and outlive the primary.
+  for (const listener of process.listeners("disconnect")) process.off("disconnect", listener);
   process.once("disconnect", ctx.onPrimaryGone);
   const databaseUrl = await new Promise<string | undefined>((resolve) => {
     const onMessage = (m: PrimaryMessage) => {
@@ -209,7 +224,8 @@ export async function runWorker(ctx: ServeContext & { slot: number; onPrimaryGon
   // and its warnings) stays as the operator set it.
   const store = await openStore({ ...config, databaseUrl }, logger, { migrate: false });
   try {
-    const keyward = await startKeyward({ config, logger, store, metricLabels: { worker: String(slot) } });
+    // "worker listening": the primary says "keyward listening" once every worker is.
+    const keyward = await startKeyward({ config, logger, store, metricLabels: { worker: String(slot) }, listeningMessage: "worker listening" });
     process.send?.({ type: "keyward:listening", url: keyward.url } satisfies WorkerMessage);
     await ctx.stop;
     await keyward.stop();
