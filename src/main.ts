@@ -110,6 +110,8 @@ export async function startKeyward(opts: {
   metricLabels?: Readonly<Record<string, string>>;
   /** The log message once listening (default "keyward listening"; a worker of `serve --workers N` says "worker listening"). */
   listeningMessage?: string;
+  /** What GET /metrics answers (default: this instance's `metrics.exposition()`; workers answer for all workers). */
+  exposition?: (own: Metrics) => Promise<string>;
 }): Promise<Keyward> {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
@@ -163,7 +165,7 @@ export async function startKeyward(opts: {
     listener = await listen({
       host: config.host,
       port: config.port,
-      handler: withHttpRoutes(connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks(), metrics: () => metrics.exposition(), logger }),
+      handler: withHttpRoutes(connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks(), metrics: () => (opts.exposition ?? ((m: Metrics) => m.exposition()))(metrics), logger }),
       logger,
       limits: config.limits,
     });

@@ -13,7 +13,7 @@
 // `unknown`), code names, verdict names, pool states. Never a path, key, token or tenant.
 import { Code } from "@connectrpc/connect";
 import type { Pool } from "pg";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { VerifyResultName } from "./verify/verifier.ts";
 
 /** The `method` label of requests to paths that name no RPC this server serves. */
@@ -44,7 +44,12 @@ export type Metrics = {
   lastUsedBatch(size: number): void;
   /** The exposition (Prometheus text format 0.0.4): the instance's metrics and the process's. */
   exposition(): Promise<string>;
+  /** The same metrics as data (prom-client's `getMetricsAsJSON`, labels included), for exposition by another worker. */
+  snapshot(): Promise<MetricsSnapshot>;
 };
+
+/** The metrics of one process as data (structured-clonable), see `exposeSnapshots`. */
+export type MetricsSnapshot = readonly object[];
 
 /** The content type of `Metrics.exposition()`. */
 export const metricsContentType = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -88,7 +93,8 @@ export function createMetrics(opts: { labels?: Readonly<Record<string, string>> 
     labelNames: ["method"],
     buckets: [...durationBuckets],
     registers: [registry],
-    values: () => [...procedures].map(([method, s]) => ({ labels: { method }, buckets: s.buckets, sum: s.sum, count: s.count })),
+    // Procedures never called are left out (as in keyward_rpc_calls_total): dozens of empty histograms otherwise.
+    values: () => [...procedures].filter(([, s]) => s.count > 0).map(([method, s]) => ({ labels: { method }, buckets: s.buckets, sum: s.sum, count: s.count })),
   });
   new Counter({
     name: "keyward_verify_results_total",
@@ -141,7 +147,22 @@ export function createMetrics(opts: { labels?: Readonly<Record<string, string>> 
       const [own, process] = await Promise.all([registry.metrics(), processes.metrics()]);
       return `${own}\n${process}`;
     },
+    async snapshot() {
+      const [own, process] = await Promise.all([registry.getMetricsAsJSON(), processes.getMetricsAsJSON()]);
+      return [...own, ...process];
+    },
   };
+}
+
+/**
+ * One exposition of the snapshots of several processes (the workers of `serve --workers N`),
+ * each labelled with its own `worker`: series are listed side by side, never added up
+ * (prom-client's cluster aggregation with every metric's aggregator set to `sum`, which
+ * only adds series whose labels are equal, and the labels differ by `worker`).
+ */
+export function exposeSnapshots(snapshots: readonly MetricsSnapshot[]): Promise<string> {
+  const all = snapshots.map((metrics) => metrics.map((m) => ({ ...m, aggregator: "sum" })));
+  return AggregatorRegistry.aggregate(all).metrics();
 }
 
 let processMetrics: Registry | undefined;

@@ -9,6 +9,10 @@
 // listening socket: the primary accepts connections and hands them out in turn
 // (round-robin), and each worker's one-port listener peeks at them as usual.
 //
+// GET /metrics on any worker answers for all of them (a scraper holds one connection, so
+// it would otherwise see one worker only): the worker asks the primary, which gathers every
+// listening worker's snapshot over IPC; series carry a `worker` label and are never added up.
+//
 // A worker that exits unexpectedly is logged and replaced in the same slot, at most
 // `maxRestarts` times within `restartWindowMs`; past that, the primary stops everything and
 // exits 1 (a supervisor restarts it). SIGTERM/SIGINT/SIGHUP to the primary drains every
@@ -19,7 +23,8 @@ import { availableParallelism } from "node:os";
 import type { Config } from "./config.ts";
 import { closeTimeoutMs, openStore, type Store } from "./db/store.ts";
 import type { Logger } from "./logger.ts";
-import { flushBoundMs, startKeyward } from "./main.ts";
+import { flushBoundMs, startKeyward, type Keyward } from "./main.ts";
+import { exposeSnapshots, type Metrics, type MetricsSnapshot } from "./metrics.ts";
 import { StartupError } from "./startup-error.ts";
 
 /** The most workers `--workers` accepts. */
@@ -36,9 +41,19 @@ const diedNoticeMs = 1_000;
 /** The environment variable that tells a worker process its slot (1…N). */
 const slotVariable = "KEYWARD_WORKER";
 
-/** Messages between the primary and a worker. */
-type PrimaryMessage = { type: "keyward:start"; databaseUrl: string };
-type WorkerMessage = { type: "keyward:listening"; url: string };
+/** How long the primary waits for each worker's metrics when one of them is scraped (ms). */
+const collectTimeoutMs = 2_000;
+
+/** Messages from the primary to a worker. */
+type PrimaryMessage =
+  | { type: "keyward:start"; databaseUrl: string }
+  | { type: "keyward:metrics-collect"; id: number }
+  | { type: "keyward:metrics-response"; id: number; snapshots: MetricsSnapshot[] };
+/** Messages from a worker to the primary. */
+type WorkerMessage =
+  | { type: "keyward:listening"; url: string }
+  | { type: "keyward:metrics-request"; id: number }
+  | { type: "keyward:metrics-part"; id: number; snapshot: MetricsSnapshot };
 
 /**
  * The number of worker processes: `--workers` (flag), else KEYWARD_WORKERS, else one per
@@ -91,8 +106,8 @@ export async function runPrimary(ctx: ServeContext & { workers: number; prepare:
   }
 }
 
-/** One slot's current process and whether it was asked to stop. */
-type Slot = { worker: Worker; stopRequested: boolean; exited: Promise<{ code: number | null; signal: string | null }> };
+/** One slot's current process, whether it listens, whether it was asked to stop. */
+type Slot = { worker: Worker; listening: boolean; stopRequested: boolean; exited: Promise<{ code: number | null; signal: string | null }> };
 
 async function superviseWorkers(ctx: ServeContext & { store: Store; n: number }): Promise<number> {
   const { logger, store, n } = ctx;
@@ -102,16 +117,55 @@ async function superviseWorkers(ctx: ServeContext & { store: Store; n: number })
   let shuttingDown = false;
   let fail!: (reason: string) => void;
   const failed = new Promise<string>((resolve) => (fail = resolve));
+  // Structured clone over IPC: metric snapshots keep NaN and Infinity.
+  cluster.setupPrimary({ serialization: "advanced" });
+
+  // A scrape of any worker shows every worker: the primary gathers their snapshots.
+  let collectId = 0;
+  const collecting = new Map<number, (slot: number, snapshot: MetricsSnapshot) => void>();
+  const collectSnapshots = async (): Promise<MetricsSnapshot[]> => {
+    const id = collectId++;
+    const targets = [...slots].filter(([, e]) => e.listening && e.worker.isConnected());
+    const parts = new Map<number, MetricsSnapshot>();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        logger.warn({ missing: targets.map(([slot]) => slot).filter((slot) => !parts.has(slot)) }, "metrics of some workers did not arrive in time: answering without them");
+        resolve();
+      }, collectTimeoutMs);
+      collecting.set(id, (slot, snapshot) => {
+        parts.set(slot, snapshot);
+        if (parts.size < targets.length) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      if (targets.length === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+      for (const [, e] of targets) e.worker.send({ type: "keyward:metrics-collect", id } satisfies PrimaryMessage);
+    });
+    collecting.delete(id);
+    return [...parts.values()];
+  };
 
   /** Forks the worker of `slot`; resolves with its URL once it listens, rejects if it exits first. */
   const fork = (slot: number): Promise<string> => {
     const worker = cluster.fork({ [slotVariable]: String(slot) });
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => worker.once("exit", (code, signal) => resolve({ code, signal })));
-    const entry: Slot = { worker, stopRequested: false, exited };
+    const entry: Slot = { worker, listening: false, stopRequested: false, exited };
     slots.set(slot, entry);
     const listening = new Promise<string>((resolve, reject) => {
       worker.on("message", (m: WorkerMessage) => {
-        if (m?.type === "keyward:listening") resolve(m.url);
+        if (m?.type === "keyward:listening") {
+          entry.listening = true;
+          resolve(m.url);
+        } else if (m?.type === "keyward:metrics-part") {
+          collecting.get(m.id)?.(slot, m.snapshot);
+        } else if (m?.type === "keyward:metrics-request") {
+          void collectSnapshots().then((snapshots) => {
+            if (worker.isConnected()) worker.send({ type: "keyward:metrics-response", id: m.id, snapshots } satisfies PrimaryMessage);
+          });
+        }
       });
       void exited.then(({ code, signal }) => reject(new StartupError(`worker ${slot} exited (${signal ?? `code ${code}`}) before it was listening`)));
     });
@@ -210,23 +264,54 @@ export async function runWorker(ctx: ServeContext & { slot: number; onPrimaryGon
   // any other stop request. Accepted connections are the worker's own and outlive the primary.
   for (const listener of process.listeners("disconnect")) process.off("disconnect", listener);
   process.once("disconnect", ctx.onPrimaryGone);
-  const databaseUrl = await new Promise<string | undefined>((resolve) => {
-    const onMessage = (m: PrimaryMessage) => {
-      if (m?.type !== "keyward:start") return;
-      process.off("message", onMessage);
-      resolve(m.databaseUrl);
-    };
-    process.on("message", onMessage);
-    void ctx.stop.then(() => resolve(undefined));
+  const send = (m: WorkerMessage) => {
+    if (process.connected) process.send?.(m);
+  };
+  let keyward: Keyward | undefined;
+  // GET /metrics on this worker: ask the primary for every worker's snapshot.
+  let requestId = 0;
+  const awaiting = new Map<number, (snapshots: MetricsSnapshot[]) => void>();
+  const exposition = async (own: Metrics): Promise<string> => {
+    const id = requestId++;
+    const snapshots = await new Promise<MetricsSnapshot[] | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), collectTimeoutMs + 1_000);
+      awaiting.set(id, (s) => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      send({ type: "keyward:metrics-request", id });
+    });
+    awaiting.delete(id);
+    if (snapshots !== undefined) return exposeSnapshots(snapshots);
+    logger.warn("the primary did not gather the workers' metrics in time: answering with this worker's only");
+    return own.exposition();
+  };
+  let started!: (databaseUrl: string | undefined) => void;
+  const databaseUrlGiven = new Promise<string | undefined>((resolve) => (started = resolve));
+  process.on("message", (m: PrimaryMessage) => {
+    if (m?.type === "keyward:start") started(m.databaseUrl);
+    else if (m?.type === "keyward:metrics-response") awaiting.get(m.id)?.(m.snapshots);
+    else if (m?.type === "keyward:metrics-collect") {
+      const snapshot = keyward?.metrics.snapshot() ?? Promise.resolve([]);
+      snapshot.then(
+        (s) => send({ type: "keyward:metrics-part", id: m.id, snapshot: s }),
+        (err: unknown) => {
+          logger.warn({ err }, "could not read this worker's metrics");
+          send({ type: "keyward:metrics-part", id: m.id, snapshot: [] });
+        },
+      );
+    }
   });
+  void ctx.stop.then(() => started(undefined));
+  const databaseUrl = await databaseUrlGiven;
   if (databaseUrl === undefined) return 0;
   // The URL replaces only where the pool connects: the rest of the configuration (KEK source
   // and its warnings) stays as the operator set it.
   const store = await openStore({ ...config, databaseUrl }, logger, { migrate: false });
   try {
     // "worker listening": the primary says "keyward listening" once every worker is.
-    const keyward = await startKeyward({ config, logger, store, metricLabels: { worker: String(slot) }, listeningMessage: "worker listening" });
-    process.send?.({ type: "keyward:listening", url: keyward.url } satisfies WorkerMessage);
+    keyward = await startKeyward({ config, logger, store, metricLabels: { worker: String(slot) }, listeningMessage: "worker listening", exposition });
+    send({ type: "keyward:listening", url: keyward.url });
     await ctx.stop;
     await keyward.stop();
     return 0;

@@ -94,9 +94,17 @@ describe("serve with workers", () => {
         expect(new Set(pids.values()).size).toBe(2);
         for (const pid of pids.values()) expect(pid).not.toBe(serve.child.pid);
         expect(await answeringWorkers(serve, 2)).toEqual(new Set([1, 2]));
-        // Each worker counts its own calls, labelled with its slot.
-        const metrics = await (await fetch(`${serve.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-        expect(metrics).toMatch(/keyward_rpc_calls_total\{method="keyward\.v1\.KeyService\/VerifyKey",code="OK",worker="[12]"\} \d+/);
+        // Each worker counts its own calls, labelled with its slot; a scrape of either shows both, each family once.
+        for (let i = 0; i < 2; i++) {
+          const res = await fetch(`${serve.url}/metrics`, { signal: AbortSignal.timeout(5000) });
+          const metrics = await res.text();
+          for (const w of ["1", "2"]) {
+            expect(metrics).toMatch(new RegExp(`keyward_rpc_calls_total\\{method="keyward\\.v1\\.KeyService/VerifyKey",code="OK",worker="${w}"\\} [1-9]`));
+            expect(metrics).toMatch(new RegExp(`process_resident_memory_bytes\\{worker="${w}"\\} [1-9]`));
+          }
+          const types = metrics.split("\n").filter((l) => l.startsWith("# TYPE "));
+          expect(types.length).toBe(new Set(types).size);
+        }
         const postmaster = postmasterPid(dataDir);
         expect(postmaster).toBeDefined();
 
