@@ -159,7 +159,7 @@ describe("GET /metrics", () => {
   test("when calls carry keys and tokens in headers, bodies and paths, then none of them, nor key ids or tenants, appears in the exposition", async () => {
     const forgedPath = `/keyward.v1.KeyService/VerifyKey/${tenant.adminKey}`;
     await connectUnary(server.url, forgedPath, "{}", { contentType: "application/json", headers: { authorization: `Bearer ${tenant.adminKey}` } });
-    await keys.listKeys({ parent: `tenants/${tenant.slug}`, pageSize: 10, pageToken: "", filter: "", orderBy: "" } as never, withKey(tenant.adminKey)).catch(() => undefined);
+    expect((await keys.listKeys({ parent: `tenants/${tenant.slug}`, pageSize: 10 }, withKey(tenant.adminKey))).keys.length).toBeGreaterThan(0);
     await keys.verifyKey({ key: validKey, requiredPermissions: [], org: "" });
     await rpcError(keys.createKey({ parent: `tenants/${tenant.slug}`, displayName: "x", permissions: [], org: "", expireDays: 1 }, withKey(`${validKey}x`)));
     const { text } = await scrape();
