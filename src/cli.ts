@@ -10,24 +10,27 @@ import { bootstrapTenant, isEmptyDirectory, type BootstrapResult } from "./direc
 import { startKeyward } from "./main.ts";
 import { ensurePortAvailable } from "./server/listener.ts";
 import { StartupError } from "./startup-error.ts";
+import { runPrimary, runWorker, workerCount, workerSlot } from "./workers.ts";
 
 const usage = `usage: keyward <command> [options]
 
 commands:
   serve                         run the service (default)
+        [--workers <n>]         processes serving the port (default: one per core,
+                                or KEYWARD_WORKERS; 1 = a single process)
   migrate                       apply pending database migrations and exit
   bootstrap --tenant <slug>     create the tenant if needed and print a new tenant admin key
             [--json]            print it as JSON, for scripts
 
 configuration comes from the environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR,
-KEYWARD_AUDIENCE_DOMAIN, KEYWARD_OIDC_ISSUERS, LOG_LEVEL (see README.md)`;
+KEYWARD_AUDIENCE_DOMAIN, KEYWARD_OIDC_ISSUERS, KEYWARD_WORKERS, LOG_LEVEL (see README.md)`;
 
 /** Runs one CLI invocation; returns the process exit code. */
 export async function runCli(argv: readonly string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: [...argv],
     allowPositionals: true,
-    options: { tenant: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: { tenant: { type: "string" }, json: { type: "boolean" }, workers: { type: "string" }, help: { type: "boolean", short: "h" } },
   });
   const command = positionals[0] ?? "serve";
   if (values.help) {
@@ -37,7 +40,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const config = loadConfig();
   switch (command) {
     case "serve":
-      return serve(createLogger({ level: config.logLevel, ...prettyOption(config) }), config);
+      return serve(createLogger({ level: config.logLevel, ...prettyOption(config) }), config, values.workers);
     case "migrate": {
       const logger = createLogger({ level: config.logLevel, ...prettyOption(config) });
       const store = await openStore(config, logger, { attach: true });
@@ -64,16 +67,32 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function serve(logger: Logger, config: Config): Promise<number> {
+async function serve(rootLogger: Logger, config: Config, workersFlag: string | undefined): Promise<number> {
+  const slot = workerSlot();
+  const workers = slot === undefined ? workerCount(workersFlag) : 1;
+  // Under `--workers N`, every line says which process wrote it: 1…N a worker, 0 the primary.
+  const logger = slot !== undefined ? rootLogger.child({ worker: slot, pid: process.pid }) : workers > 1 ? rootLogger.child({ worker: 0 }) : rootLogger;
   // Handlers go in before startup, so a signal during startup still shuts down cleanly.
   let stopRequested!: () => void;
   const stop = new Promise<void>((resolve) => (stopRequested = resolve));
-  const stopping = onStopRequest(logger, stopRequested);
+  const { stopping, request } = onStopRequest(logger, stopRequested);
+  if (slot !== undefined) {
+    return runWorker({ config, logger, stop, stopping, slot, onPrimaryGone: () => (stopping() ? undefined : request("primary exited")) });
+  }
   // The port first: a port in use must not cost a database start and a migration.
   await ensurePortAvailable(config.host, config.port);
+  if (workers > 1) {
+    try {
+      return await runPrimary({ config, logger, stop, stopping, workers, prepare: (store) => prepareFirstStart(store, config, logger) });
+    } catch (err) {
+      if (!stopping()) throw err;
+      logger.error({ err }, "shutdown failed");
+      return 1;
+    }
+  }
   const store = await openStore(config, logger);
   try {
-    if (store.embedded && (await isEmptyDirectory(createUnitsOfWork(store.db)))) await firstStart(store, config, logger);
+    await prepareFirstStart(store, config, logger);
     const keyward = await startKeyward({ config, logger, store });
     // keyward's own PostgreSQL dying is not an outage that heals by itself: nothing restarts it
     // but the next start. Drain and exit non-zero so that a supervisor restarts keyward.
@@ -105,7 +124,7 @@ const launcherCheckMs = 500;
  * that shell, never keyward, which would be left running, orphaned, holding the port; a
  * SIGKILLed npm orphans it too. Returns whether a stop was requested.
  */
-function onStopRequest(logger: Logger, stop: () => void): () => boolean {
+function onStopRequest(logger: Logger, stop: () => void): { stopping: () => boolean; request: (reason: string) => void } {
   let firstAt: number | undefined;
   const request = (reason: string) => {
     const now = Date.now();
@@ -128,7 +147,7 @@ function onStopRequest(logger: Logger, stop: () => void): () => boolean {
     }, launcherCheckMs);
     timer.unref();
   }
-  return () => firstAt !== undefined;
+  return { stopping: () => firstAt !== undefined, request };
 }
 
 function bootstrap(store: Store, config: Config, logger: Logger, tenant: string): Promise<BootstrapResult> {
@@ -147,6 +166,11 @@ function describeBootstrap(r: BootstrapResult): string {
     `Key: ${r.keyName}`,
     "",
   ].join("\n");
+}
+
+/** Runs the first-start bootstrap when keyward's own (embedded) database is empty. */
+async function prepareFirstStart(store: Store, config: Config, logger: Logger): Promise<void> {
+  if (store.embedded && (await isEmptyDirectory(createUnitsOfWork(store.db)))) await firstStart(store, config, logger);
 }
 
 /**

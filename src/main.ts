@@ -14,6 +14,7 @@ import { createOidcVerifier } from "./oidc/oidc-verifier.ts";
 import { createExchangeService } from "./tokens/exchange-service.ts";
 import { createPolicyService } from "./policies/policy-service.ts";
 import type { Logger } from "./logger.ts";
+import { createMetrics, registerPoolMetrics, type Metrics } from "./metrics.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
 import { createDirectoryHandlers } from "./server/directory-handlers.ts";
@@ -46,6 +47,8 @@ export type Keyward = {
   readonly url: string;
   readonly port: number;
   readonly store: Store;
+  /** This instance's metrics (served at GET /metrics); register more on `metrics.registry`. */
+  readonly metrics: Metrics;
   /** Writes the collected last-used times now (they are otherwise written every few seconds). */
   flushLastUsed(): Promise<void>;
   /** Adds the folded `auth.refused` counts collected in memory to their audit events now (otherwise every few seconds). */
@@ -64,13 +67,13 @@ export function flushBoundMs(config: Pick<Config, "dbConnectTimeoutMs" | "dbQuer
 }
 
 /** The domain services of one keyward instance, wired to one database. */
-function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store; signingKeys: SigningKeys }) {
-  const { config, logger, clock, store, signingKeys } = opts;
+function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store; signingKeys: SigningKeys; metrics: Metrics }) {
+  const { config, logger, clock, store, signingKeys, metrics } = opts;
   const db = store.db;
   const units = createUnitsOfWork(db);
   const catalogue = { categories: config.permissionCategories };
   const audit = createAuditLog({ units, clock, logger });
-  const lastUsed = createLastUsedRecorder({ db, logger });
+  const lastUsed = createLastUsedRecorder({ db, logger, onBatch: metrics.lastUsedBatch });
   const tokenRecognizer = createTokenRecognizer({
     lookup: createTokenLookup(db), signingKeys, clock, catalogue, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain,
   });
@@ -95,13 +98,28 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
   };
 }
 
-/** Starts keyward with the given configuration (tests inject a logger and a clock). */
-export async function startKeyward(opts: { config: Config; logger: Logger; clock?: Clock; store?: Store }): Promise<Keyward> {
+/**
+ * Starts keyward with the given configuration (tests inject a logger and a clock).
+ * `metricLabels` go on every metric of this instance (`serve --workers N` adds `worker`).
+ */
+export async function startKeyward(opts: {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  store?: Store;
+  metricLabels?: Readonly<Record<string, string>>;
+  /** The log message once listening (default "keyward listening"; a worker of `serve --workers N` says "worker listening"). */
+  listeningMessage?: string;
+  /** What GET /metrics answers (default: this instance's `metrics.exposition()`; workers answer for all workers). */
+  exposition?: (own: Metrics) => Promise<string>;
+}): Promise<Keyward> {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? (await openStore(config, logger));
+  const metrics = createMetrics(opts.metricLabels === undefined ? {} : { labels: opts.metricLabels });
   let signingKeys: SigningKeys;
   try {
+    registerPoolMetrics(metrics.registry, await store.db.orm.driver.getConnection().getNativeClient());
     const units = createUnitsOfWork(store.db);
     const { kek, source } = await loadKeyEncryptionKey(config, logger, () => units.read({}, (uow) => signingKeyRepository.sealedUnder(uow)));
     signingKeys = await startSigningKeys({ units, clock, logger, encryption: createKeyEncryption(kek, source) });
@@ -109,7 +127,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     if (!opts.store) await store.close();
     throw e;
   }
-  const services = createServices({ config, logger, clock, store, signingKeys });
+  const services = createServices({ config, logger, clock, store, signingKeys, metrics });
   const tokenCleanup = startTokenCleanup({ db: store.db, logger });
   // Health follows the database: a periodic probe, and every request whose query finds it unavailable.
   const health = createHealthStatus();
@@ -132,13 +150,14 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     // credential is looked at, whoever sends it (the refusal says nothing about credentials).
     interceptors: [
       createErrorInterceptor(logger, errorClassifier),
-      createLoggingInterceptor(logger, errorClassifier),
+      createLoggingInterceptor(logger, errorClassifier, metrics),
       createDeadlineInterceptor(),
       createValidationInterceptor(),
       createAuthInterceptor(services.authenticate),
     ],
     readMaxBytes: config.maxRequestBytes,
     logger,
+    metrics,
   });
 
   let listener;
@@ -146,7 +165,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     listener = await listen({
       host: config.host,
       port: config.port,
-      handler: withHttpRoutes(connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks() }),
+      handler: withHttpRoutes(connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks(), metrics: () => (opts.exposition ?? ((m: Metrics) => m.exposition()))(metrics), logger }),
       logger,
       limits: config.limits,
     });
@@ -161,13 +180,14 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     throw e;
   }
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
-  logger.info({ url, embeddedDatabase: store.embedded }, "keyward listening");
+  logger.info({ url, embeddedDatabase: store.embedded }, opts.listeningMessage ?? "keyward listening");
 
   let stopping: Promise<void> | undefined;
   return {
     url,
     port: listener.port,
     store,
+    metrics,
     flushLastUsed: () => services.lastUsed.flush(),
     flushRefusals: () => services.refusals.flush(),
     stop() {

@@ -1,6 +1,7 @@
 // Context keys shared by the transport guard, the interceptors and handlers, declared once.
 import { createContextKey } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
+import type { VerifyResultName } from "../verify/verifier.ts";
 
 /** The id of the current request (from a sane `x-request-id` header, or random); set by the transport guard. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -16,7 +17,7 @@ export const loggerKey = createContextKey<Logger | undefined>(undefined, { descr
 export const interceptedKey = createContextKey<boolean>(false, { description: "seen by the interceptors" });
 
 /** The VerifyKey verdict (`valid`, `not_found` …), set by the handler so the RPC log line carries it. */
-export const verdictKey = createContextKey<string | undefined>(undefined, { description: "VerifyKey verdict" });
+export const verdictKey = createContextKey<VerifyResultName | undefined>(undefined, { description: "VerifyKey verdict" });
 
 /**
  * Says whether the client of this call went away: it reset the HTTP/2 stream, or the

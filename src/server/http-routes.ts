@@ -1,6 +1,8 @@
-// Plain HTTP endpoints next to the RPCs: the health probe and the JWKS document.
+// Plain HTTP endpoints next to the RPCs: the health probe, the JWKS document and the metrics.
 import type http from "node:http";
 import type http2 from "node:http2";
+import type { Logger } from "../logger.ts";
+import { metricsContentType } from "../metrics.ts";
 import type { HealthReport } from "./health.ts";
 import type { RequestHandler } from "./listener.ts";
 
@@ -10,11 +12,27 @@ type Res = http.ServerResponse | http2.Http2ServerResponse;
  * Wraps the Connect handler with `GET /healthz`: 200 and the component states when keyward can
  * serve, 503 and the same body (naming the failing component) when it cannot or is shutting down;
  * and `GET /.well-known/jwks.json`: the public keys that verify minted tokens (RFC 7517 §5,
- * the same as TokenExchangeService.GetJwks), cacheable for 5 minutes. Both answer HEAD too.
+ * the same as TokenExchangeService.GetJwks), cacheable for 5 minutes; and `GET /metrics`: the
+ * Prometheus text exposition (format 0.0.4) of `metrics`, without authentication (like
+ * /healthz: expose the port to the scraper, not to the internet). All answer HEAD too.
  */
-export function withHttpRoutes(connectHandler: RequestHandler, opts: { health: () => HealthReport; jwks: () => readonly object[] }): RequestHandler {
+export function withHttpRoutes(
+  connectHandler: RequestHandler,
+  opts: { health: () => HealthReport; jwks: () => readonly object[]; metrics: () => Promise<string>; logger: Logger },
+): RequestHandler {
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
+    if (path === "/metrics") {
+      if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: { code: "method_not_allowed", message: "use GET" } });
+      opts.metrics().then(
+        (text) => sendText(res, 200, text, metricsContentType),
+        (err: unknown) => {
+          opts.logger.error({ err }, "metrics exposition failed");
+          sendText(res, 500, "metrics unavailable\n", "text/plain; charset=utf-8");
+        },
+      );
+      return;
+    }
     if (path === "/healthz" || path === "/.well-known/jwks.json") {
       if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: { code: "method_not_allowed", message: "use GET" } });
       if (path === "/.well-known/jwks.json") return sendJson(res, 200, { keys: opts.jwks() }, "public, max-age=300");
@@ -34,4 +52,12 @@ function sendJson(res: Res, status: number, body: unknown, cacheControl = "no-st
     "cache-control": cacheControl,
   });
   (res as http.ServerResponse).end(text);
+}
+
+/** Writes a text response, unless the client has gone meanwhile (Node sends no body for HEAD). */
+function sendText(res: Res, status: number, text: string, contentType: string): void {
+  const h1 = res as http.ServerResponse;
+  if (h1.destroyed || h1.writableEnded) return;
+  h1.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+  h1.end(text);
 }

@@ -1,9 +1,11 @@
 // One log line per RPC: procedure, code, duration, request id, for authenticated calls the
 // tenant and key id, and for VerifyKey the verdict. Never the request body. Streams are
 // logged when they end, with the code they ended with. Requests connect refuses before
-// this interceptor runs are logged by the transport guard instead.
+// this interceptor runs are logged by the transport guard instead. The same moment
+// counts the call in the metrics (procedure, code, duration, verdict), once per call.
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
 import { interceptedKey, loggerKey, requestIdKey, verdictKey } from "./context.ts";
 import { codeOfError, type ErrorClassifier } from "./error-interceptor.ts";
 import { callerKey } from "./auth-interceptor.ts";
@@ -14,13 +16,14 @@ export function isServerFailure(code: Code | undefined): boolean {
   return code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable;
 }
 
-/** Logs every call once it has an outcome, and gives handlers a per-RPC child logger. */
-export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassifier): Interceptor {
+/** Logs and counts every call once it has an outcome, and gives handlers a per-RPC child logger. */
+export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassifier, metrics: Pick<Metrics, "rpc" | "verifyResult">): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     req.contextValues.set(interceptedKey, true);
     const requestId = req.contextValues.get(requestIdKey);
-    const log = logger.child({ requestId, procedure: `${req.service.typeName}/${req.method.name}` });
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    const log = logger.child({ requestId, procedure });
     req.contextValues.set(loggerKey, log);
     let logged = false;
     const done = (outcome: Code | undefined, e?: unknown) => {
@@ -28,9 +31,12 @@ export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassi
       logged = true;
       // A client that went away cancelled the call, whatever the handler ended with.
       const code = isClientGone(req.contextValues, e) ? Code.Canceled : outcome;
-      const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      const elapsedMs = performance.now() - started;
+      const durationMs = Math.round(elapsedMs * 1000) / 1000;
       const caller = req.contextValues.get(callerKey);
       const verdict = req.contextValues.get(verdictKey);
+      metrics.rpc(procedure)(code, elapsedMs / 1000);
+      if (verdict !== undefined) metrics.verifyResult(verdict);
       const fields = {
         code: code === undefined ? "OK" : Code[code],
         durationMs,

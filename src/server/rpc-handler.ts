@@ -9,6 +9,7 @@ import type http from "node:http";
 import type http2 from "node:http2";
 import { clientGoneKey } from "./context.ts";
 import type { Logger } from "../logger.ts";
+import { unknownMethod, type Metrics } from "../metrics.ts";
 import type { RequestHandler } from "./listener.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { guardHandler, requestIdHeader } from "./transport-guard.ts";
@@ -23,6 +24,8 @@ export type RpcHandlerOptions = {
   readMaxBytes: number;
   /** Receives the log lines of requests refused before the interceptors, and failed writes. */
   logger: Logger;
+  /** Counts the calls refused before the interceptors, and requests to paths that name no RPC (as `unknown`). */
+  metrics: Pick<Metrics, "rpc">;
 };
 
 /**
@@ -38,12 +41,14 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
   });
   opts.routes(router);
   const paths = new Map<string, UniversalHandler>();
-  for (const handler of router.handlers) paths.set(handler.requestPath, guardHandler(handler, opts.logger, opts.readMaxBytes));
+  for (const handler of router.handlers) paths.set(handler.requestPath, guardHandler(handler, opts.logger, opts.metrics, opts.readMaxBytes));
+  const recordUnknown = opts.metrics.rpc(unknownMethod);
 
   return (req, res) => {
     const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
     if (handler === undefined) {
-      // Not an RPC this server serves. The path is not logged: it may hold anything, a key too.
+      // Not an RPC this server serves. The path is not logged (nor a metric label): it may hold anything, a key too.
+      recordUnknown(Code.Unimplemented, 0);
       const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
       opts.logger.info({ requestId, method: req.method, httpStatus: 404 }, "unknown path");
       return endPlain(res, 404, "", requestId);
@@ -57,7 +62,9 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
       // No authority (an HTTP/1.0 request without Host) or one that is not a host name:
       // not a request connect can serve.
       const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
-      opts.logger.info({ requestId, procedure: `${handler.service.typeName}/${handler.method.name}`, code: "InvalidArgument", httpStatus: 400 }, "rpc");
+      const procedure = `${handler.service.typeName}/${handler.method.name}`;
+      opts.metrics.rpc(procedure)(Code.InvalidArgument, 0);
+      opts.logger.info({ requestId, procedure, code: "InvalidArgument", httpStatus: 400 }, "rpc");
       return endPlain(res, 400, "bad request", requestId);
     }
     handler(uReq)

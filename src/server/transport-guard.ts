@@ -15,7 +15,8 @@
 //   Error while reading the request becomes) into InvalidArgument with an ErrorInfo reason,
 //   in the wire form of the protocol used (Connect unary JSON error body and HTTP status,
 //   Connect end-stream frame, gRPC trailers, gRPC-Web trailer frame), and logs the one
-//   `rpc` line the logging interceptor would have written (Canceled when the client went away).
+//   `rpc` line the logging interceptor would have written (Canceled when the client went away),
+//   and counts the call in the metrics as that interceptor would have.
 // Requests the chain took are left alone: the error interceptor maps their failures and
 // the logging interceptor logs them.
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
@@ -28,6 +29,7 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { invalidArgument } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
 import { isClientGone } from "./client-gone.ts";
 import { interceptedKey, requestIdKey } from "./context.ts";
 import { keywardErrorToConnect } from "./error-interceptor.ts";
@@ -49,11 +51,13 @@ type Outcome = { code: Code | undefined; reason?: string | undefined; httpStatus
 /**
  * Wraps one of connect's UniversalHandlers (one RPC, every protocol) with the guard; the
  * result keeps the handler's properties (requestPath, method, protocols…), so it can be
- * served like the original. `logger` receives the lines of refused requests; `readMaxBytes`
- * is the router's limit (a frame above it is left for connect to refuse as too large).
+ * served like the original. `logger` receives the lines of refused requests, `metrics` their
+ * counts; `readMaxBytes` is the router's limit (a frame above it is left for connect to
+ * refuse as too large).
  */
-export function guardHandler(handler: UniversalHandler, logger: Logger, readMaxBytes: number): UniversalHandler {
+export function guardHandler(handler: UniversalHandler, logger: Logger, metrics: Pick<Metrics, "rpc">, readMaxBytes: number): UniversalHandler {
   const procedure = `${handler.service.typeName}/${handler.method.name}`;
+  const recordRpc = metrics.rpc(procedure);
   const input = handler.method.input;
   async function guarded(req: UniversalServerRequest): Promise<UniversalServerResponse> {
     const started = performance.now();
@@ -66,13 +70,15 @@ export function guardHandler(handler: UniversalHandler, logger: Logger, readMaxB
       logged = true;
       // A client that went away (reset its stream, closed the connection) cancelled the call.
       const code = req.signal.aborted || isClientGone(values) ? Code.Canceled : outcome.code;
+      const elapsedMs = performance.now() - started;
+      recordRpc(code, elapsedMs / 1000);
       const fields = {
         requestId,
         procedure,
         code: code === undefined ? "OK" : Code[code],
         ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
         ...(outcome.httpStatus === undefined ? {} : { httpStatus: outcome.httpStatus }),
-        durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+        durationMs: Math.round(elapsedMs * 1000) / 1000,
       };
       if (isServerFailure(code)) logger.error(fields, "rpc");
       else logger.info(fields, "rpc");

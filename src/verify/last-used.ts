@@ -14,8 +14,8 @@ update api_key k set last_used_at = v.at
   from jsonb_to_recordset(?::jsonb) as v(key_id text, at timestamptz)
  where k.key_id = v.key_id and (k.last_used_at is null or k.last_used_at < v.at)`;
 
-/** Creates a recorder that flushes every `intervalMs`. */
-export function createLastUsedRecorder(deps: { db: Database; logger: Logger; intervalMs?: number }): LastUsedRecorder {
+/** Creates a recorder that flushes every `intervalMs`; `onBatch` hears the size of each write (for the metrics). */
+export function createLastUsedRecorder(deps: { db: Database; logger: Logger; intervalMs?: number; onBatch?: (keys: number) => void }): LastUsedRecorder {
   const pending = new Map<string, Date>();
   const connection = deps.db.orm.driver.getConnection();
   let flushing: Promise<void> = Promise.resolve();
@@ -25,6 +25,7 @@ export function createLastUsedRecorder(deps: { db: Database; logger: Logger; int
       if (pending.size === 0) return;
       const batch = [...pending];
       pending.clear();
+      deps.onBatch?.(batch.length);
       try {
         await connection.execute(update, [JSON.stringify(batch.map(([keyId, at]) => ({ key_id: keyId, at: at.toISOString() })))], "run");
       } catch (err) {
