@@ -35,10 +35,9 @@ import { startSigningKeys, type SigningKeys } from "./tokens/signing-keys.ts";
 import { startTokenCleanup } from "./tokens/token-cleanup.ts";
 import { createTokenMinter } from "./tokens/token-minter.ts";
 import { createTokenService } from "./tokens/token-service.ts";
-import { createKeyLookup } from "./verify/key-lookup.ts";
 import { createLastUsedRecorder } from "./verify/last-used.ts";
-import { createTokenLookup } from "./verify/token-lookup.ts";
 import { createTokenRecognizer } from "./verify/token-recognition.ts";
+import { createVerificationCache, type VerificationCache } from "./verify/verification-cache.ts";
 import { createVerifier } from "./verify/verifier.ts";
 
 /** A running keyward instance. */
@@ -46,6 +45,8 @@ export type Keyward = {
   readonly url: string;
   readonly port: number;
   readonly store: Store;
+  /** The VerifyKey cache and its invalidation listener (for metrics and tests; both undefined when the cache is disabled). */
+  readonly verification: Pick<VerificationCache, "cache" | "listener">;
   /** Writes the collected last-used times now (they are otherwise written every few seconds). */
   flushLastUsed(): Promise<void>;
   /** Adds the folded `auth.refused` counts collected in memory to their audit events now (otherwise every few seconds). */
@@ -67,20 +68,25 @@ export function flushBoundMs(config: Pick<Config, "dbConnectTimeoutMs" | "dbQuer
 function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store; signingKeys: SigningKeys }) {
   const { config, logger, clock, store, signingKeys } = opts;
   const db = store.db;
-  const units = createUnitsOfWork(db);
+  // The cache first: every committed write catches it up with the change log before returning.
+  const verification = createVerificationCache({
+    config: config.verifyCache, db, databaseUrl: store.url, clock, logger, timeouts: { connectMs: config.dbConnectTimeoutMs, queryMs: config.dbQueryTimeoutMs },
+  });
+  const units = createUnitsOfWork(db, { afterCommit: verification.afterCommit });
   const catalogue = { categories: config.permissionCategories };
   const audit = createAuditLog({ units, clock, logger });
   const lastUsed = createLastUsedRecorder({ db, logger });
   const tokenRecognizer = createTokenRecognizer({
-    lookup: createTokenLookup(db), signingKeys, clock, catalogue, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain,
+    lookup: verification.lookupToken, signingKeys, clock, catalogue, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain,
   });
-  const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed, tokens: tokenRecognizer });
+  const verifier = createVerifier({ lookup: verification.lookupKey, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed, tokens: tokenRecognizer });
   const minter = createTokenMinter({ signingKeys, clock, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain });
   const refusals = createRefusalFold({ db, clock, logger });
   // ID tokens of CI workflows, from the configured issuers only (DESIGN.md §4).
   const idTokens = createOidcVerifier({ issuers: config.oidcIssuers, clock, logger });
   return {
     audit,
+    verification,
     lastUsed,
     refusals,
     verifier,
@@ -143,6 +149,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
 
   let listener;
   try {
+    await services.verification.start();
     listener = await listen({
       host: config.host,
       port: config.port,
@@ -155,6 +162,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     signingKeys.stop();
     services.idTokens.stop();
     tokenCleanup.stop();
+    await services.verification.stop();
     await services.lastUsed.stop();
     await services.refusals.stop();
     if (!opts.store) await store.close();
@@ -168,6 +176,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     url,
     port: listener.port,
     store,
+    verification: { cache: services.verification.cache, listener: services.verification.listener },
     flushLastUsed: () => services.lastUsed.flush(),
     flushRefusals: () => services.refusals.flush(),
     stop() {
@@ -184,6 +193,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
         const bound = new Promise((r) => (timer = setTimeout(r, flushBoundMs(config))));
         await Promise.race([Promise.all([services.lastUsed.stop(), services.refusals.stop()]), bound]);
         clearTimeout(timer);
+        await services.verification.stop();
         if (!opts.store) await store.close();
         logger.info("keyward stopped");
       })();
