@@ -14,6 +14,8 @@ import type { TokenLookup, TokenLookupRecord } from "./token-lookup.ts";
 export const negativeTtlMs = 30_000;
 /** Most database reads of one miss when invalidations keep racing it; the last read is answered uncached. */
 const maxLoadAttempts = 3;
+/** Invalidations remembered for reads in flight to check against (a read older than all of them is not stored). */
+const maxRecentInvalidations = 4096;
 
 /** The reason of the UNAVAILABLE error answered past the grace of a lost LISTEN connection. */
 export const invalidationUnavailableReason = "INVALIDATION_UNAVAILABLE";
@@ -40,7 +42,7 @@ export type CredentialCacheStats = Readonly<{
   loads: number;
   /** Records dropped to stay within the entry and byte bounds. */
   evictions: number;
-  /** Records dropped because the change log said they changed. */
+  /** Records dropped because the change log said they changed (a tenant-wide invalidation counts once). */
   invalidations: number;
   /** Lookups refused because the invalidation feed was lost for longer than the grace. */
   refusals: number;
@@ -102,10 +104,12 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
   });
   const counters = { hits: 0, misses: 0, loads: 0, invalidations: 0, refusals: 0 };
   /**
-   * Bumped by every invalidation: a read that started before an invalidation and ends after
-   * it may hold what the invalidation was about, so it is never stored (read again instead).
+   * Bumped by every invalidation, each also logged (the last few thousand): a read that started
+   * before an invalidation of its key (or its tenant, or everything) and ends after it may hold
+   * what the invalidation was about, so it is never stored (read again instead).
    */
   let epoch = 0;
+  const recent: { epoch: number; cacheKey?: string; tenantId?: string }[] = [];
   /** Per-tenant generations: a tenant-wide invalidation is one increment, its records are dropped when next met. */
   const tenantGenerations = new Map<string, number>();
   /** When the invalidation feed was lost (undefined while it works). */
@@ -144,12 +148,24 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
       counters.loads += 1;
       const entry = kind === "key" ? keyEntry(await deps.keyLookup(id, signal)) : tokenEntry(await deps.tokenLookup(id, signal));
       await hooks.afterLoad?.({ kind, id });
-      if (epoch === started) {
+      if (!invalidatedSince(started, cacheKey, entry?.kind === "key" || entry?.kind === "token" ? entry.tenantId : undefined)) {
         store(cacheKey, entry);
         return entry;
       }
       if (attempt >= maxLoadAttempts) return entry;
     }
+  }
+
+  /** True when an invalidation after `started` concerned `cacheKey`, `tenantId`, or everything (or the log no longer reaches back). */
+  function invalidatedSince(started: number, cacheKey: string, tenantId: string | undefined): boolean {
+    if (epoch === started) return false;
+    if (recent.length === 0 || recent[0]!.epoch > started + 1) return true;
+    for (let i = recent.length - 1; i >= 0 && recent[i]!.epoch > started; i--) {
+      const change = recent[i]!;
+      if (change.cacheKey === undefined && change.tenantId === undefined) return true;
+      if (change.cacheKey === cacheKey || (tenantId !== undefined && change.tenantId === tenantId)) return true;
+    }
+    return false;
   }
 
   function keyEntry(record: KeyLookupRecord | undefined): Entry {
@@ -218,8 +234,10 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
     });
   }
 
-  function invalidate(): void {
+  function invalidate(change: { cacheKey?: string; tenantId?: string }): void {
     epoch += 1;
+    recent.push({ epoch, ...change });
+    if (recent.length > maxRecentInvalidations) recent.splice(0, recent.length - maxRecentInvalidations / 2);
   }
 
   return {
@@ -250,16 +268,17 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
       return entry?.kind === "token" ? entry.record : undefined;
     },
     evictKey(keyId) {
-      invalidate();
-      if (entries.delete(`k:${keyId}`)) counters.invalidations += 1;
+      const cacheKey = `k:${keyId}`;
+      invalidate({ cacheKey });
+      if (entries.delete(cacheKey)) counters.invalidations += 1;
     },
     evictTenant(tenantId) {
-      invalidate();
+      invalidate({ tenantId });
       tenantGenerations.set(tenantId, generationOf(tenantId) + 1);
       counters.invalidations += 1;
     },
     clear() {
-      invalidate();
+      invalidate({});
       counters.invalidations += entries.size;
       entries.clear();
     },

@@ -8,6 +8,8 @@ export type PgProxy = {
   readonly url: string;
   /** Drops every connection through the proxy and refuses new ones until restore(). */
   cut(): void;
+  /** Refuses new connections until restore(), keeping the open ones. */
+  refuseNew(): void;
   /** Accepts connections again. */
   restore(): void;
   close(): Promise<void>;
@@ -59,6 +61,9 @@ export async function startPgProxy(databaseUrl: string): Promise<PgProxy> {
       refusing = true;
       for (const socket of open) socket.destroy();
       open.clear();
+    },
+    refuseNew() {
+      refusing = true;
     },
     restore() {
       refusing = false;

@@ -37,9 +37,14 @@ afterAll(async () => {
 const keysOn = (s: TestServer) => s.client(KeyService);
 const directoryOn = (s: TestServer) => s.client(DirectoryService);
 
-/** Verifies on both replicas twice: the first may read, the second must be a hit with the same answer. */
+/**
+ * Verifies on both replicas twice: the first may read, the second must be a hit with the same
+ * answer. First each replica hears of every change so far (the credential's own creation
+ * would evict it when heard of later).
+ */
 async function cacheOnBoth(key: string, required: string[] = [], expected = "VALID"): Promise<void> {
   for (const s of [a, b]) {
+    await heard(s);
     expect(await verifyOn(s, key, required)).toBe(expected);
     expect(await verifyCached(s, key, required)).toBe(expected);
   }
@@ -129,6 +134,7 @@ describe("a change through one replica reaches the cache of both", () => {
     const p = await principalWithKey(t, ["keys:read"]);
     const list = (s: TestServer) => attempt(keysOn(s).listKeys({ parent: `tenants/${t.slug}` }, withKey(p.key)));
     for (const s of [a, b]) {
+      await heard(s);
       expect(await list(s)).toBeUndefined();
       const hits = statsOf(s).hits;
       expect(await list(s)).toBeUndefined();
@@ -185,6 +191,7 @@ describe("unknown key ids", () => {
     const keyId = randomKeyId();
     const { raw, secretHash } = craftKey(a, keyId);
     for (const s of [a, b]) {
+      await heard(s);
       expect(await verifyOn(s, raw)).toBe("NOT_FOUND");
       expect(await verifyCached(s, raw)).toBe("NOT_FOUND");
     }
