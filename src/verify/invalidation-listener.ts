@@ -36,6 +36,8 @@ const replayHorizonMs = 60 * 60_000;
 const retention = "1 day";
 const pruneEveryMs = 10 * 60_000;
 const pruneBatch = 10_000;
+/** Change ids remembered for hasApplied (the oldest are forgotten first). */
+const maxRememberedIds = 50_000;
 /** How long stop() waits for the LISTEN connection to say goodbye, in ms. */
 const closeTimeoutMs = 1_000;
 
@@ -70,17 +72,22 @@ export type InvalidationListener = {
    */
   catchUp(): Promise<void>;
   state(): InvalidationState;
+  /**
+   * True when the change row `id` has been applied, or was committed before the listener
+   * started (its cache was empty then). For tests: "has this replica heard of my change".
+   */
+  hasApplied(id: number): boolean;
   /** Deletes change rows older than the retention now (otherwise every 10 minutes); returns how many went. */
   prune(): Promise<number>;
   /** Stops listening and closes the connection. */
   stop(): Promise<void>;
 };
 
-type ChangeRow = { xmin: string; id: string | null; txid: string | null; tenant_id: string | null; scope: "key" | "tenant" | null; key_id: string | null; lag_ms: number | null };
+type ChangeRow = { xmin: string; max_id?: string | null; id: string | null; txid: string | null; tenant_id: string | null; scope: "key" | "tenant" | null; key_id: string | null; lag_ms: number | null };
 /** Runs the catch-up query (`?` placeholders) on some connection. */
 type Reader = (cursor: string) => Promise<ChangeRow[]>;
 
-const positionQuery = `select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`;
+const positionQuery = `select pg_snapshot_xmin(pg_current_snapshot())::text as xmin, (select max(id) from credential_change)::text as max_id`;
 // The snapshot's xmin and the rows of every transaction at or after the position, oldest first.
 const changesQuery = `
 select s.xmin::text as xmin, c.id::text as id, c.txid::text as txid, c.tenant_id::text as tenant_id, c.scope, c.key_id,
@@ -121,6 +128,9 @@ export function createInvalidationListener(deps: {
   let cursor: bigint | undefined;
   /** Rows applied whose transaction is at or after the position (they are read again until it passes them). */
   const applied = new Map<string, bigint>();
+  /** Changes committed before the first position was taken (the cache was empty then). */
+  let baselineId = 0;
+  const appliedIds = new Set<number>();
   const counters = { reconnects: 0, appliedThrough: 0, changesApplied: 0, catchUps: 0, lastLagMs: null as number | null };
 
   /** Reads the log past the position and evicts what changed; moves the position. */
@@ -129,6 +139,7 @@ export function createInvalidationListener(deps: {
     if (cursor === undefined) {
       const rows = await read("");
       cursor = BigInt(rows[0]!.xmin);
+      if (baselineId === 0) baselineId = Number(rows[0]!.max_id ?? 0);
       return;
     }
     const rows = await read(cursor.toString());
@@ -138,6 +149,9 @@ export function createInvalidationListener(deps: {
       logger.warn({ changes: changes.length }, "too many credential changes to apply one by one: the verification cache starts empty");
       target.clear();
       applied.clear();
+      // Everything up to now is reflected in an empty cache.
+      appliedIds.clear();
+      baselineId = Math.max(baselineId, ...changes.map((r) => Number(r.id)));
     } else {
       for (const row of changes) {
         if (applied.has(row.id!)) continue;
@@ -146,11 +160,22 @@ export function createInvalidationListener(deps: {
         else target.evictTenant(row.tenant_id!);
         counters.changesApplied += 1;
         counters.appliedThrough = Math.max(counters.appliedThrough, Number(row.id));
+        remember(Number(row.id));
         counters.lastLagMs = row.lag_ms;
       }
     }
     if (xmin > cursor) cursor = xmin;
     for (const [id, txid] of applied) if (txid < cursor) applied.delete(id);
+  }
+
+  function remember(id: number): void {
+    appliedIds.add(id);
+    if (appliedIds.size <= maxRememberedIds) return;
+    let drop = maxRememberedIds / 10;
+    for (const old of appliedIds) {
+      if (drop-- <= 0) break;
+      appliedIds.delete(old);
+    }
   }
 
   const readVia = (client: pg.Client): Reader => async (position) =>
@@ -322,6 +347,7 @@ export function createInvalidationListener(deps: {
     state() {
       return { connected: active !== undefined, lostAt, backendPid, ...counters };
     },
+    hasApplied: (id) => id <= baselineId || appliedIds.has(id),
     prune,
     async stop() {
       stopped = true;

@@ -44,10 +44,18 @@ export async function latestChange(server: TestServer): Promise<number> {
   return Number(rows[0]?.id ?? 0);
 }
 
-/** Waits (bounded) until `server` has applied every change committed so far. */
-export async function heard(server: TestServer, ms = 5_000): Promise<void> {
-  const id = await latestChange(server);
-  await until(() => listenerOf(server).appliedThrough >= id, ms, `the replica applies credential change ${id}`);
+/**
+ * Waits (bounded) until `server` has applied every change of the tenant `slug` committed so far
+ * (through its notifications, or its own writes' catch-up).
+ */
+export async function heard(server: TestServer, slug: string, ms = 5_000): Promise<void> {
+  const listener = server.verification.listener;
+  if (listener === undefined) throw new Error("the server's verification cache is disabled");
+  const rows = await server.store.db.orm.driver.getConnection().execute<{ id: string }[]>(
+    "select c.id::text as id from credential_change c join tenant t on t.id = c.tenant_id where t.slug = ?", [slug], "all",
+  );
+  const ids = rows.map((r) => Number(r.id));
+  await until(() => ids.every((id) => listener.hasApplied(id)), ms, `the replica applies the ${ids.length} credential change(s) of ${slug}`);
 }
 
 /** A well-formed raw key with the chosen 16-character id (fine-grained) and its secret hash as stored. */

@@ -42,7 +42,7 @@ async function newKey(): Promise<{ secret: string; name: string }> {
 
 /** Caches `key` on `server` (after it heard of the key's creation, which would evict it) and checks it is a hit. */
 async function cached(server: TestServer, key: string): Promise<void> {
-  await heard(server);
+  await heard(server, t.slug);
   expect(await verifyOn(server, key)).toBe("VALID");
   expect(await verifyCached(server, key)).toBe("VALID");
 }

@@ -42,18 +42,18 @@ const directoryOn = (s: TestServer) => s.client(DirectoryService);
  * answer. First each replica hears of every change so far (the credential's own creation
  * would evict it when heard of later).
  */
-async function cacheOnBoth(key: string, required: string[] = [], expected = "VALID"): Promise<void> {
+async function cacheOnBoth(t: TestTenant, key: string, required: string[] = [], expected = "VALID"): Promise<void> {
   for (const s of [a, b]) {
-    await heard(s);
+    await heard(s, t.slug);
     expect(await verifyOn(s, key, required)).toBe(expected);
     expect(await verifyCached(s, key, required)).toBe(expected);
   }
 }
 
 /** A refuses at once; B after applying the change (and not from a stale entry). */
-async function refusedOnBoth(key: string, required: string[], expected: string): Promise<void> {
+async function refusedOnBoth(t: TestTenant, key: string, required: string[], expected: string): Promise<void> {
   expect(await verifyOn(a, key, required)).toBe(expected);
-  await heard(b);
+  await heard(b, t.slug);
   expect(await verifyOn(b, key, required)).toBe(expected);
 }
 
@@ -82,26 +82,26 @@ describe("a change through one replica reaches the cache of both", () => {
   test("when a cached key is revoked, then REVOKED on the replica that revoked it at once, and on the other once it has heard", async () => {
     const t = await createTestTenant(a, "inv");
     const p = await principalWithKey(t, ["harden_runner:write"]);
-    await cacheOnBoth(p.key);
+    await cacheOnBoth(t, p.key);
     await keysOn(a).revokeKey({ name: p.keyName, reason: "leaked" }, withKey(t.adminKey));
-    await refusedOnBoth(p.key, [], "REVOKED");
+    await refusedOnBoth(t, p.key, [], "REVOKED");
   });
 
   test("when a cached slot key is rotated, then the replaced value is REVOKED on both replicas and the new one VALID", async () => {
     const t = await createTestTenant(a, "inv");
     const first = await keysOn(a).rotateKey({ parent: `tenants/${t.slug}`, kind: KeyKind.READ_ONLY, slot: KeySlot.PRIMARY }, withKey(t.adminKey));
-    await cacheOnBoth(first.secret);
+    await cacheOnBoth(t, first.secret);
     const second = await keysOn(a).rotateKey({ parent: `tenants/${t.slug}`, kind: KeyKind.READ_ONLY, slot: KeySlot.PRIMARY }, withKey(t.adminKey));
-    await refusedOnBoth(first.secret, [], "REVOKED");
+    await refusedOnBoth(t, first.secret, [], "REVOKED");
     expect(await verifyOn(b, second.secret)).toBe("VALID");
   });
 
   test("when the owner's permissions are reduced, then a cached key is INSUFFICIENT_PERMISSIONS on both replicas", async () => {
     const t = await createTestTenant(a, "inv");
     const p = await principalWithKey(t, ["harden_runner:write"]);
-    await cacheOnBoth(p.key, ["harden_runner:write"]);
+    await cacheOnBoth(t, p.key, ["harden_runner:write"]);
     await directoryOn(a).updatePrincipal({ principal: { name: p.name, permissions: ["harden_runner:read"] }, updateMask: { paths: ["permissions"] } }, withKey(t.adminKey));
-    await refusedOnBoth(p.key, ["harden_runner:write"], "INSUFFICIENT_PERMISSIONS");
+    await refusedOnBoth(t, p.key, ["harden_runner:write"], "INSUFFICIENT_PERMISSIONS");
     expect(await verifyOn(b, p.key, ["harden_runner:read"])).toBe("VALID");
   });
 
@@ -109,9 +109,9 @@ describe("a change through one replica reaches the cache of both", () => {
     const t = await createTestTenant(a, "inv");
     await setDisableSuspended(t, true);
     const p = await principalWithKey(t, ["harden_runner:write"]);
-    await cacheOnBoth(p.key);
+    await cacheOnBoth(t, p.key);
     await suspend(t, p.name);
-    await refusedOnBoth(p.key, [], "OWNER_SUSPENDED");
+    await refusedOnBoth(t, p.key, [], "OWNER_SUSPENDED");
   });
 
   test("when the creator of a key made for someone else is suspended, then the cached key is OWNER_SUSPENDED on both replicas", async () => {
@@ -124,9 +124,9 @@ describe("a change through one replica reaches the cache of both", () => {
       { parent: `tenants/${t.slug}`, displayName: uniq("made"), permissions: ["harden_runner:write"], expireDays: 7, owner: owner!.name },
       withKey(creator.key),
     );
-    await cacheOnBoth(made.secret);
+    await cacheOnBoth(t, made.secret);
     await suspend(t, creator.name);
-    await refusedOnBoth(made.secret, [], "OWNER_SUSPENDED");
+    await refusedOnBoth(t, made.secret, [], "OWNER_SUSPENDED");
   });
 
   test("when a principal whose cached key is used as a bearer is suspended, then management calls with it are PermissionDenied PRINCIPAL_SUSPENDED on both replicas", async () => {
@@ -134,7 +134,7 @@ describe("a change through one replica reaches the cache of both", () => {
     const p = await principalWithKey(t, ["keys:read"]);
     const list = (s: TestServer) => attempt(keysOn(s).listKeys({ parent: `tenants/${t.slug}` }, withKey(p.key)));
     for (const s of [a, b]) {
-      await heard(s);
+      await heard(s, t.slug);
       expect(await list(s)).toBeUndefined();
       const hits = statsOf(s).hits;
       expect(await list(s)).toBeUndefined();
@@ -143,7 +143,7 @@ describe("a change through one replica reaches the cache of both", () => {
     await suspend(t, p.name);
     const onA = await list(a);
     expect([onA?.code, reasonOf(onA)]).toEqual([Code.PermissionDenied, "PRINCIPAL_SUSPENDED"]);
-    await heard(b);
+    await heard(b, t.slug);
     const onB = await list(b);
     expect([onB?.code, reasonOf(onB)]).toEqual([Code.PermissionDenied, "PRINCIPAL_SUSPENDED"]);
   });
@@ -163,15 +163,15 @@ describe("a change through one replica reaches the cache of both", () => {
     );
     const idToken = await issuer.token({}, { audience: `${t.slug}.${a.config.audienceDomain}` });
     const { accessToken } = await a.client(TokenExchangeService).exchangeToken({ parent: `tenants/${t.slug}`, subjectToken: idToken });
-    await cacheOnBoth(accessToken);
+    await cacheOnBoth(t, accessToken);
     await policies.deletePolicy({ name: policy!.name, etag: policy!.etag }, withKey(t.adminKey));
-    await refusedOnBoth(accessToken, [], "REVOKED");
+    await refusedOnBoth(t, accessToken, [], "REVOKED");
   });
 
   test("when the clock passes a cached key's expiry, then EXPIRED on both replicas with no change at all", async () => {
     const t = await createTestTenant(a, "inv");
     const created = await keysOn(a).createKey({ parent: `tenants/${t.slug}`, displayName: uniq("short"), permissions: ["keys:read"], expireDays: 1 }, withKey(t.adminKey));
-    await cacheOnBoth(created.secret);
+    await cacheOnBoth(t, created.secret);
     clock.advance(24 * 3600_000 + 1_000);
     // Judged against the clock on every call: still answered from memory, yet EXPIRED.
     expect(await verifyCached(a, created.secret)).toBe("EXPIRED");
@@ -191,7 +191,7 @@ describe("unknown key ids", () => {
     const keyId = randomKeyId();
     const { raw, secretHash } = craftKey(a, keyId);
     for (const s of [a, b]) {
-      await heard(s);
+      await heard(s, t.slug);
       expect(await verifyOn(s, raw)).toBe("NOT_FOUND");
       expect(await verifyCached(s, raw)).toBe("NOT_FOUND");
     }
@@ -204,7 +204,7 @@ describe("unknown key ids", () => {
       "run",
     );
     for (const s of [a, b]) {
-      await heard(s);
+      await heard(s, t.slug);
       expect(await verifyOn(s, raw)).toBe("VALID");
     }
   });
@@ -214,7 +214,7 @@ describe("what does not invalidate", () => {
   test("when last-used times of cached keys are written, then no change is logged and the keys stay cached", async () => {
     const t = await createTestTenant(a, "inv");
     const p = await principalWithKey(t, ["keys:read"]);
-    await cacheOnBoth(p.key);
+    await cacheOnBoth(t, p.key);
     const before = await latestChange(a);
     await a.flushLastUsed();
     await b.flushLastUsed();
