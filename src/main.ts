@@ -189,11 +189,13 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
         await listener.close(config.shutdownGraceMs);
         // Both final writes at once, and no longer than one connection plus one query (and a
         // margin for the failure to be logged): a hung database must not hold the stop.
+        // The LISTEN connection closes meanwhile (bounded on its own).
+        const verificationStopped = services.verification.stop();
         let timer: NodeJS.Timeout | undefined;
         const bound = new Promise((r) => (timer = setTimeout(r, flushBoundMs(config))));
         await Promise.race([Promise.all([services.lastUsed.stop(), services.refusals.stop()]), bound]);
         clearTimeout(timer);
-        await services.verification.stop();
+        await verificationStopped;
         if (!opts.store) await store.close();
         logger.info("keyward stopped");
       })();

@@ -11,6 +11,7 @@ import { reasonOf, rpcError, uniq } from "../rpc.ts";
 import { until } from "../wait.ts";
 import { craftKey, heard, listenerOf, randomKeyId, verifyCached, verifyOn } from "./cache-helpers.ts";
 import { startPgProxy, type PgProxy } from "./pg-proxy.ts";
+import { freePort } from "../server/stoppable-postgres.ts";
 
 let a: TestServer;
 let b: TestServer;
@@ -131,5 +132,14 @@ describe("the grace of a disconnected replica", () => {
     }
     await reconnected(strict, reconnects);
     expect(await verifyOn(strict, key.secret)).toBe("VALID");
+  });
+});
+
+describe("start-up", () => {
+  test("when KEYWARD_LISTEN_DATABASE_URL cannot be reached, then start-up fails naming it, without its password", async () => {
+    const url = `postgres://keyward:listen-secret-pw@127.0.0.1:${await freePort()}/keyward`;
+    const started = startTestServer({ env: { KEYWARD_LISTEN_DATABASE_URL: url } });
+    await expect(started).rejects.toThrow(/cannot LISTEN for credential changes at 127\.0\.0\.1:\d+\/keyward: connection refused \(check KEYWARD_LISTEN_DATABASE_URL\)/);
+    await expect(started).rejects.not.toThrow("listen-secret-pw");
   });
 });
