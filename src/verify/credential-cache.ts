@@ -208,7 +208,10 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
     joined.waiters += 1;
     if (signal === undefined) return joined.promise;
     return new Promise((resolve, reject) => {
+      let left = false;
       const leave = () => {
+        if (left) return;
+        left = true;
         joined.waiters -= 1;
         signal.removeEventListener("abort", onAbort);
       };
@@ -234,6 +237,21 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
     });
   }
 
+  /** The entry of `cacheKey`: held, or read (once for all concurrent callers). */
+  async function lookup(cacheKey: string, kind: "key" | "token", id: string, signal: AbortSignal | undefined): Promise<Entry | undefined> {
+    assertFresh();
+    const held = current(cacheKey);
+    if (held !== undefined) {
+      counters.hits += 1;
+      return held;
+    }
+    counters.misses += 1;
+    const entry = await join(cacheKey, kind, id, signal);
+    // The read may have been long: the feed may have been lost meanwhile.
+    assertFresh();
+    return entry;
+  }
+
   function invalidate(change: { cacheKey?: string; tenantId?: string }): void {
     epoch += 1;
     recent.push({ epoch, ...change });
@@ -243,28 +261,11 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
   return {
     hooks,
     async lookupKey(keyId, signal) {
-      assertFresh();
-      const cacheKey = `k:${keyId}`;
-      let entry = current(cacheKey);
-      if (entry !== undefined) counters.hits += 1;
-      else {
-        counters.misses += 1;
-        entry = await join(cacheKey, "key", keyId, signal);
-        // The read may have been long: the feed may have been lost meanwhile.
-        assertFresh();
-      }
+      const entry = await lookup(`k:${keyId}`, "key", keyId, signal);
       return entry?.kind === "key" ? entry.record : undefined;
     },
     async lookupToken(jti, signal) {
-      assertFresh();
-      const cacheKey = `t:${jti}`;
-      let entry = current(cacheKey);
-      if (entry !== undefined) counters.hits += 1;
-      else {
-        counters.misses += 1;
-        entry = await join(cacheKey, "token", jti, signal);
-        assertFresh();
-      }
+      const entry = await lookup(`t:${jti}`, "token", jti, signal);
       return entry?.kind === "token" ? entry.record : undefined;
     },
     evictKey(keyId) {

@@ -15,7 +15,7 @@
 import pg from "pg";
 import type { Clock } from "../clock.ts";
 import { describeDatabaseFailure } from "../db/database-errors.ts";
-import type { Database } from "../db/orm.ts";
+import { describeDatabaseUrl, type Database } from "../db/orm.ts";
 import type { Logger } from "../logger.ts";
 import { StartupError } from "../startup-error.ts";
 import type { InvalidationTarget } from "./credential-cache.ts";
@@ -192,8 +192,12 @@ export function createInvalidationListener(deps: {
     return run;
   }
 
-  /** One catch-up: on the LISTEN connection when there is one (it then also proves it alive), else through the pool. */
-  async function catchUpNow(): Promise<void> {
+  /**
+   * One catch-up, on the LISTEN connection when there is one (it then also proves it alive).
+   * Without one (or when it fails), through the pool only if `viaPool` (after the replica's own
+   * writes); notifications and heartbeats need none: the reconnect replays.
+   */
+  async function catchUpNow(viaPool: boolean): Promise<void> {
     const client = active;
     if (client !== undefined) {
       try {
@@ -204,13 +208,18 @@ export function createInvalidationListener(deps: {
         connectionLost(client, e);
       }
     }
-    await apply(readViaPool);
+    if (viaPool) await apply(readViaPool);
   }
 
-  function catchUp(): Promise<void> {
+  let queuedViaPool = false;
+  /** Runs a catch-up after every one running now; joins the one queued if it has not started. */
+  function schedule(viaPool: boolean): Promise<void> {
+    queuedViaPool ||= viaPool;
     queued ??= exclusive(async () => {
+      const pool = queuedViaPool;
       queued = undefined;
-      await catchUpNow();
+      queuedViaPool = false;
+      await catchUpNow(pool);
     });
     return queued;
   }
@@ -232,7 +241,7 @@ export function createInvalidationListener(deps: {
       const pid = (await client.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
       await client.query(`listen ${credentialChangeChannel}`);
       client.on("notification", () => {
-        catchUp().catch((e: unknown) => logger.debug({ reason: describeDatabaseFailure(e) }, "could not read the credential change log"));
+        schedule(false).catch((e: unknown) => logger.debug({ reason: describeDatabaseFailure(e) }, "could not read the credential change log"));
       });
       // Listening first, then replaying: nothing committed in between is missed.
       await exclusive(async () => {
@@ -321,7 +330,7 @@ export function createInvalidationListener(deps: {
   }
 
   const heartbeat = setInterval(() => {
-    if (active !== undefined) catchUp().catch(() => undefined);
+    if (active !== undefined) schedule(false).catch(() => undefined);
   }, heartbeatMs);
   heartbeat.unref();
   const pruning = setInterval(() => {
@@ -340,10 +349,10 @@ export function createInvalidationListener(deps: {
         const reason = describeDatabaseFailure(e);
         // pg's own messages (authentication, unknown database) name no secret.
         const detail = reason === "database error" && e instanceof Error ? e.message : reason;
-        throw new StartupError(`cannot LISTEN for credential changes at ${describeUrl(deps.url)}: ${detail} (check KEYWARD_LISTEN_DATABASE_URL)`);
+        throw new StartupError(`cannot LISTEN for credential changes at ${describeDatabaseUrl(deps.url)}: ${detail} (check KEYWARD_LISTEN_DATABASE_URL)`);
       }
     },
-    catchUp,
+    catchUp: () => schedule(true),
     state() {
       return { connected: active !== undefined, lostAt, backendPid, ...counters };
     },
@@ -358,17 +367,4 @@ export function createInvalidationListener(deps: {
       await Promise.all([...clients].map(close));
     },
   };
-}
-
-/** `host:port/database` (or the socket folder) for messages: never the user or password. */
-function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-    const socketDir = u.searchParams.get("host");
-    if (socketDir?.startsWith("/") === true) return `${socketDir} (socket)/${database}`;
-    return `${u.hostname}:${u.port === "" ? "5432" : u.port}/${database}`;
-  } catch {
-    return "the configured database";
-  }
 }
