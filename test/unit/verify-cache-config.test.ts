@@ -5,9 +5,9 @@ import { loadConfig } from "../../src/config.ts";
 import { StartupError } from "../../src/startup-error.ts";
 
 describe("verification cache settings", () => {
-  test("when nothing is set, then 100000 entries, 64 MiB, 300 s TTL, 30 s grace, LISTEN on the database URL", () => {
+  test("when nothing is set, then 100000 entries, 128 MiB, 300 s TTL, 30 s grace, LISTEN on the database URL", () => {
     expect(loadConfig({}, "/srv").verifyCache).toEqual({
-      maxEntries: 100_000, maxBytes: 64 * 1024 * 1024, ttlMs: 300_000, staleMs: 30_000, listenDatabaseUrl: undefined,
+      maxEntries: 100_000, maxBytes: 128 * 1024 * 1024, ttlMs: 300_000, staleMs: 30_000, listenDatabaseUrl: undefined,
     });
   });
 
