@@ -114,6 +114,15 @@ describe("a change through one replica reaches the cache of both", () => {
     await refusedOnBoth(t, p.key, [], "OWNER_SUSPENDED");
   });
 
+  test("when the tenant starts disabling keys of suspended principals, then a suspended owner's cached key turns from VALID to OWNER_SUSPENDED on both replicas", async () => {
+    const t = await createTestTenant(a, "inv");
+    const p = await principalWithKey(t, ["harden_runner:write"]);
+    await suspend(t, p.name);
+    await cacheOnBoth(t, p.key);
+    await setDisableSuspended(t, true);
+    await refusedOnBoth(t, p.key, [], "OWNER_SUSPENDED");
+  });
+
   test("when the creator of a key made for someone else is suspended, then the cached key is OWNER_SUSPENDED on both replicas", async () => {
     const t = await createTestTenant(a, "inv");
     await setDisableSuspended(t, true);
