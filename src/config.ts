@@ -68,6 +68,34 @@ export type Config = Readonly<{
   dbHealthIntervalMs: number;
   /** How long the monitor's `select 1` may take before the database counts as unavailable, in ms (KEYWARD_DB_HEALTH_TIMEOUT_MS). */
   dbHealthTimeoutMs: number;
+  /** The VerifyKey cache and its invalidation (DESIGN.md §3), see VerifyCacheConfig. */
+  verifyCache: VerifyCacheConfig;
+}>;
+
+/** The verification cache (src/verify/credential-cache.ts) and its LISTEN/NOTIFY invalidation. */
+export type VerifyCacheConfig = Readonly<{
+  /** Most credential records held (KEYWARD_VERIFY_CACHE_ENTRIES). */
+  maxEntries: number;
+  /** Most bytes the held records take, estimated per record (KEYWARD_VERIFY_CACHE_MAX_BYTES). */
+  maxBytes: number;
+  /**
+   * How long a record is held at most, in ms, as a backstop to invalidation
+   * (KEYWARD_VERIFY_CACHE_TTL_SECONDS); 0 disables the cache (every verification reads the
+   * database, and no LISTEN connection is opened).
+   */
+  ttlMs: number;
+  /**
+   * How long a replica that lost its LISTEN connection keeps answering from its cache, in ms
+   * (KEYWARD_VERIFY_STALE_SECONDS); then verifications answer Unavailable until it is back.
+   * 0: Unavailable as soon as the connection is lost.
+   */
+  staleMs: number;
+  /**
+   * Where the LISTEN connection goes (KEYWARD_LISTEN_DATABASE_URL): a direct connection to
+   * PostgreSQL when DATABASE_URL goes through PgBouncer in transaction mode. Unset: the
+   * database URL (DATABASE_URL or the embedded server's).
+   */
+  listenDatabaseUrl: string | undefined;
 }>;
 
 /**
@@ -117,6 +145,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dbHealthIntervalMs: integer(env, "KEYWARD_DB_HEALTH_INTERVAL_MS", 1000, 100, 60_000),
     dbHealthTimeoutMs: integer(env, "KEYWARD_DB_HEALTH_TIMEOUT_MS", 2000, 100, 60_000),
     limits: serverLimits(env),
+    verifyCache: Object.freeze({
+      maxEntries: integer(env, "KEYWARD_VERIFY_CACHE_ENTRIES", 100_000, 1, 10_000_000),
+      // A key record takes about 1.2 KB of heap (measured): 128 MiB holds the default 100000 entries.
+      maxBytes: integer(env, "KEYWARD_VERIFY_CACHE_MAX_BYTES", 128 * 1024 * 1024, 1024 * 1024, 16 * 1024 * 1024 * 1024),
+      ttlMs: integer(env, "KEYWARD_VERIFY_CACHE_TTL_SECONDS", 300, 0, 86_400) * 1000,
+      staleMs: integer(env, "KEYWARD_VERIFY_STALE_SECONDS", 30, 0, 3_600) * 1000,
+      listenDatabaseUrl: postgresUrl(env, "KEYWARD_LISTEN_DATABASE_URL"),
+    }),
   });
 }
 

@@ -14,7 +14,7 @@ import { createOidcVerifier } from "./oidc/oidc-verifier.ts";
 import { createExchangeService } from "./tokens/exchange-service.ts";
 import { createPolicyService } from "./policies/policy-service.ts";
 import type { Logger } from "./logger.ts";
-import { createMetrics, registerPoolMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, registerCacheMetrics, registerInvalidationMetrics, registerPoolMetrics, type InvalidationState, type Metrics } from "./metrics.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
 import { createDirectoryHandlers } from "./server/directory-handlers.ts";
@@ -36,10 +36,9 @@ import { startSigningKeys, type SigningKeys } from "./tokens/signing-keys.ts";
 import { startTokenCleanup } from "./tokens/token-cleanup.ts";
 import { createTokenMinter } from "./tokens/token-minter.ts";
 import { createTokenService } from "./tokens/token-service.ts";
-import { createKeyLookup } from "./verify/key-lookup.ts";
 import { createLastUsedRecorder } from "./verify/last-used.ts";
-import { createTokenLookup } from "./verify/token-lookup.ts";
 import { createTokenRecognizer } from "./verify/token-recognition.ts";
+import { createVerificationCache, type VerificationCache } from "./verify/verification-cache.ts";
 import { createVerifier } from "./verify/verifier.ts";
 
 /** A running keyward instance. */
@@ -49,6 +48,8 @@ export type Keyward = {
   readonly store: Store;
   /** This instance's metrics (served at GET /metrics); register more on `metrics.registry`. */
   readonly metrics: Metrics;
+  /** The VerifyKey cache and its invalidation listener (for metrics and tests; both undefined when the cache is disabled). */
+  readonly verification: Pick<VerificationCache, "cache" | "listener">;
   /** Writes the collected last-used times now (they are otherwise written every few seconds). */
   flushLastUsed(): Promise<void>;
   /** Adds the folded `auth.refused` counts collected in memory to their audit events now (otherwise every few seconds). */
@@ -70,20 +71,40 @@ export function flushBoundMs(config: Pick<Config, "dbConnectTimeoutMs" | "dbQuer
 function createServices(opts: { config: Config; logger: Logger; clock: Clock; store: Store; signingKeys: SigningKeys; metrics: Metrics }) {
   const { config, logger, clock, store, signingKeys, metrics } = opts;
   const db = store.db;
-  const units = createUnitsOfWork(db);
+  // The cache first: every committed write catches it up with the change log before returning.
+  // Invalidation metrics read the listener lazily: it is made inside the verification cache.
+  // (No cache, no listener: KEYWARD_VERIFY_CACHE_TTL_SECONDS=0 registers neither.)
+  let listenerState: (() => InvalidationState) | undefined;
+  const observeInvalidationLag = config.verifyCache.ttlMs === 0
+    ? undefined
+    : registerInvalidationMetrics(metrics.registry, () => listenerState?.() ?? { connected: false }).observeInvalidationLag;
+  const verification = createVerificationCache({
+    config: config.verifyCache, db, databaseUrl: store.url, clock, logger, timeouts: { connectMs: config.dbConnectTimeoutMs, queryMs: config.dbQueryTimeoutMs },
+    observeLag: observeInvalidationLag,
+  });
+  const { cache, listener } = verification;
+  if (listener !== undefined) listenerState = () => listener.state();
+  if (cache !== undefined) {
+    registerCacheMetrics(metrics.registry, () => {
+      const s = cache.stats();
+      return { hits: s.hits, misses: s.misses, evictions: s.evictions + s.invalidations, entries: s.size, bytes: s.bytes };
+    });
+  }
+  const units = createUnitsOfWork(db, { afterCommit: verification.afterCommit });
   const catalogue = { categories: config.permissionCategories };
   const audit = createAuditLog({ units, clock, logger });
   const lastUsed = createLastUsedRecorder({ db, logger, onBatch: metrics.lastUsedBatch });
   const tokenRecognizer = createTokenRecognizer({
-    lookup: createTokenLookup(db), signingKeys, clock, catalogue, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain,
+    lookup: verification.lookupToken, signingKeys, clock, catalogue, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain,
   });
-  const verifier = createVerifier({ lookup: createKeyLookup(db), clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed, tokens: tokenRecognizer });
+  const verifier = createVerifier({ lookup: verification.lookupKey, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper, lastUsed, tokens: tokenRecognizer });
   const minter = createTokenMinter({ signingKeys, clock, tokenIssuer: config.tokenIssuer, audienceDomain: config.audienceDomain });
   const refusals = createRefusalFold({ db, clock, logger });
   // ID tokens of CI workflows, from the configured issuers only (DESIGN.md §4).
   const idTokens = createOidcVerifier({ issuers: config.oidcIssuers, clock, logger });
   return {
     audit,
+    verification,
     lastUsed,
     refusals,
     verifier,
@@ -162,6 +183,7 @@ export async function startKeyward(opts: {
 
   let listener;
   try {
+    await services.verification.start();
     listener = await listen({
       host: config.host,
       port: config.port,
@@ -174,6 +196,7 @@ export async function startKeyward(opts: {
     signingKeys.stop();
     services.idTokens.stop();
     tokenCleanup.stop();
+    await services.verification.stop();
     await services.lastUsed.stop();
     await services.refusals.stop();
     if (!opts.store) await store.close();
@@ -188,6 +211,7 @@ export async function startKeyward(opts: {
     port: listener.port,
     store,
     metrics,
+    verification: { cache: services.verification.cache, listener: services.verification.listener },
     flushLastUsed: () => services.lastUsed.flush(),
     flushRefusals: () => services.refusals.flush(),
     stop() {
@@ -200,10 +224,13 @@ export async function startKeyward(opts: {
         await listener.close(config.shutdownGraceMs);
         // Both final writes at once, and no longer than one connection plus one query (and a
         // margin for the failure to be logged): a hung database must not hold the stop.
+        // The LISTEN connection closes meanwhile (bounded on its own).
+        const verificationStopped = services.verification.stop();
         let timer: NodeJS.Timeout | undefined;
         const bound = new Promise((r) => (timer = setTimeout(r, flushBoundMs(config))));
         await Promise.race([Promise.all([services.lastUsed.stop(), services.refusals.stop()]), bound]);
         clearTimeout(timer);
+        await verificationStopped;
         if (!opts.store) await store.close();
         logger.info("keyward stopped");
       })();

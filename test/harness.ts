@@ -96,11 +96,17 @@ export async function createTestTenant(server: TestServer, prefix = "t"): Promis
   return { slug, adminKey: await bootstrap(server, slug) };
 }
 
-/** Runs `keyward bootstrap --tenant <slug>` against the server's database; returns the new admin key. */
+/**
+ * Runs `keyward bootstrap --tenant <slug>` against the server's database; returns the new admin
+ * key. The server's verification cache then catches up with it (as on hearing of it), so the
+ * next call sees it.
+ */
 export async function bootstrap(server: TestServer, slug: string): Promise<string> {
   const units = createUnitsOfWork(server.store.db);
   const audit = createAuditLog({ units, clock: server.clock, logger: silentLogger });
-  return (await bootstrapTenant({ units, clock: server.clock, audit, minting: server.config }, slug)).secret;
+  const { secret } = await bootstrapTenant({ units, clock: server.clock, audit, minting: server.config }, slug);
+  await server.verification.listener?.catchUp();
+  return secret;
 }
 
 /** Transport options that send `Authorization: Bearer <key>`. */
@@ -129,6 +135,8 @@ export async function withOpenTransaction<T>(server: TestServer, sql: string, pa
   } finally {
     release();
     await holder;
+    // As on hearing of it: the server's verification cache sees the committed change.
+    await server.verification.listener?.catchUp();
   }
 }
 

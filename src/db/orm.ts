@@ -47,7 +47,7 @@ const debugNamespaces: LoggerNamespace[] = ["query", "info", "discovery", "schem
 export async function openDatabase(opts: { url: string; logger: Logger; poolMax?: number; timeouts?: DatabaseTimeouts }): Promise<Database> {
   const logger = opts.logger.child({ component: "orm" });
   const timeouts = opts.timeouts ?? defaultDatabaseTimeouts;
-  const where = describe(opts.url);
+  const where = describeDatabaseUrl(opts.url);
   let parsed: URL;
   try {
     parsed = new URL(opts.url);
@@ -201,8 +201,8 @@ function explain(error: unknown, fallback: string, noAnswer: string): string {
   }
 }
 
-/** `host:port/database` for messages: never the user or password. */
-function describe(url: string): string {
+/** `host:port/database` (or the socket folder) of a database URL, for messages: never the user or password. */
+export function describeDatabaseUrl(url: string): string {
   try {
     const u = new URL(url);
     const database = decodeURIComponent(u.pathname.replace(/^\//, ""));

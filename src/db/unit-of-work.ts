@@ -28,12 +28,24 @@ export type UnitsOfWork = {
   read<T>(owner: UnitOfWorkOwner, fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
 };
 
-/** Creates the unit-of-work factory of a database. */
-export function createUnitsOfWork(db: Database): UnitsOfWork {
+/**
+ * Creates the unit-of-work factory of a database. `afterCommit` runs after every committed
+ * `write`, before it returns (the verification cache catches up with the change log there, so
+ * the replica that made a change is consistent at once); it must not throw.
+ */
+export function createUnitsOfWork(db: Database, opts: { afterCommit?: () => Promise<void> } = {}): UnitsOfWork {
   const fork = (owner: UnitOfWorkOwner) =>
     owner.signal === undefined ? db.em.fork() : db.em.fork({ signal: owner.signal, inflightQueryAbortStrategy: "cancel query" });
+  const { afterCommit } = opts;
   return {
-    write: (owner, fn) => fork(owner).transactional((em) => fn(em as unknown as UnitOfWork)),
+    write:
+      afterCommit === undefined
+        ? (owner, fn) => fork(owner).transactional((em) => fn(em as unknown as UnitOfWork))
+        : async (owner, fn) => {
+            const result = await fork(owner).transactional((em) => fn(em as unknown as UnitOfWork));
+            await afterCommit();
+            return result;
+          },
     read: (owner, fn) => fn(fork(owner) as unknown as UnitOfWork),
   };
 }

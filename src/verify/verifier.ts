@@ -8,7 +8,7 @@ import { formatPermissions, notImplied, parsePermissions, type Catalogue, type P
 import { invalidArgument } from "../errors.ts";
 import { keyMatches, parseKey, type KeyKindName } from "../keys/key-format.ts";
 import { effectivePermissions } from "./effective-permissions.ts";
-import type { KeyLookup } from "./key-lookup.ts";
+import type { KeyLookup, KeyLookupRecord } from "./key-lookup.ts";
 import type { LastUsedRecorder } from "./last-used.ts";
 import type { TokenRecognizer } from "./token-recognition.ts";
 
@@ -124,20 +124,18 @@ export function createVerifier(deps: {
     if (identity.token === null) deps.lastUsed.record(identity.keyId, clock.now());
   };
 
-  /** Checks format, existence, secret, revocation, expiry and owner/creator status. */
-  async function identify(key: string, signal: AbortSignal | undefined): Promise<Recognition> {
-    if (isCompactJws(key)) return deps.tokens(key, signal);
-    const parsed = parseKey(deps.keyPrefix, key);
-    if (parsed === undefined) return { result: "malformed" };
-    const record = await lookup(parsed.keyId, signal);
-    if (record === undefined) return { result: "not_found" };
-    if (record.kind !== parsed.kind || !keyMatches(parsed.raw, record.secretHash, deps.keyPepper)) {
-      return { result: "not_found", resolved: { keyId: record.keyId, tenantId: record.tenantId, orgId: record.orgId } };
-    }
+  /**
+   * Who a key record is. Cached records are the same object on every hit: the identity (its
+   * effective permissions parsed and intersected) is computed once per record read.
+   */
+  const identities = new WeakMap<KeyLookupRecord, CredentialIdentity>();
+  function identityOf(record: KeyLookupRecord): CredentialIdentity {
+    let identity = identities.get(record);
+    if (identity !== undefined) return identity;
     // A key is bounded by its owner's current authority and by that of every principal up
     // the chain that made it (DESIGN.md §1): stripping any of them shrinks it at once.
     const effective = effectivePermissions(catalogue, record.permissions, [record.ownerPermissions, ...record.boundsPermissions]);
-    const identity: CredentialIdentity = {
+    identity = {
       keyId: record.keyId,
       kind: record.kind,
       tenantId: record.tenantId,
@@ -153,6 +151,21 @@ export function createVerifier(deps: {
       creatorActive: record.boundsActive,
       token: null,
     };
+    identities.set(record, identity);
+    return identity;
+  }
+
+  /** Checks format, existence, secret, revocation, expiry (against the clock, every call) and owner/creator status. */
+  async function identify(key: string, signal: AbortSignal | undefined): Promise<Recognition> {
+    if (isCompactJws(key)) return deps.tokens(key, signal);
+    const parsed = parseKey(deps.keyPrefix, key);
+    if (parsed === undefined) return { result: "malformed" };
+    const record = await lookup(parsed.keyId, signal);
+    if (record === undefined) return { result: "not_found" };
+    if (record.kind !== parsed.kind || !keyMatches(parsed.raw, record.secretHash, deps.keyPepper)) {
+      return { result: "not_found", resolved: { keyId: record.keyId, tenantId: record.tenantId, orgId: record.orgId } };
+    }
+    const identity = identityOf(record);
     if (record.revokedAt !== null) return { result: "revoked", identity };
     if (record.expiresAt !== null && record.expiresAt.getTime() <= clock.now().getTime()) return { result: "expired", identity };
     if ((!identity.ownerActive || !identity.creatorActive) && record.disableKeysOfSuspendedPrincipals) return { result: "owner_suspended", identity };

@@ -118,6 +118,7 @@ describe("bootstrap as break glass", () => {
     await server.store.db.orm.driver.getConnection().execute(
       `update principal set status = 'suspended', permissions = '{}', version = version + 1 where principal_id = 'admin' and tenant_id = (select id from tenant where slug = ?)`, [t.slug], "run",
     );
+    await server.verification.listener?.catchUp();
     expect(reasonOf(await attempt(keys.listKeys({ parent: `tenants/${t.slug}` }, withKey(t.adminKey))))).toBe("PRINCIPAL_SUSPENDED");
 
     const fresh = await bootstrap(server, t.slug);

@@ -220,6 +220,24 @@ describe("one registry per instance", () => {
 });
 
 describe("cache and invalidation metrics", () => {
+  test("when a served key is verified twice and then revoked, then the live server's cache, listener and lag metrics move", async () => {
+    const { secret } = await keys.createKey(
+      { parent: `tenants/${tenant.slug}`, displayName: "cache probe", permissions: ["keys:read"], org: "", expireDays: 30 },
+      withKey(tenant.adminKey),
+    );
+    const before = (await scrape()).parsed;
+    await keys.verifyKey({ key: secret, requiredPermissions: [], org: "" });
+    await keys.verifyKey({ key: secret, requiredPermissions: [], org: "" });
+    await keys.revokeKey({ name: `tenants/${tenant.slug}/keys/${keyIdOf(secret)}`, reason: "probe" }, withKey(tenant.adminKey));
+    const after = (await scrape()).parsed;
+    expect(valueOf(after, "keyward_verify_cache_hits_total") - valueOf(before, "keyward_verify_cache_hits_total")).toBeGreaterThanOrEqual(1);
+    expect(valueOf(after, "keyward_verify_cache_misses_total") - valueOf(before, "keyward_verify_cache_misses_total")).toBeGreaterThanOrEqual(1);
+    expect(valueOf(after, "keyward_verify_cache_evictions_total")).toBeGreaterThan(valueOf(before, "keyward_verify_cache_evictions_total"));
+    expect(valueOf(after, "keyward_verify_cache_entries")).toBeGreaterThan(0);
+    expect(valueOf(after, "keyward_listen_connected")).toBe(1);
+    expect(valueOf(after, "keyward_invalidation_lag_seconds_count")).toBeGreaterThan(valueOf(before, "keyward_invalidation_lag_seconds_count"));
+  });
+
   test("when the cache's and the listener's state change, then a scrape reads them as they are now", async () => {
     const registry = new Registry();
     const stats = { hits: 0, misses: 0, evictions: 0, entries: 0, bytes: 0 };

@@ -32,9 +32,14 @@ export async function userToken(
   );
 }
 
-/** Runs raw SQL on the server's database. */
-export function sql<T>(server: TestServer, query: string, params: unknown[] = []): Promise<T[]> {
-  return server.store.db.orm.driver.getConnection().execute<T[]>(query, params, "all");
+/**
+ * Runs raw SQL on the server's database, then lets the server's verification cache catch up
+ * with what it changed (as it would on hearing another replica's write), so the next call sees it.
+ */
+export async function sql<T>(server: TestServer, query: string, params: unknown[] = []): Promise<T[]> {
+  const rows = await server.store.db.orm.driver.getConnection().execute<T[]>(query, params, "all");
+  await server.verification.listener?.catchUp();
+  return rows;
 }
 
 /** The decoded JSON of a base64url JWT segment. */

@@ -6,6 +6,7 @@ import { Migration20261130000003KeyCreator } from "./Migration20261130000003KeyC
 import { Migration20261130000004AuditEventId } from "./Migration20261130000004AuditEventId.ts";
 import { Migration20261130000005KeyBounds } from "./Migration20261130000005KeyBounds.ts";
 import { Migration20261130000006Federation } from "./Migration20261130000006Federation.ts";
+import { Migration20261130000007CredentialChanges } from "./Migration20261130000007CredentialChanges.ts";
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -15,4 +16,5 @@ export const migrations = [
   { name: "Migration20261130000004AuditEventId", class: Migration20261130000004AuditEventId },
   { name: "Migration20261130000005KeyBounds", class: Migration20261130000005KeyBounds },
   { name: "Migration20261130000006Federation", class: Migration20261130000006Federation },
+  { name: "Migration20261130000007CredentialChanges", class: Migration20261130000007CredentialChanges },
 ];
