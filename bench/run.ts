@@ -38,6 +38,8 @@ import type { H2LoadOptions } from "./h2-load.ts";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bench = join(root, "bench");
 const started = performance.now();
+/** Other work on the machine skews every number: the 1-minute load average is reported with them. */
+const loadAtStart = Number(os.loadavg()[0]!.toFixed(2));
 
 const { values: args } = parseArgs({
   options: {
@@ -244,7 +246,9 @@ async function h2load(url: string, load: Load, secs: number, warmup: number, max
   writeFileSync(body, load.bodies[0]!);
   const headers = ["-H", `content-type: ${contentTypes[load.protocol]}`, ...(load.protocol === "grpc" ? ["-H", "te: trailers"] : [])];
   const common = ["-c", String(h2Connections), "-m", String(h2Streams), "-t", "1", "-d", body, ...headers];
-  if (warmup > 0) await runChild(h2loadPath, [...common, "-D", String(warmup), url + load.path], (warmup + 30) * 1000);
+  // The warm-up is a run of its own; its answers count in `completed` (the statement count spans both).
+  const warmOut = warmup > 0 ? await runChild(h2loadPath, [...common, "-D", String(warmup), url + load.path], (warmup + 30) * 1000) : "";
+  const warmDone = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(warmOut)?.[1] ?? 0);
   const logFile = join(work, "h2load.log");
   rmSync(logFile, { force: true });
   const bound = max < 1_000_000 ? ["-n", String(Math.max(max, h2Connections))] : ["-D", String(secs)];
@@ -262,7 +266,7 @@ async function h2load(url: string, load: Load, secs: number, warmup: number, max
   return {
     tool: "h2load",
     requests: done,
-    completed: done,
+    completed: warmDone + done,
     errors: done - Number(reqs[3]),
     seconds: secsTaken,
     perSecond: Number(finished[3]),
@@ -598,7 +602,7 @@ try {
       await seed(db, boot.keyId, warmKeys, cachedKeys);
       await fill(db, boot.keyId, 0, bigTable - cachedKeys);
       const tableBig = Number((await db.query<{ n: string }>("select count(*) as n from api_key")).rows[0]!.n);
-      log(`seeded to ${tableBig} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      notes.push(`seeded the table to ${tableBig} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       keyward = await startKeyward("keyward 1M", {});
       await heat(keyward);
       try {
@@ -678,10 +682,11 @@ notes.push("revocation propagation to a second replica (p99 < 100 ms) is measure
 notes.push("SQL/r = statements the server process(es) sent to PostgreSQL per completed request, counted in the process by bench/count-queries.ts (pg.Client#query); it includes the ~1/s health probe and last-used writes");
 
 const cpus = os.cpus();
+const loadAtEnd = os.loadavg();
 const report = {
   mode,
   date: new Date().toISOString(),
-  machine: { cpus: cpus.length, model: cpus[0]?.model ?? "?", memoryGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+  machine: { loadAverage1mAtStart: loadAtStart, loadAverage1mAtEnd: Number(loadAtEnd[0]!.toFixed(2)), cpus: cpus.length, model: cpus[0]?.model ?? "?", memoryGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
   settings: { seconds, warmupSeconds, h2: { connections: h2Connections, streamsPerConnection: h2Streams }, h1: { connections: h1Connections }, warmKeys },
   features: { cacheSwitch, metricsSwitch, workersFlag },
   cases: results,
@@ -693,6 +698,7 @@ writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
 if (mode !== "smoke") {
   const lines = [
     `keyward bench (${mode}) — ${report.machine.cpus} × ${report.machine.model}, ${report.machine.memoryGB} GB, Node ${process.version}`,
+    `load average (1 min) ${loadAtStart} at start, ${report.machine.loadAverage1mAtEnd} at end (the bench alone keeps it near 2)`,
     `HTTP/2: ${h2Connections} connections × ${h2Streams} streams; HTTP/1.1: ${h1Connections} connections; ${seconds} s per case after ${warmupSeconds} s warm-up`,
     "",
     header,
