@@ -179,8 +179,11 @@ async function startKeyward(name: string, extraEnv: Record<string, string>, extr
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  servers.push({ name, rssAfterStartMB: Number(rssMB(child.pid!).toFixed(1)) });
   return { name, url, child, queryDir, stderr: () => err };
 }
+/** Each keyward started, and its RSS once healthy (before any load). */
+const servers: { name: string; rssAfterStartMB: number }[] = [];
 
 /** SIGTERM, then SIGKILL after 10 s. */
 async function stop(server: Server): Promise<void> {
@@ -470,8 +473,8 @@ async function fill(client: pg.Client, template: string, from: number, to: numbe
 const configSource = readFileSync(join(root, "src/config.ts"), "utf8");
 const cacheSwitch = configSource.includes("KEYWARD_VERIFY_CACHE_TTL_SECONDS");
 const metricsSwitch = configSource.includes("KEYWARD_METRICS\"") || /["']KEYWARD_METRICS["']/.test(configSource);
-const cliHelp = spawnSync(process.execPath, [join(root, "src/cli.ts"), "--help"], { encoding: "utf8", timeout: 20_000 }).stdout ?? "";
-const workersFlag = cliHelp.includes("--workers");
+// The CLI refuses options it does not know (parseArgs is strict) and prints its usage on --help.
+const workersFlag = spawnSync(process.execPath, [join(root, "src/cli.ts"), "serve", "--workers", "2", "--help"], { cwd: root, stdio: "ignore", timeout: 20_000 }).status === 0;
 
 // ---------------------------------------------------------------- the run
 const needH2load = mode !== "smoke";
@@ -689,6 +692,7 @@ const report = {
   machine: { loadAverage1mAtStart: loadAtStart, loadAverage1mAtEnd: Number(loadAtEnd[0]!.toFixed(2)), cpus: cpus.length, model: cpus[0]?.model ?? "?", memoryGB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
   settings: { seconds, warmupSeconds, h2: { connections: h2Connections, streamsPerConnection: h2Streams }, h1: { connections: h1Connections }, warmKeys },
   features: { cacheSwitch, metricsSwitch, workersFlag },
+  servers,
   cases: results,
   ratios,
   notes,
@@ -707,6 +711,7 @@ if (mode !== "smoke") {
     ...ratios.map((r) => `${(r.pass === null ? "  –  " : r.pass ? "PASS " : "MISS ")} ${r.name.padEnd(70)} ${r.value === null ? "–" : r.value.toFixed(2)}  target ${r.target}${r.note === undefined ? "" : `  (${r.note})`}`),
     "",
     ...notes.map((n) => `note: ${n}`),
+    `keyward RSS once healthy, before load (MB): ${servers.map((s) => `${s.name} ${s.rssAfterStartMB}`).join(", ")}`,
     "",
     `JSON: ${outPath}  (${report.elapsedSeconds.toFixed(0)} s)`,
   ];
