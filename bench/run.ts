@@ -185,34 +185,52 @@ async function startKeyward(name: string, extraEnv: Record<string, string>, extr
 /** Each keyward started, and its RSS once healthy (before any load). */
 const servers: { name: string; rssAfterStartMB: number }[] = [];
 
-/** SIGTERM, then SIGKILL after 10 s. */
+/** The pids of a process's descendants (cluster workers), from /proc. */
+function descendants(pid: number, depth = 0): number[] {
+  if (depth > 3) return [];
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter((c) => c !== "").map(Number);
+    return kids.flatMap((k) => [k, ...descendants(k, depth + 1)]);
+  } catch {
+    return [];
+  }
+}
+
+/** SIGTERM, then SIGKILL after 10 s; workers the server forked and left behind are killed too. */
 async function stop(server: Server): Promise<void> {
   const c = server.child;
   if (c.exitCode !== null || c.signalCode !== null) return;
+  const forked = descendants(c.pid!);
   const exited = new Promise((r) => c.once("exit", r));
   c.kill("SIGTERM");
   const timer = setTimeout(() => c.kill("SIGKILL"), 10_000);
   await exited;
   clearTimeout(timer);
   children.delete(c);
+  for (const pid of forked) {
+    let cmdline = "";
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    } catch {
+      continue; // gone, as it should be
+    }
+    if (cmdline.includes("cli.ts")) {
+      notes.push(`${server.name}: a forked process (${pid}) outlived its primary and was killed`);
+      process.kill(pid, "SIGKILL");
+    }
+  }
 }
 
 /** Resident memory (VmRSS) of a process and its descendants (cluster workers), in MB. */
 function rssMB(pid: number): number {
   let kb = 0;
-  const seen = new Set<number>();
-  const visit = (p: number, depth: number) => {
-    if (seen.has(p) || depth > 3) return;
-    seen.add(p);
+  for (const p of [pid, ...descendants(pid)]) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
-      kb += Number(m?.[1] ?? 0);
-      for (const c of readFileSync(`/proc/${p}/task/${p}/children`, "utf8").trim().split(/\s+/)) if (c !== "") visit(Number(c), depth + 1);
+      kb += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
     } catch {
       // gone
     }
-  };
-  visit(pid, 0);
+  }
   return kb / 1024;
 }
 
