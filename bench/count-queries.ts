@@ -5,7 +5,7 @@
 // the preload, so the orchestrator sums one file per process. This counts all statements —
 // the database monitor's `select 1` (about one a second), last-used writes, LISTEN — not
 // just lookups; the orchestrator reports the delta per request of a case.
-import { writeFile } from "node:fs/promises";
+import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 
@@ -22,7 +22,13 @@ if (dir !== undefined && dir !== "") {
   const timer = setInterval(() => {
     if (count === written) return;
     written = count;
-    void writeFile(file, String(count)).catch(() => {});
+    // Written aside and renamed, so a reader never sees a half-written (empty) file.
+    try {
+      writeFileSync(`${file}.tmp`, String(count));
+      renameSync(`${file}.tmp`, file);
+    } catch {
+      // the directory is gone: the run is over
+    }
   }, 100);
   timer.unref();
 }

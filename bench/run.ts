@@ -238,7 +238,7 @@ function rssMB(pid: number): number {
 async function statements(server: Server): Promise<number> {
   await new Promise((r) => setTimeout(r, 250)); // the preload writes every 100 ms
   let n = 0;
-  for (const f of readdirSync(server.queryDir)) n += Number(readFileSync(join(server.queryDir, f), "utf8")) || 0;
+  for (const f of readdirSync(server.queryDir)) if (!f.endsWith(".tmp")) n += Number(readFileSync(join(server.queryDir, f), "utf8")) || 0;
   return n;
 }
 
