@@ -1,0 +1,60 @@
+// The cold-path reference: node:http plus one indexed SELECT per request on the same
+// api_key table, through a pg pool of the same size as keyward's (pg's default, 10).
+// The statement is the one keyward's key lookup runs (src/verify/key-lookup.ts: api_key by
+// primary key, joined with its tenant, owner, org and bounding principals), so the ratio
+// cold VerifyKey ÷ this server is what keyward adds around the database read.
+// Request: POST with a JSON body {"key":"<raw key>"}; answer {"found":true|false}.
+// Env: DATABASE_URL. Prints {"port":N} once listening on 127.0.0.1.
+import http from "node:http";
+import pg from "pg";
+
+const query = `
+select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
+       k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
+       k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
+       k.bounded_by::text[] as bounded_by,
+       x.id as bound_id, x.status as bound_status, x.permissions as bound_permissions,
+       k.secret_hash, k.expires_at, k.revoked_at
+  from api_key k
+  join tenant t on t.id = k.tenant_id
+  join principal p on p.id = k.owner_id
+  left join organization o on o.id = coalesce(k.org_id, p.org_id)
+  left join principal x on x.id = any(k.bounded_by)
+ where k.key_id = $1`;
+
+const pool = new pg.Pool({ connectionString: process.env["DATABASE_URL"], max: 10 });
+const found = Buffer.from('{"found":true}');
+const missing = Buffer.from('{"found":false}');
+
+const server = http.createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on("data", (c: Buffer) => chunks.push(c));
+  req.on("end", () => {
+    let keyId = "";
+    try {
+      const key = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { key?: unknown }).key;
+      keyId = typeof key === "string" ? (key.split("_")[1] ?? "") : "";
+    } catch {
+      keyId = "";
+    }
+    pool.query({ text: query, values: [keyId], name: "lookup" }).then(
+      (r) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(r.rows.length > 0 ? found : missing);
+      },
+      () => {
+        res.writeHead(503);
+        res.end();
+      },
+    );
+  });
+});
+server.keepAliveTimeout = 65_000;
+server.listen(0, "127.0.0.1", () => {
+  const address = server.address();
+  process.stdout.write(`${JSON.stringify({ port: typeof address === "object" && address !== null ? address.port : 0 })}\n`);
+});
+process.on("SIGTERM", () => {
+  server.close();
+  void pool.end().finally(() => process.exit(0));
+});

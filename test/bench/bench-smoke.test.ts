@@ -1,0 +1,66 @@
+// `npm run bench -- --smoke`: the benchmark's machinery end to end (its own PostgreSQL, a
+// seeded key table, the bare limit server and keyward as child processes, the HTTP/2 load
+// generator, statement counting, the JSON report), with 300 requests per case and two cases.
+// It checks the report's shape and that what it measured is real, never the speed.
+import { describe, expect, it } from "@jest/globals";
+import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { repoRoot } from "../cli.ts";
+
+type Case = { id: string; server: string; requests: number; errors: number; perSecond: number; p50Ms: number; p99Ms: number; serverRssMB: number; dbStatementsPerRequest: number | null };
+type Report = { mode: string; machine: { cpus: number }; cases: Case[]; ratios: { name: string; value: number | null; pass: boolean | null; target: string }[]; notes: string[] };
+
+function runBench(out: string, timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(repoRoot, "node_modules", ".bin", "node"), [join(repoRoot, "bench", "run.ts"), "--smoke", `--out=${out}`], {
+      cwd: repoRoot,
+      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`bench --smoke did not finish in ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe("npm run bench -- --smoke", () => {
+  it("when run, then it measures the limit and warm VerifyKey from other processes and writes the JSON report", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keyward-bench-test-"));
+    chmodSync(dir, 0o755);
+    try {
+      const out = join(dir, "results.json");
+      const { code, stderr } = await runBench(out, 50_000);
+      expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+      const report = JSON.parse(readFileSync(out, "utf8")) as Report;
+      expect(report.mode).toBe("smoke");
+      expect(report.machine.cpus).toBeGreaterThan(0);
+      expect(report.cases.map((c) => c.id)).toEqual(["limit/h2-load", "warm/grpc"]);
+      for (const c of report.cases) {
+        // Every request of the count-bounded run answered, and answered well.
+        expect({ id: c.id, requests: c.requests, errors: c.errors }).toEqual({ id: c.id, requests: 300, errors: 0 });
+        expect(c.perSecond).toBeGreaterThan(0);
+        expect(c.p50Ms).toBeGreaterThan(0);
+        expect(c.p99Ms).toBeGreaterThanOrEqual(c.p50Ms);
+        expect(c.serverRssMB).toBeGreaterThan(10);
+      }
+      const [limit, warm] = report.cases as [Case, Case];
+      expect(limit.dbStatementsPerRequest).toBeNull();
+      // 300 distinct keys, each verified once: at least one database read each, cache or not.
+      expect(warm.dbStatementsPerRequest).toBeGreaterThanOrEqual(1);
+      const ratio = report.ratios.find((r) => r.name.startsWith("warm gRPC ÷ limit (same generator"));
+      expect(ratio?.value).toBeCloseTo(warm.perSecond / limit.perSecond, 6);
+      expect(ratio?.pass).toBe((ratio?.value ?? 0) >= 0.6);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
