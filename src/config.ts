@@ -56,6 +56,8 @@ export type Config = Readonly<{
   /** Optional server pepper: when set, secrets are hashed with HMAC-SHA-256. */
   keyPepper: string | undefined;
   permissionCategories: readonly string[];
+  /** Per-call metrics recording (KEYWARD_METRICS, default on; `0` turns it off, to measure its cost). */
+  metricsEnabled: boolean;
   /** How long shutdown waits for in-flight calls before closing connections. */
   shutdownGraceMs: number;
   /** Connection limits of the listener (slow, idle and too many clients), see ServerLimits. */
@@ -138,6 +140,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     keyPrefix: pattern(env, "KEYWARD_KEY_PREFIX", /^[a-z][a-z0-9]{1,7}$/, "2 to 8 lowercase letters or digits, starting with a letter") ?? "kw",
     keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),
     permissionCategories: Object.freeze(categories(env, "KEYWARD_PERMISSION_CATEGORIES") ?? [...defaultPermissionCategories]),
+    metricsEnabled: (oneOf(env, "KEYWARD_METRICS", ["0", "1"] as const) ?? "1") === "1",
     shutdownGraceMs: integer(env, "KEYWARD_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     // Database bounds (README "Database timeouts"): every wait on PostgreSQL ends within these.
     dbConnectTimeoutMs: integer(env, "KEYWARD_DB_CONNECT_TIMEOUT_MS", 3000, 100, 600_000),

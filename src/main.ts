@@ -137,7 +137,7 @@ export async function startKeyward(opts: {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? (await openStore(config, logger));
-  const metrics = createMetrics(opts.metricLabels === undefined ? {} : { labels: opts.metricLabels });
+  const metrics = createMetrics({ ...(opts.metricLabels === undefined ? {} : { labels: opts.metricLabels }), enabled: config.metricsEnabled });
   let signingKeys: SigningKeys;
   try {
     registerPoolMetrics(metrics.registry, await store.db.orm.driver.getConnection().getNativeClient());

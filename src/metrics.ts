@@ -61,7 +61,7 @@ type ProcedureStats = { calls: Float64Array; buckets: Float64Array; sum: number;
  * Creates the metrics of one instance. `labels` are added to every instance metric (e.g.
  * `{ worker: "2" }` under `serve --workers N`): bounded values only.
  */
-export function createMetrics(opts: { labels?: Readonly<Record<string, string>> } = {}): Metrics {
+export function createMetrics(opts: { labels?: Readonly<Record<string, string>>; enabled?: boolean } = {}): Metrics {
   const registry = new Registry();
   const processes = processRegistry();
   if (opts.labels !== undefined) {
@@ -136,12 +136,18 @@ export function createMetrics(opts: { labels?: Readonly<Record<string, string>> 
     return stats;
   };
 
+  // KEYWARD_METRICS=0: per-call recording does nothing (to measure what it costs); the
+  // exposition still answers, with what is read at scrape time (cache, pool, process).
+  const enabled = opts.enabled ?? true;
+  const ignore = () => {};
   return {
     registry,
-    rpc: (procedure) => statsOf(procedure).record,
-    verifyResult(result) {
-      verdicts.set(result, (verdicts.get(result) ?? 0) + 1);
-    },
+    rpc: enabled ? (procedure) => statsOf(procedure).record : () => ignore,
+    verifyResult: enabled
+      ? (result) => {
+          verdicts.set(result, (verdicts.get(result) ?? 0) + 1);
+        }
+      : ignore,
     lastUsedBatch: (size) => batches.observe(size),
     async exposition() {
       const [own, process] = await Promise.all([registry.metrics(), processes.metrics()]);
