@@ -29,6 +29,7 @@ import { createRoutes } from "./server/routes.ts";
 import { createRpcHandler } from "./server/rpc-handler.ts";
 import { createTokenHandlers } from "./server/token-handlers.ts";
 import { createValidationInterceptor } from "./server/validation-interceptor.ts";
+import { withVerifyFastPath, type FastPathStats } from "./server/verify-fast-path.ts";
 import { createKeyEncryption, loadKeyEncryptionKey } from "./tokens/key-encryption.ts";
 import { signingKeyRepository } from "./tokens/signing-key-repository.ts";
 import { startSigningKeys, type SigningKeys } from "./tokens/signing-keys.ts";
@@ -50,6 +51,8 @@ export type Keyward = {
   flushLastUsed(): Promise<void>;
   /** Adds the folded `auth.refused` counts collected in memory to their audit events now (otherwise every few seconds). */
   flushRefusals(): Promise<void>;
+  /** How many VerifyKey calls the fast path answered and handed to connect (zeros when KEYWARD_VERIFY_FAST_PATH=0). */
+  verifyFastPathStats(): FastPathStats;
   /** Graceful shutdown: stop accepting, finish in-flight calls, close the database. */
   stop(): Promise<void>;
 };
@@ -141,12 +144,15 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     logger,
   });
 
+  // VerifyKey's common shapes are answered before connect (issue 12; verify-fast-path.ts).
+  const fastPath = config.verifyFastPath ? withVerifyFastPath(connectHandler, { verifier: services.verifier, logger, readMaxBytes: config.maxRequestBytes }) : undefined;
+
   let listener;
   try {
     listener = await listen({
       host: config.host,
       port: config.port,
-      handler: withHttpRoutes(connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks() }),
+      handler: withHttpRoutes(fastPath ?? connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks() }),
       logger,
       limits: config.limits,
     });
@@ -170,6 +176,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     store,
     flushLastUsed: () => services.lastUsed.flush(),
     flushRefusals: () => services.refusals.flush(),
+    verifyFastPathStats: () => fastPath?.stats() ?? { answered: 0, fellBack: 0 },
     stop() {
       stopping ??= (async () => {
         health.shutdown();

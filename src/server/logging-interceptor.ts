@@ -8,10 +8,50 @@ import { interceptedKey, loggerKey, requestIdKey, verdictKey } from "./context.t
 import { codeOfError, type ErrorClassifier } from "./error-interceptor.ts";
 import { callerKey } from "./auth-interceptor.ts";
 import { isClientGone } from "./client-gone.ts";
+import { onRpcDone } from "./rpc-done.ts";
 
 /** Codes that mean the server failed (logged at error level); the others are the caller's doing. */
 export function isServerFailure(code: Code | undefined): boolean {
   return code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable;
+}
+
+/** How one RPC ended, for its log line and the metrics hook. */
+export type RpcOutcome = Readonly<{
+  /** `package.Service/Method`. */
+  procedure: string;
+  /** Undefined for OK. */
+  code: Code | undefined;
+  /** From the moment keyward's code took the call, in ms (3 decimals). */
+  durationMs: number;
+  /** The authenticated caller of a management call. */
+  caller?: { readonly tenantSlug: string; readonly credentialId: string } | undefined;
+  /** VerifyKey's verdict (`valid`, `not_found` …), once known. */
+  verdict?: string | undefined;
+}>;
+
+/** Milliseconds since `started` (a performance.now() reading), rounded to 3 decimals. */
+export function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}
+
+/**
+ * Writes the one `rpc` line of a call (error level for server failures, info otherwise)
+ * and reports it to the metrics hook (onRpcDone). `log` is the per-RPC child logger that
+ * already carries `requestId` and `procedure`; a caller without one passes `requestId`, and
+ * both are then written into the line (the same fields either way).
+ */
+export function logRpcOutcome(log: Logger, outcome: RpcOutcome, requestId?: string): void {
+  const { code, caller, verdict } = outcome;
+  const fields = {
+    ...(requestId === undefined ? {} : { requestId, procedure: outcome.procedure }),
+    code: code === undefined ? "OK" : Code[code],
+    durationMs: outcome.durationMs,
+    ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }),
+    ...(verdict === undefined ? {} : { verdict }),
+  };
+  if (isServerFailure(code)) log.error(fields, "rpc");
+  else log.info(fields, "rpc");
+  onRpcDone(outcome.procedure, code, outcome.durationMs, verdict);
 }
 
 /** Logs every call once it has an outcome, and gives handlers a per-RPC child logger. */
@@ -20,7 +60,8 @@ export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassi
     const started = performance.now();
     req.contextValues.set(interceptedKey, true);
     const requestId = req.contextValues.get(requestIdKey);
-    const log = logger.child({ requestId, procedure: `${req.service.typeName}/${req.method.name}` });
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    const log = logger.child({ requestId, procedure });
     req.contextValues.set(loggerKey, log);
     let logged = false;
     const done = (outcome: Code | undefined, e?: unknown) => {
@@ -28,17 +69,7 @@ export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassi
       logged = true;
       // A client that went away cancelled the call, whatever the handler ended with.
       const code = isClientGone(req.contextValues, e) ? Code.Canceled : outcome;
-      const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-      const caller = req.contextValues.get(callerKey);
-      const verdict = req.contextValues.get(verdictKey);
-      const fields = {
-        code: code === undefined ? "OK" : Code[code],
-        durationMs,
-        ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }),
-        ...(verdict === undefined ? {} : { verdict }),
-      };
-      if (isServerFailure(code)) log.error(fields, "rpc");
-      else log.info(fields, "rpc");
+      logRpcOutcome(log, { procedure, code, durationMs: elapsedMs(started), caller: req.contextValues.get(callerKey), verdict: req.contextValues.get(verdictKey) });
     };
     const input = req.method.input;
     try {

@@ -34,6 +34,7 @@ import { keywardErrorToConnect } from "./error-interceptor.ts";
 import { isServerFailure } from "./logging-interceptor.ts";
 import { requestErrorOf } from "./request-errors.ts";
 import { requestIdFrom } from "./request-id.ts";
+import { onRpcDone } from "./rpc-done.ts";
 
 /** The response header (and log field) that carries the request id. */
 export const requestIdHeader = "x-request-id";
@@ -76,6 +77,7 @@ export function guardHandler(handler: UniversalHandler, logger: Logger, readMaxB
       };
       if (isServerFailure(code)) logger.error(fields, "rpc");
       else logger.info(fields, "rpc");
+      onRpcDone(procedure, code, fields.durationMs, undefined);
     };
     const getRefusal = connectGetRefusal(req, handler);
     if (getRefusal !== undefined) {
