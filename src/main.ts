@@ -145,7 +145,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
   });
 
   // VerifyKey's common shapes are answered before connect (issue 12; verify-fast-path.ts).
-  const fastPath = config.verifyFastPath ? withVerifyFastPath(connectHandler, { verifier: services.verifier, logger, readMaxBytes: config.maxRequestBytes }) : undefined;
+  const fastPath = config.verifyFastPath ? withVerifyFastPath(connectHandler, { verifier: services.verifier, logger, readMaxBytes: config.maxRequestBytes, classifier: errorClassifier }) : undefined;
 
   let listener;
   try {

@@ -11,9 +11,11 @@
 // Everything else goes to connect-node untouched (the body it already read is replayed):
 // another content type, gRPC-Web, GET, compression, a query string, frames that are not one
 // plain frame, a body that does not decode (protobuf-es with connect's own serializers and
-// options) or carries unknown fields / undefined enum values (message-validation.ts), and
-// a verifier that throws (an unknown permission is InvalidArgument, a database failure
-// Unavailable): the normal path then gives the exact answer it always gives.
+// options) or carries unknown fields / undefined enum values (message-validation.ts): the
+// normal path then gives the exact answer it always gives. A verifier that throws (an
+// unknown permission is InvalidArgument, a database failure Unavailable) is answered here,
+// mapped, classified and logged by the error interceptor's own functions (codeOfError,
+// toConnectError): falling back would run the verification, and wait on the database, twice.
 //
 // What the fast path answers is what the normal path answers, byte for byte where it
 // matters: the same response message (verify-response.ts), content type, `x-request-id`,
@@ -22,11 +24,9 @@
 // (logRpcOutcome). Deadlines work as in the deadline interceptor: the deadline runs from the
 // moment the request's headers arrived; one already passed when the body is in, or passing
 // while the verifier works, answers DeadlineExceeded "the operation timed out" at once; a
-// client that goes away is logged Canceled and gets nothing. When the verifier throws and
-// the call falls back, the timeout header is rewritten to the time that is left, so the
-// normal path keeps the caller's deadline instead of starting it again.
+// client that goes away is logged Canceled and gets nothing.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { compressionNegotiate, createMethodSerializationLookup, validateUniversalHandlerOptions, type Compression } from "@connectrpc/connect/protocol";
+import { compressionNegotiate, createMethodSerializationLookup, mergeNonProtocolHeaders, validateUniversalHandlerOptions, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type http from "node:http";
@@ -35,6 +35,7 @@ import { KeyService, VerifyKeyRequestSchema, type VerifyKeyRequest } from "../..
 import type { Logger } from "../logger.ts";
 import type { Verifier, VerifyOutcome } from "../verify/verifier.ts";
 import type { RequestHandler } from "./listener.ts";
+import { codeOfError, toConnectError, type ErrorClassifier } from "./error-interceptor.ts";
 import { elapsedMs, logRpcOutcome } from "./logging-interceptor.ts";
 import { findMessageViolation } from "./message-validation.ts";
 import { requestIdFrom } from "./request-id.ts";
@@ -78,8 +79,11 @@ type Shape = Readonly<{
  * other request and every VerifyKey call the fast path does not take, with its body
  * intact). `readMaxBytes` is the router's request size limit.
  */
-export function withVerifyFastPath(next: RequestHandler, deps: { verifier: Verifier; logger: Logger; readMaxBytes: number }): VerifyFastPath {
-  const { verifier, logger } = deps;
+export function withVerifyFastPath(
+  next: RequestHandler,
+  deps: { verifier: Verifier; logger: Logger; readMaxBytes: number; classifier: ErrorClassifier },
+): VerifyFastPath {
+  const { verifier, logger, classifier } = deps;
   const opt = validateUniversalHandlerOptions({ readMaxBytes: deps.readMaxBytes, acceptCompression: rpcCompressions, jsonOptions: rpcJsonOptions });
   // connect's own serializers with the router's options: the same decoding, the same limits.
   const serialization = createMethodSerializationLookup(method, opt.binaryOptions, opt.jsonOptions, opt);
@@ -112,7 +116,7 @@ export function withVerifyFastPath(next: RequestHandler, deps: { verifier: Verif
   };
 
   /** Verifies and answers a decoded call. */
-  const serve = async (req: Req, res: Res, shape: Shape, body: Buffer, message: VerifyKeyRequest, headersAt: number) => {
+  const serve = async (req: Req, res: Res, shape: Shape, message: VerifyKeyRequest, headersAt: number) => {
     const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
     const started = performance.now();
     const done = (code: Code | undefined, verdict?: string) => {
@@ -149,20 +153,10 @@ export function withVerifyFastPath(next: RequestHandler, deps: { verifier: Verif
         if (done(timedOut ? Code.DeadlineExceeded : Code.Canceled) && timedOut) await answer(res, shape, requestId, deadlineError());
         return;
       }
-      // The verifier refused the request itself (an unknown permission) or failed (the
-      // database): the normal path gives its exact answer, within what is left of the deadline.
-      if (nodeClientGone(req, res)) {
-        done(Code.Canceled);
-        return;
-      }
-      const rest = remainingMs();
-      if (rest !== undefined && rest <= 0) {
-        if (done(Code.DeadlineExceeded)) await answer(res, shape, requestId, deadlineError());
-        return;
-      }
-      if (rest !== undefined) setTimeoutHeader(req, shape, rest);
-      logger.debug({ err: e, requestId, procedure }, "VerifyKey fast path: the verifier threw; handing the call to the normal path");
-      fallBack(req, res, [body], true);
+      // The verifier refused the request (an unknown permission is InvalidArgument) or
+      // failed (the database): logged and answered as the logging and error interceptors do.
+      const code = codeOfError(e, classifier, method.input);
+      if (done(code)) await answer(res, shape, requestId, toConnectError(e, logger.child({ requestId, procedure }), classifier, method.input));
       return;
     } finally {
       clearTimeout(timer);
@@ -209,7 +203,7 @@ export function withVerifyFastPath(next: RequestHandler, deps: { verifier: Verif
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
       const message = decode(shape, body);
       if (message === undefined) return fallBack(req, res, [body], true);
-      serve(req, res, shape, body, message, headersAt).catch((e: unknown) => logger.warn({ err: e, procedure }, "rpc response failed"));
+      serve(req, res, shape, message, headersAt).catch((e: unknown) => logger.warn({ err: e, procedure }, "rpc response failed"));
     };
     // Errors of the request stream reach whoever reads it (the replay, or nobody once the body is in).
     req.on("error", ignore);
@@ -273,13 +267,6 @@ function grpcTimeoutMs(value: string): number | undefined {
   return unit * Number(m[1]);
 }
 
-/** Rewrites the request's timeout header to the `ms` left of its deadline (before a fallback). */
-function setTimeoutHeader(req: Req, shape: Shape, ms: number): void {
-  const whole = Math.max(1, Math.ceil(ms));
-  if (shape.grpc) req.headers["grpc-timeout"] = whole < 1e8 ? `${whole}m` : `${Math.ceil(whole / 1000)}S`;
-  else req.headers["connect-timeout-ms"] = String(whole);
-}
-
 /** The error of a call whose deadline passed: connect's own (createDeadlineSignal). */
 function deadlineError(): ConnectError {
   return new ConnectError("the operation timed out", Code.DeadlineExceeded);
@@ -313,23 +300,23 @@ async function answer(res: Res, shape: Shape, requestId: string, result: Uint8Ar
     out.end(frame);
     return;
   }
+  const header = new Headers({ "content-type": shape.binary ? "application/proto" : "application/json", [requestIdHeader]: requestId });
   let status = 200;
   let body: Uint8Array;
-  let contentType = shape.binary ? "application/proto" : "application/json";
   if (result instanceof ConnectError) {
     status = codeToHttpStatus(result.code);
-    contentType = "application/json";
+    header.set("content-type", "application/json");
+    mergeNonProtocolHeaders(header, result.metadata);
     body = errorToJsonBytes(result, undefined);
   } else {
     body = result;
   }
-  const header: Record<string, string> = { "content-type": contentType, [requestIdHeader]: requestId };
   if (compression !== null && body.byteLength >= minCompressBytes) {
     body = await compression.compress(body);
-    header["content-encoding"] = compression.name;
+    header.set("content-encoding", compression.name);
   }
-  header["content-length"] = String(body.byteLength);
-  out.writeHead(status, header);
+  header.set("content-length", String(body.byteLength));
+  out.writeHead(status, Object.fromEntries(header));
   out.end(body);
 }
 
