@@ -53,7 +53,7 @@ const maxTimerMs = 2 ** 31 - 1;
 export type FastPathStats = Readonly<{
   /** Calls the fast path answered itself (including DeadlineExceeded, and calls whose client went away). */
   answered: number;
-  /** VerifyKey calls handed to connect-node after the fast path looked at them. */
+  /** Requests to VerifyKey's path (any method, any query) handed to connect-node. */
   fellBack: number;
 }>;
 
@@ -168,7 +168,10 @@ export function withVerifyFastPath(
   };
 
   const handler: RequestHandler = (req, res) => {
-    if (req.url !== requestPath || req.method !== "POST") return next(req, res);
+    if (req.url !== requestPath || req.method !== "POST") {
+      if (req.url?.startsWith(requestPath) === true) fellBack += 1;
+      return next(req, res);
+    }
     const headersAt = performance.now();
     const shape = shapeOf(req, opt.readMaxBytes);
     if (shape === undefined) {
