@@ -20,15 +20,37 @@ const deadlineMs = 2000;
 let setup: ServerOnOwnPostgres | undefined;
 let own: StoppablePostgres;
 let server: TestServer;
+/** A second server on the same PostgreSQL without the VerifyKey fast path (KEYWARD_VERIFY_FAST_PATH=0). */
+let normal: TestServer | undefined;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  setup = await startServerOnOwnPostgres({ KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryTimeoutMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) });
+  const bounds = { KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryTimeoutMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) };
+  setup = await startServerOnOwnPostgres(bounds);
   ({ own, server } = setup);
+  normal = await startTestServer({ env: { DATABASE_URL: own.url, ...bounds, KEYWARD_VERIFY_FAST_PATH: "0" } });
   tenant = await createTestTenant(server, "dl");
 }, 120_000);
 
-afterAll(() => setup?.close(), 60_000);
+afterAll(async () => {
+  own?.thaw();
+  await normal?.stop();
+  await setup?.close();
+}, 60_000);
+
+/** VerifyKey through the fast path (the default server, whose counter must move) and through connect-node alone. */
+const verifyServers: [string, () => TestServer][] = [
+  ["the fast path", () => server],
+  ["connect-node", () => normal!],
+];
+
+/** Runs `fn` on `s`; on the fast-path server, expects the fast path to have answered exactly one call. */
+async function throughPath<T>(s: TestServer, fn: () => Promise<T>): Promise<T> {
+  const before = s.verifyFastPathStats().answered;
+  const value = await fn();
+  expect(s.verifyFastPathStats().answered - before).toBe(s.config.verifyFastPath ? 1 : 0);
+  return value;
+}
 
 /** A well-formed key that no cache has seen (its lookup must reach the database). */
 function unseenKey(s: TestServer): string {
@@ -52,11 +74,12 @@ async function timed(p: Promise<unknown>): Promise<{ ms: number; code: Code | un
 }
 
 describe("a frozen PostgreSQL (SIGSTOP)", () => {
-  test("when VerifyKey has connect-timeout-ms 2000, then it answers DeadlineExceeded at the deadline", async () => {
-    const keys = server.client(KeyService);
+  test.each(verifyServers)("when VerifyKey (through %s) has connect-timeout-ms 2000, then it answers DeadlineExceeded at the deadline", async (_path, pick) => {
+    const s = pick();
+    const keys = s.client(KeyService);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, deadlineHeader("connect", deadlineMs)));
+      const { ms, code } = await throughPath(s, () => timed(keys.verifyKey({ key: unseenKey(s) }, deadlineHeader("connect", deadlineMs))));
       expect(code).toBe(Code.DeadlineExceeded);
       expect(ms).toBeGreaterThanOrEqual(deadlineMs - 100);
       expect(ms).toBeLessThan(deadlineMs + 2000);
@@ -65,11 +88,12 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
     }
   });
 
-  test("when VerifyKey over gRPC has a 2 s deadline, then it answers DeadlineExceeded at the deadline", async () => {
-    const keys = server.client(KeyService, server.grpcTransport);
+  test.each(verifyServers)("when VerifyKey over gRPC (through %s) has a 2 s deadline, then it answers DeadlineExceeded at the deadline", async (_path, pick) => {
+    const s = pick();
+    const keys = s.client(KeyService, s.grpcTransport);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, deadlineHeader("grpc", deadlineMs)));
+      const { ms, code } = await throughPath(s, () => timed(keys.verifyKey({ key: unseenKey(s) }, deadlineHeader("grpc", deadlineMs))));
       expect(code).toBe(Code.DeadlineExceeded);
       expect(ms).toBeGreaterThanOrEqual(deadlineMs - 100);
       expect(ms).toBeLessThan(deadlineMs + 2000);
@@ -78,11 +102,12 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
     }
   });
 
-  test("when VerifyKey has no deadline, then it answers Unavailable within the query bound", async () => {
-    const keys = server.client(KeyService);
+  test.each(verifyServers)("when VerifyKey (through %s) has no deadline, then it answers Unavailable within the query bound", async (_path, pick) => {
+    const s = pick();
+    const keys = s.client(KeyService);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }));
+      const { ms, code } = await throughPath(s, () => timed(keys.verifyKey({ key: unseenKey(s) })));
       expect(code).toBe(Code.Unavailable);
       expect(ms).toBeLessThan(queryTimeoutMs + connectTimeoutMs + 2000);
     } finally {

@@ -100,7 +100,7 @@ async function send(server: TestServer, call: Call): Promise<Wire> {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, headers: headerRecord(res.headers), trailers: { ...res.trailers }, body: Buffer.concat(chunks).toString("base64") }),
+          resolve({ status: res.statusCode ?? 0, headers: headerRecord(res.headers), trailers: headerRecord(res.trailers), body: Buffer.concat(chunks).toString("base64") }),
         );
         res.on("error", reject);
       });
