@@ -286,10 +286,12 @@ async function answer(res: Res, shape: Shape, requestId: string, result: Uint8Ar
   if (shape.grpc) {
     const header: Record<string, string> = { "content-type": "application/grpc+proto", [requestIdHeader]: requestId };
     if (compression !== null) header["grpc-encoding"] = compression.name;
-    const trailer = new Headers({ "grpc-status": "0" });
+    let trailer: Record<string, string> = okTrailer;
     let frame: Buffer | undefined;
     if (result instanceof ConnectError) {
-      setTrailerStatus(trailer, result);
+      const t = new Headers();
+      setTrailerStatus(t, result);
+      trailer = Object.fromEntries(t);
     } else {
       const compress = compression !== null && result.byteLength >= minCompressBytes;
       const data = compress ? await compression.compress(result) : result;
@@ -299,8 +301,14 @@ async function answer(res: Res, shape: Shape, requestId: string, result: Uint8Ar
       frame.set(data, 5);
     }
     out.writeHead(200, header);
-    out.addTrailers(Object.fromEntries(trailer));
+    out.addTrailers(trailer);
     out.end(frame);
+    return;
+  }
+  if (!(result instanceof ConnectError) && (compression === null || result.byteLength < minCompressBytes)) {
+    // The common answer, without a Headers object.
+    out.writeHead(200, { "content-type": shape.binary ? "application/proto" : "application/json", [requestIdHeader]: requestId, "content-length": String(result.byteLength) });
+    out.end(result);
     return;
   }
   const header = new Headers({ "content-type": shape.binary ? "application/proto" : "application/json", [requestIdHeader]: requestId });
@@ -322,6 +330,9 @@ async function answer(res: Res, shape: Shape, requestId: string, result: Uint8Ar
   out.writeHead(status, Object.fromEntries(header));
   out.end(body);
 }
+
+/** The trailers of a successful gRPC call. */
+const okTrailer: Readonly<Record<string, string>> = { "grpc-status": "0" };
 
 /** connect's compressMinBytes default: smaller answers are never compressed. */
 const minCompressBytes = validateUniversalHandlerOptions({}).compressMinBytes;
