@@ -122,7 +122,7 @@ export function withVerifyFastPath(
     const done = (code: Code | undefined, verdict?: string) => {
       answered += 1;
       const gone = nodeClientGone(req, res);
-      logRpcOutcome(logger, { procedure, code: gone ? Code.Canceled : code, durationMs: elapsedMs(started), verdict: gone ? undefined : verdict }, requestId);
+      logRpcOutcome(logger, { procedure, code: gone ? Code.Canceled : code, durationMs: elapsedMs(started), verdict }, requestId);
       return !gone;
     };
     const remainingMs = () => (shape.timeoutMs === undefined ? undefined : shape.timeoutMs - (performance.now() - headersAt));

@@ -3,7 +3,7 @@
 // configured query bound when it has none; behind PgBouncer, its refusals are Unavailable
 // too; and everything works again once PostgreSQL is back. Uses an own PostgreSQL, never the
 // run's shared one.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import { existsSync } from "node:fs";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.ts";
@@ -44,6 +44,22 @@ const verifyServers: [string, () => TestServer][] = [
   ["connect-node", () => normal!],
 ];
 
+/**
+ * After a thaw: waits until both servers verify through the database again (each attempt
+ * is bounded by the pool and query bounds; at most 30), so that connections one test left
+ * stuck in a frozen query do not decide the next test.
+ */
+async function recovered(): Promise<void> {
+  for (const s of [server, normal!]) {
+    const keys = s.client(KeyService);
+    for (let attempt = 1; ; attempt++) {
+      const ok = await keys.verifyKey({ key: unseenKey(s) }).then((r) => r.result === VerifyResult.NOT_FOUND, () => false);
+      if (ok) break;
+      if (attempt >= 30) throw new Error("a server does not verify through the database 30 attempts after the thaw");
+    }
+  }
+}
+
 /** Runs `fn` on `s`; on the fast-path server, expects the fast path to have answered exactly one call. */
 async function throughPath<T>(s: TestServer, fn: () => Promise<T>): Promise<T> {
   const before = s.verifyFastPathStats().answered;
@@ -74,6 +90,8 @@ async function timed(p: Promise<unknown>): Promise<{ ms: number; code: Code | un
 }
 
 describe("a frozen PostgreSQL (SIGSTOP)", () => {
+  afterEach(recovered, 60_000);
+
   test.each(verifyServers)("when VerifyKey (through %s) has connect-timeout-ms 2000, then it answers DeadlineExceeded at the deadline", async (_path, pick) => {
     const s = pick();
     const keys = s.client(KeyService);
