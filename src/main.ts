@@ -176,7 +176,7 @@ export async function startKeyward(opts: { config: Config; logger: Logger; clock
     store,
     flushLastUsed: () => services.lastUsed.flush(),
     flushRefusals: () => services.refusals.flush(),
-    verifyFastPathStats: () => fastPath?.stats() ?? { answered: 0, fellBack: 0 },
+    verifyFastPathStats: () => fastPath?.stats() ?? { answered: 0, fellBack: 0, verifying: 0 },
     stop() {
       stopping ??= (async () => {
         health.shutdown();

@@ -55,6 +55,8 @@ export type FastPathStats = Readonly<{
   answered: number;
   /** Requests to VerifyKey's path (any method, any query) handed to connect-node. */
   fellBack: number;
+  /** Calls the fast path took that wait for the verifier right now. */
+  verifying: number;
 }>;
 
 /** A request handler with the fast path in front, and its counts. */
@@ -89,6 +91,7 @@ export function withVerifyFastPath(
   const serialization = createMethodSerializationLookup(method, opt.binaryOptions, opt.jsonOptions, opt);
   let answered = 0;
   let fellBack = 0;
+  let verifying = 0;
 
   /** Hands the request to connect, replaying `chunks` (what was read) before the rest of the body. */
   const fallBack = (req: Req, res: Res, chunks: readonly Buffer[], complete: boolean) => {
@@ -143,6 +146,7 @@ export function withVerifyFastPath(
       signal.addEventListener("abort", onAbort, { once: true });
     });
     const verified = verifier.verify({ key: message.key, requiredPermissions: message.requiredPermissions, org: message.org, signal });
+    verifying += 1;
     try {
       outcome = await Promise.race([verified, aborted]);
     } catch (e) {
@@ -159,6 +163,7 @@ export function withVerifyFastPath(
       if (done(code)) await answer(res, shape, requestId, toConnectError(e, logger.child({ requestId, procedure }), classifier, method.input));
       return;
     } finally {
+      verifying -= 1;
       clearTimeout(timer);
       res.off("close", onClose);
       if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
@@ -215,7 +220,7 @@ export function withVerifyFastPath(
     req.on("close", onCut);
     req.on("aborted", onCut);
   };
-  return Object.assign(handler, { stats: () => ({ answered, fellBack }) });
+  return Object.assign(handler, { stats: () => ({ answered, fellBack, verifying }) });
 }
 
 /** The shape of a call the fast path takes, from its headers; undefined for anything else. */

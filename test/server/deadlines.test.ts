@@ -5,12 +5,17 @@
 // run's shared one.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code, createClient, type Client } from "@connectrpc/connect";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
+import http2 from "node:http2";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.ts";
-import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { KeyService, VerifyKeyRequestSchema, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { KeyKindName, mintKey } from "../../src/keys/key-format.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { rpcError } from "../rpc.ts";
+import { until } from "../wait.ts";
+import { frame } from "./raw-http.ts";
 import { pgbouncerBinary, startPgBouncer, startServerOnOwnPostgres, type ServerOnOwnPostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
 
 const queryTimeoutMs = 3000;
@@ -130,6 +135,31 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
       expect(ms).toBeLessThan(queryTimeoutMs + connectTimeoutMs + 2000);
     } finally {
       own.thaw();
+    }
+  });
+
+  test("when the client resets its gRPC stream while the fast path waits for the frozen database, then the call is logged Canceled at info level and gets no answer", async () => {
+    const requestId = randomUUID();
+    const before = server.verifyFastPathStats();
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    own.freeze();
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/keyward.v1.KeyService/VerifyKey", "content-type": "application/grpc", te: "trailers", "x-request-id": requestId });
+      stream.on("error", () => {});
+      let answered = false;
+      stream.on("response", () => (answered = true));
+      stream.end(frame(0, toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, { key: unseenKey(server) }))));
+      await until(() => server.verifyFastPathStats().verifying > before.verifying, 5_000, "the fast path waiting for the verifier");
+      stream.destroy(); // RST_STREAM CANCEL, as a cancelling gRPC client sends
+      const rpcLines = () => server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === requestId && l["msg"] === "rpc");
+      await until(() => rpcLines().length > 0, 5_000, "the rpc line");
+      expect(rpcLines()).toEqual([expect.objectContaining({ code: "Canceled", level: 30, procedure: "keyward.v1.KeyService/VerifyKey" })]);
+      expect(answered).toBe(false);
+      expect(server.verifyFastPathStats()).toMatchObject({ answered: before.answered + 1, verifying: before.verifying });
+    } finally {
+      own.thaw();
+      session.close();
     }
   });
 
