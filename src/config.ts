@@ -51,6 +51,8 @@ export type Config = Readonly<{
   logFormat: "json" | "pretty" | "auto";
   /** Largest request message accepted, in bytes. */
   maxRequestBytes: number;
+  /** Whether common VerifyKey calls are answered by the fast path (KEYWARD_VERIFY_FAST_PATH, default 1; 0 turns it off). */
+  verifyFastPath: boolean;
   /** Prefix of every API key, before the kind (e.g. `kw` → `kw_admin_...`). */
   keyPrefix: string;
   /** Optional server pepper: when set, secrets are hashed with HMAC-SHA-256. */
@@ -137,6 +139,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel: oneOf(env, "LOG_LEVEL", logLevels) ?? "info",
     logFormat: oneOf(env, "KEYWARD_LOG_FORMAT", ["json", "pretty", "auto"] as const) ?? "auto",
     maxRequestBytes: integer(env, "KEYWARD_MAX_REQUEST_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+    verifyFastPath: integer(env, "KEYWARD_VERIFY_FAST_PATH", 1, 0, 1) === 1,
     keyPrefix: pattern(env, "KEYWARD_KEY_PREFIX", /^[a-z][a-z0-9]{1,7}$/, "2 to 8 lowercase letters or digits, starting with a letter") ?? "kw",
     keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),
     permissionCategories: Object.freeze(categories(env, "KEYWARD_PERMISSION_CATEGORIES") ?? [...defaultPermissionCategories]),

@@ -30,6 +30,7 @@ import { createRoutes } from "./server/routes.ts";
 import { createRpcHandler } from "./server/rpc-handler.ts";
 import { createTokenHandlers } from "./server/token-handlers.ts";
 import { createValidationInterceptor } from "./server/validation-interceptor.ts";
+import { withVerifyFastPath, type FastPathStats } from "./server/verify-fast-path.ts";
 import { createKeyEncryption, loadKeyEncryptionKey } from "./tokens/key-encryption.ts";
 import { signingKeyRepository } from "./tokens/signing-key-repository.ts";
 import { startSigningKeys, type SigningKeys } from "./tokens/signing-keys.ts";
@@ -54,6 +55,8 @@ export type Keyward = {
   flushLastUsed(): Promise<void>;
   /** Adds the folded `auth.refused` counts collected in memory to their audit events now (otherwise every few seconds). */
   flushRefusals(): Promise<void>;
+  /** How many VerifyKey calls the fast path answered and handed to connect (zeros when KEYWARD_VERIFY_FAST_PATH=0). */
+  verifyFastPathStats(): FastPathStats;
   /** Graceful shutdown: stop accepting, finish in-flight calls, close the database. */
   stop(): Promise<void>;
 };
@@ -181,13 +184,16 @@ export async function startKeyward(opts: {
     metrics,
   });
 
+  // VerifyKey's common shapes are answered before connect (issue 12; verify-fast-path.ts).
+  const fastPath = config.verifyFastPath ? withVerifyFastPath(connectHandler, { verifier: services.verifier, logger, metrics, readMaxBytes: config.maxRequestBytes, classifier: errorClassifier }) : undefined;
+
   let listener;
   try {
     await services.verification.start();
     listener = await listen({
       host: config.host,
       port: config.port,
-      handler: withHttpRoutes(connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks(), metrics: () => (opts.exposition ?? ((m: Metrics) => m.exposition()))(metrics), logger }),
+      handler: withHttpRoutes(fastPath ?? connectHandler, { health: () => health.report(), jwks: () => services.tokens.jwks(), metrics: () => (opts.exposition ?? ((m: Metrics) => m.exposition()))(metrics), logger }),
       logger,
       limits: config.limits,
     });
@@ -214,6 +220,7 @@ export async function startKeyward(opts: {
     verification: { cache: services.verification.cache, listener: services.verification.listener },
     flushLastUsed: () => services.lastUsed.flush(),
     flushRefusals: () => services.refusals.flush(),
+    verifyFastPathStats: () => fastPath?.stats() ?? { answered: 0, fellBack: 0, verifying: 0 },
     stop() {
       stopping ??= (async () => {
         health.shutdown();

@@ -13,10 +13,13 @@ export let keys: Client<typeof KeyService>;
 export let directory: Client<typeof DirectoryService>;
 export let audit: Client<typeof AuditService>;
 
-/** Starts one server for the calling test file before its tests (setting `server`, `keys`, `directory`, `audit`) and stops it after them. */
-export function useServer(): void {
+/**
+ * Starts one server for the calling test file (or describe block) before its tests (setting
+ * `server`, `keys`, `directory`, `audit`) and stops it after them; `env` overrides its configuration.
+ */
+export function useServer(opts: { env?: Record<string, string> } = {}): void {
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer(opts);
     keys = server.client(KeyService);
     directory = server.client(DirectoryService);
     audit = server.client(AuditService);
@@ -25,6 +28,16 @@ export function useServer(): void {
     await server?.stop();
   });
 }
+
+/**
+ * The two paths a VerifyKey call can take, for `describe.each`: the fast path
+ * (src/server/verify-fast-path.ts, the default) and connect-node alone. Suites about
+ * VerifyKey run once through each, with the server's configuration in the second column.
+ */
+export const verifyPaths: [string, Record<string, string>][] = [
+  ["the fast path", { KEYWARD_VERIFY_FAST_PATH: "1" }],
+  ["connect-node", { KEYWARD_VERIFY_FAST_PATH: "0" }],
+];
 
 /** Awaits a call: undefined if it succeeds, its ConnectError if it fails (any other error is rethrown). */
 export async function attempt(p: Promise<unknown>): Promise<ConnectError | undefined> {

@@ -77,8 +77,12 @@ async function* mappedStream<T>(messages: AsyncIterable<T>, map: (e: unknown) =>
   }
 }
 
-/** The ConnectError the client sees for any failure; never the raw message of an unexpected one. */
-function toConnectError(e: unknown, logger: Logger, classifier: ErrorClassifier, input: DescMessage): ConnectError {
+/**
+ * The ConnectError the client sees for any failure of a call that reached keyward's code
+ * (`input` is the method's request type); never the raw message of an unexpected one,
+ * which is logged to `logger` (the call's logger) instead.
+ */
+export function toConnectError(e: unknown, logger: Logger, classifier: ErrorClassifier, input: DescMessage): ConnectError {
   if (isKeywardError(e)) return keywardErrorToConnect(e);
   if (e instanceof ConnectError) {
     // A request connect could not read (a message in a stream, for instance) is the client's error.

@@ -1,13 +1,13 @@
 // KeyService handlers: read the caller, convert the request, call one service method,
 // convert the result.
-import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { KeyService, VerifyKeyResponseSchema } from "../../gen/keyward/v1/key_service_pb.ts";
+import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
 import type { KeyService as KeyDomainService } from "../keys/key-service.ts";
-import { keyKindOf, type Verifier } from "../verify/verifier.ts";
+import type { Verifier } from "../verify/verifier.ts";
 import { callContextOf } from "./auth-interceptor.ts";
 import { verdictKey } from "./context.ts";
-import { keyKinds, keySlots, keyStates, keyToProto, timestamp, verifyResults } from "./convert.ts";
+import { keyKinds, keySlots, keyStates, keyToProto } from "./convert.ts";
+import { verifyKeyResponseOf } from "./verify-response.ts";
 
 /** The KeyService implementation. */
 export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Verifier }): ServiceImpl<typeof KeyService> {
@@ -61,24 +61,7 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
     async verifyKey(req, ctx) {
       const outcome = await verifier.verify({ key: req.key, requiredPermissions: req.requiredPermissions, org: req.org, signal: ctx.signal });
       ctx.values.set(verdictKey, outcome.result);
-      const result = verifyResults.number(outcome.result);
-      if (outcome.result === "malformed" || outcome.result === "not_found") return create(VerifyKeyResponseSchema, { result });
-      const id = outcome.identity;
-      return create(VerifyKeyResponseSchema, {
-        result,
-        keyId: id.keyId,
-        // Unspecified for minted tokens, which say `token`, `policy` and `subject` instead.
-        kind: keyKinds.number(keyKindOf(id.kind)),
-        tenant: id.tenantSlug,
-        org: id.orgSlug ?? "",
-        owner: id.ownerName,
-        expireTime: timestamp(id.expiresAt),
-        permissions: "permissions" in outcome ? [...outcome.permissions] : [],
-        missingPermissions: outcome.result === "insufficient_permissions" ? [...outcome.missing] : [],
-        token: id.token !== null,
-        policy: id.token?.policyName ?? "",
-        subject: id.token?.subject ?? "",
-      });
+      return verifyKeyResponseOf(outcome);
     },
   };
 }

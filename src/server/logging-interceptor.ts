@@ -6,6 +6,7 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
+import type { VerifyResultName } from "../verify/verifier.ts";
 import { interceptedKey, loggerKey, requestIdKey, verdictKey } from "./context.ts";
 import { codeOfError, type ErrorClassifier } from "./error-interceptor.ts";
 import { callerKey } from "./auth-interceptor.ts";
@@ -14,6 +15,47 @@ import { isClientGone } from "./client-gone.ts";
 /** Codes that mean the server failed (logged at error level); the others are the caller's doing. */
 export function isServerFailure(code: Code | undefined): boolean {
   return code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable;
+}
+
+/** How one RPC ended, for its log line and the metrics hook. */
+export type RpcOutcome = Readonly<{
+  /** `package.Service/Method`. */
+  procedure: string;
+  /** Undefined for OK. */
+  code: Code | undefined;
+  /** From the moment keyward's code took the call, in ms (3 decimals). */
+  durationMs: number;
+  /** The authenticated caller of a management call. */
+  caller?: { readonly tenantSlug: string; readonly credentialId: string } | undefined;
+  /** VerifyKey's verdict (`valid`, `not_found` …), once known. */
+  verdict?: VerifyResultName | undefined;
+}>;
+
+/** Milliseconds since `started` (a performance.now() reading), rounded to 3 decimals. */
+export function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}
+
+/**
+ * Writes the one `rpc` line of a call (error level for server failures, info otherwise)
+ * and counts it in `metrics` (calls by procedure and code, duration, VerifyKey verdict).
+ * `log` is the per-RPC child logger that already carries `requestId` and `procedure`; a
+ * caller without one passes `requestId`, and both are then written into the line (the same
+ * fields either way). Both the connect path and the VerifyKey fast path end here.
+ */
+export function logRpcOutcome(log: Logger, metrics: Pick<Metrics, "rpc" | "verifyResult">, outcome: RpcOutcome, requestId?: string): void {
+  const { code, caller, verdict } = outcome;
+  const fields = {
+    ...(requestId === undefined ? {} : { requestId, procedure: outcome.procedure }),
+    code: code === undefined ? "OK" : Code[code],
+    durationMs: outcome.durationMs,
+    ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }),
+    ...(verdict === undefined ? {} : { verdict }),
+  };
+  if (isServerFailure(code)) log.error(fields, "rpc");
+  else log.info(fields, "rpc");
+  metrics.rpc(outcome.procedure)(code, outcome.durationMs / 1000);
+  if (verdict !== undefined) metrics.verifyResult(verdict);
 }
 
 /** Logs and counts every call once it has an outcome, and gives handlers a per-RPC child logger. */
@@ -31,20 +73,7 @@ export function createLoggingInterceptor(logger: Logger, classifier: ErrorClassi
       logged = true;
       // A client that went away cancelled the call, whatever the handler ended with.
       const code = isClientGone(req.contextValues, e) ? Code.Canceled : outcome;
-      const elapsedMs = performance.now() - started;
-      const durationMs = Math.round(elapsedMs * 1000) / 1000;
-      const caller = req.contextValues.get(callerKey);
-      const verdict = req.contextValues.get(verdictKey);
-      metrics.rpc(procedure)(code, elapsedMs / 1000);
-      if (verdict !== undefined) metrics.verifyResult(verdict);
-      const fields = {
-        code: code === undefined ? "OK" : Code[code],
-        durationMs,
-        ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }),
-        ...(verdict === undefined ? {} : { verdict }),
-      };
-      if (isServerFailure(code)) log.error(fields, "rpc");
-      else log.info(fields, "rpc");
+      logRpcOutcome(log, metrics, { procedure, code, durationMs: elapsedMs(started), caller: req.contextValues.get(callerKey), verdict: req.contextValues.get(verdictKey) });
     };
     const input = req.method.input;
     try {

@@ -28,6 +28,11 @@ export type RpcHandlerOptions = {
   metrics: Pick<Metrics, "rpc">;
 };
 
+/** The compressions requests may use and responses are offered in (the fast path negotiates the same). */
+export const rpcCompressions = [compressionGzip, compressionBrotli];
+/** JSON is read strictly: an unknown key is refused (connect's default ignores it). */
+export const rpcJsonOptions = { ignoreUnknownFields: false } as const;
+
 /**
  * Creates the handler for every RPC path; other paths answer 404. JSON requests are read
  * strictly: an unknown key or enum name is InvalidArgument (connect's default ignores them).
@@ -36,8 +41,8 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
   const router = createConnectRouter({
     interceptors: opts.interceptors,
     readMaxBytes: opts.readMaxBytes,
-    acceptCompression: [compressionGzip, compressionBrotli],
-    jsonOptions: { ignoreUnknownFields: false },
+    acceptCompression: rpcCompressions,
+    jsonOptions: rpcJsonOptions,
   });
   opts.routes(router);
   const paths = new Map<string, UniversalHandler>();
@@ -95,7 +100,7 @@ function headerValue(v: string | string[] | undefined): string | undefined {
  * True when the client went away before the answer was complete: the HTTP/2 stream was
  * reset or closed, or the HTTP/1.1 socket or response was destroyed before the answer finished.
  */
-function nodeClientGone(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): boolean {
+export function nodeClientGone(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): boolean {
   if ("stream" in req) {
     const stream = (req as http2.Http2ServerRequest).stream;
     return stream.closed || stream.destroyed;

@@ -3,14 +3,19 @@
 // configured query bound when it has none; behind PgBouncer, its refusals are Unavailable
 // too; and everything works again once PostgreSQL is back. Uses an own PostgreSQL, never the
 // run's shared one.
-import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "@jest/globals";
 import { Code, createClient, type Client } from "@connectrpc/connect";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
+import http2 from "node:http2";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.ts";
-import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { KeyService, VerifyKeyRequestSchema, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { KeyKindName, mintKey } from "../../src/keys/key-format.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { rpcError } from "../rpc.ts";
+import { until } from "../wait.ts";
+import { frame } from "./raw-http.ts";
 import { pgbouncerBinary, startPgBouncer, startServerOnOwnPostgres, type ServerOnOwnPostgres, type StoppablePostgres } from "./stoppable-postgres.ts";
 
 const queryTimeoutMs = 3000;
@@ -20,15 +25,53 @@ const deadlineMs = 2000;
 let setup: ServerOnOwnPostgres | undefined;
 let own: StoppablePostgres;
 let server: TestServer;
+/** A second server on the same PostgreSQL without the VerifyKey fast path (KEYWARD_VERIFY_FAST_PATH=0). */
+let normal: TestServer | undefined;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  setup = await startServerOnOwnPostgres({ KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryTimeoutMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) });
+  const bounds = { KEYWARD_DB_QUERY_TIMEOUT_MS: String(queryTimeoutMs), KEYWARD_DB_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) };
+  setup = await startServerOnOwnPostgres(bounds);
   ({ own, server } = setup);
+  normal = await startTestServer({ env: { DATABASE_URL: own.url, ...bounds, KEYWARD_VERIFY_FAST_PATH: "0" } });
   tenant = await createTestTenant(server, "dl");
 }, 120_000);
 
-afterAll(() => setup?.close(), 60_000);
+afterAll(async () => {
+  own?.thaw();
+  await normal?.stop();
+  await setup?.close();
+}, 60_000);
+
+/** VerifyKey through the fast path (the default server, whose counter must move) and through connect-node alone. */
+const verifyServers: [string, () => TestServer][] = [
+  ["the fast path", () => server],
+  ["connect-node", () => normal!],
+];
+
+/**
+ * After a thaw: waits until both servers verify through the database again (each attempt
+ * is bounded by the pool and query bounds; at most 30), so that connections one test left
+ * stuck in a frozen query do not decide the next test.
+ */
+async function recovered(): Promise<void> {
+  for (const s of [server, normal!]) {
+    const keys = s.client(KeyService);
+    for (let attempt = 1; ; attempt++) {
+      const ok = await keys.verifyKey({ key: unseenKey(s) }).then((r) => r.result === VerifyResult.NOT_FOUND, () => false);
+      if (ok) break;
+      if (attempt >= 30) throw new Error("a server does not verify through the database 30 attempts after the thaw");
+    }
+  }
+}
+
+/** Runs `fn` on `s`; on the fast-path server, expects the fast path to have answered exactly one call. */
+async function throughPath<T>(s: TestServer, fn: () => Promise<T>): Promise<T> {
+  const before = s.verifyFastPathStats().answered;
+  const value = await fn();
+  expect(s.verifyFastPathStats().answered - before).toBe(s.config.verifyFastPath ? 1 : 0);
+  return value;
+}
 
 /** A well-formed key that no cache has seen (its lookup must reach the database). */
 function unseenKey(s: TestServer): string {
@@ -52,11 +95,14 @@ async function timed(p: Promise<unknown>): Promise<{ ms: number; code: Code | un
 }
 
 describe("a frozen PostgreSQL (SIGSTOP)", () => {
-  test("when VerifyKey has connect-timeout-ms 2000, then it answers DeadlineExceeded at the deadline", async () => {
-    const keys = server.client(KeyService);
+  afterEach(recovered, 60_000);
+
+  test.each(verifyServers)("when VerifyKey (through %s) has connect-timeout-ms 2000, then it answers DeadlineExceeded at the deadline", async (_path, pick) => {
+    const s = pick();
+    const keys = s.client(KeyService);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, deadlineHeader("connect", deadlineMs)));
+      const { ms, code } = await throughPath(s, () => timed(keys.verifyKey({ key: unseenKey(s) }, deadlineHeader("connect", deadlineMs))));
       expect(code).toBe(Code.DeadlineExceeded);
       expect(ms).toBeGreaterThanOrEqual(deadlineMs - 100);
       expect(ms).toBeLessThan(deadlineMs + 2000);
@@ -65,11 +111,12 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
     }
   });
 
-  test("when VerifyKey over gRPC has a 2 s deadline, then it answers DeadlineExceeded at the deadline", async () => {
-    const keys = server.client(KeyService, server.grpcTransport);
+  test.each(verifyServers)("when VerifyKey over gRPC (through %s) has a 2 s deadline, then it answers DeadlineExceeded at the deadline", async (_path, pick) => {
+    const s = pick();
+    const keys = s.client(KeyService, s.grpcTransport);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }, deadlineHeader("grpc", deadlineMs)));
+      const { ms, code } = await throughPath(s, () => timed(keys.verifyKey({ key: unseenKey(s) }, deadlineHeader("grpc", deadlineMs))));
       expect(code).toBe(Code.DeadlineExceeded);
       expect(ms).toBeGreaterThanOrEqual(deadlineMs - 100);
       expect(ms).toBeLessThan(deadlineMs + 2000);
@@ -78,15 +125,41 @@ describe("a frozen PostgreSQL (SIGSTOP)", () => {
     }
   });
 
-  test("when VerifyKey has no deadline, then it answers Unavailable within the query bound", async () => {
-    const keys = server.client(KeyService);
+  test.each(verifyServers)("when VerifyKey (through %s) has no deadline, then it answers Unavailable within the query bound", async (_path, pick) => {
+    const s = pick();
+    const keys = s.client(KeyService);
     own.freeze();
     try {
-      const { ms, code } = await timed(keys.verifyKey({ key: unseenKey(server) }));
+      const { ms, code } = await throughPath(s, () => timed(keys.verifyKey({ key: unseenKey(s) })));
       expect(code).toBe(Code.Unavailable);
       expect(ms).toBeLessThan(queryTimeoutMs + connectTimeoutMs + 2000);
     } finally {
       own.thaw();
+    }
+  });
+
+  test("when the client resets its gRPC stream while the fast path waits for the frozen database, then the call is logged Canceled at info level and gets no answer", async () => {
+    const requestId = randomUUID();
+    const before = server.verifyFastPathStats();
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    own.freeze();
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/keyward.v1.KeyService/VerifyKey", "content-type": "application/grpc", te: "trailers", "x-request-id": requestId });
+      stream.on("error", () => {});
+      let answered = false;
+      stream.on("response", () => (answered = true));
+      stream.end(frame(0, toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, { key: unseenKey(server) }))));
+      await until(() => server.verifyFastPathStats().verifying > before.verifying, 5_000, "the fast path waiting for the verifier");
+      stream.destroy(); // RST_STREAM CANCEL, as a cancelling gRPC client sends
+      const rpcLines = () => server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === requestId && l["msg"] === "rpc");
+      await until(() => rpcLines().length > 0, 5_000, "the rpc line");
+      expect(rpcLines()).toEqual([expect.objectContaining({ code: "Canceled", level: 30, procedure: "keyward.v1.KeyService/VerifyKey" })]);
+      expect(answered).toBe(false);
+      expect(server.verifyFastPathStats()).toMatchObject({ answered: before.answered + 1, verifying: before.verifying });
+    } finally {
+      own.thaw();
+      session.close();
     }
   });
 

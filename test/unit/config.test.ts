@@ -108,6 +108,8 @@ describe("bad values", () => {
     ["KEYWARD_MAX_CONNECTIONS", "0"],
     ["KEYWARD_MAX_CONNECTIONS", "1000001"],
     ["KEYWARD_MAX_CONNECTIONS", "many"],
+    ["KEYWARD_VERIFY_FAST_PATH", "2"],
+    ["KEYWARD_VERIFY_FAST_PATH", "off"],
   ])("when %s=%j, then a one-line StartupError names the variable", (name, value) => {
     const e = startupErrorOf({ [name]: value });
     expect(e.message).toContain(name);
@@ -132,6 +134,14 @@ describe("bad values", () => {
 
   test("when a bad value is very long, then the message stays short", () => {
     expect(startupErrorOf({ HOST: "!".repeat(5_000) }).message.length).toBeLessThan(300);
+  });
+});
+
+describe("the VerifyKey fast path", () => {
+  test("when KEYWARD_VERIFY_FAST_PATH is unset or 1, then it is on; when 0, then it is off", () => {
+    expect(loadConfig({}, cwd).verifyFastPath).toBe(true);
+    expect(loadConfig({ KEYWARD_VERIFY_FAST_PATH: "1" }, cwd).verifyFastPath).toBe(true);
+    expect(loadConfig({ KEYWARD_VERIFY_FAST_PATH: "0" }, cwd).verifyFastPath).toBe(false);
   });
 });
 
