@@ -54,8 +54,10 @@ describe("npm run bench -- --smoke", () => {
       }
       const [limit, warm] = report.cases as [Case, Case];
       expect(limit.dbStatementsPerRequest).toBeNull();
-      // 300 distinct keys, each verified once: at least one database read each, cache or not.
-      expect(warm.dbStatementsPerRequest).toBeGreaterThanOrEqual(1);
+      // The cache was primed before the warm case: its statements per request are counted, and fewer than one read per call.
+      expect(typeof warm.dbStatementsPerRequest).toBe("number");
+      expect(warm.dbStatementsPerRequest).toBeGreaterThanOrEqual(0);
+      expect(warm.dbStatementsPerRequest).toBeLessThan(1);
       const ratio = report.ratios.find((r) => r.name.startsWith("warm gRPC ÷ limit (same generator"));
       expect(ratio?.value).toBeCloseTo(warm.perSecond / limit.perSecond, 6);
       expect(ratio?.pass).toBe((ratio?.value ?? 0) >= 0.6);
