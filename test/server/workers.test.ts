@@ -80,14 +80,15 @@ async function answeringWorkers(serve: ServeProcess, slots: number): Promise<Set
  * other than `expected` are recorded (before an invalidation reaches it, a worker may still answer
  * from its cache); the caller asserts on them.
  */
-async function answersUntilEach(serve: ServeProcess, key: string, expected: string, slots: number, attempts: number): Promise<Map<number, string[]>> {
-  const answers = new Map<number, string[]>();
-  const done = () => [...answers.values()].filter((a) => a.includes(expected)).length >= slots;
+async function answersUntilEach(serve: ServeProcess, key: string, expected: string, slots: number, attempts: number): Promise<Map<number, { result: string; sentAt: number }[]>> {
+  const answers = new Map<number, { result: string; sentAt: number }[]>();
+  const done = () => [...answers.values()].filter((a) => a.some((x) => x.result === expected)).length >= slots;
   for (let i = 0; i < attempts && !done(); i++) {
+    const sentAt = performance.now();
     const { requestId, result } = await verifyResultOnNewConnection(serve.url, key);
     await until(() => workerOf(serve.output(), requestId) !== undefined, 5_000, `the rpc line of ${requestId}`);
     const worker = workerOf(serve.output(), requestId)!;
-    answers.set(worker, [...(answers.get(worker) ?? []), String(result)]);
+    answers.set(worker, [...(answers.get(worker) ?? []), { result: String(result), sentAt }]);
   }
   return answers;
 }
@@ -207,7 +208,7 @@ describe("serve with workers", () => {
         // Both workers answer VALID, so both have the key in their cache (TTL 300 s by default).
         const before = await answersUntilEach(s, secret, "VERIFY_RESULT_VALID", 2, 40);
         expect([...before.keys()].sort()).toEqual([1, 2]);
-        for (const [worker, results] of before) expect({ worker, results: [...new Set(results)] }).toEqual({ worker, results: ["VERIFY_RESULT_VALID"] });
+        for (const [worker, answers] of before) expect({ worker, results: [...new Set(answers.map((a) => a.result))] }).toEqual({ worker, results: ["VERIFY_RESULT_VALID"] });
 
         const revoked = await fetch(`${s.url}/keyward.v1.KeyService/RevokeKey`, {
           method: "POST",
@@ -216,16 +217,25 @@ describe("serve with workers", () => {
           signal: AbortSignal.timeout(5000),
         });
         expect(revoked.status).toBe(200);
+        const revokedAt = performance.now();
 
         // Every worker answers REVOKED: the one that revoked at once, the other once the notification
-        // has reached it (until then it may still answer VALID from its cache, never after).
-        const after = await answersUntilEach(s, secret, "VERIFY_RESULT_REVOKED", 2, 200);
+        // has reached it: until then it may still answer VALID from its cache, never after, and never
+        // to a call sent more than `window` ms after the revocation returned. The window is well below
+        // the listener's 5 s heartbeat catch-up, so a worker that ignored notifications would, most
+        // of the time, still answer VALID past it.
+        const window = 1_000;
+        const after = await answersUntilEach(s, secret, "VERIFY_RESULT_REVOKED", 2, 400);
         expect([...after.keys()].sort()).toEqual([1, 2]);
-        for (const [worker, results] of after) {
+        for (const [worker, answers] of after) {
+          const results = answers.map((a) => a.result);
           expect({ worker, answeredRevoked: results.includes("VERIFY_RESULT_REVOKED") }).toEqual({ worker, answeredRevoked: true });
           const first = results.indexOf("VERIFY_RESULT_REVOKED");
           expect({ worker, from: results.slice(first) }).toEqual({ worker, from: results.slice(first).map(() => "VERIFY_RESULT_REVOKED") });
-          expect({ worker, before: [...new Set(results.slice(0, first))].filter((r) => r !== "VERIFY_RESULT_VALID") }).toEqual({ worker, before: [] });
+          const stale = answers.slice(0, first);
+          expect({ worker, before: [...new Set(stale.map((a) => a.result))].filter((r) => r !== "VERIFY_RESULT_VALID") }).toEqual({ worker, before: [] });
+          const late = stale.filter((a) => a.sentAt - revokedAt > window).map((a) => Math.round(a.sentAt - revokedAt));
+          expect({ worker, validAnswersToCallsSentPastTheWindowMs: late }).toEqual({ worker, validAnswersToCallsSentPastTheWindowMs: [] });
         }
         expect(s.output()).not.toMatch(/"level":(50|60)/);
       } finally {
