@@ -7,7 +7,8 @@
 //
 // Modes: default (full, < 5 min on 2 cores), --quick (fewer, shorter cases, for CI),
 // --smoke (a few hundred requests per case, two cases: for the test suite).
-// Options: --seconds=N (measured seconds per case), --out=PATH, --workers=N.
+// Options: --seconds=N (measured seconds per case), --out=PATH, --workers=N,
+// --only=propagation (the revocation propagation step alone, see bench/propagation.ts).
 // DATABASE_URL is ignored: the run seeds up to 1M keys, so it always uses a throwaway
 // embedded PostgreSQL under the system temp dir.
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
@@ -34,6 +35,7 @@ import { createLogger } from "../src/logger.ts";
 import { grpcFrame, quantile, writeBodies, type LoadResult } from "./bodies.ts";
 import type { H1LoadOptions } from "./h1-load.ts";
 import type { H2LoadOptions } from "./h2-load.ts";
+import { formatPropagation, measurePropagation, propagationTargetMs, type PropagationResult } from "./propagation.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bench = join(root, "bench");
@@ -48,8 +50,15 @@ const { values: args } = parseArgs({
     seconds: { type: "string" },
     out: { type: "string" },
     workers: { type: "string" },
+    only: { type: "string" },
   },
 });
+/** `--only=propagation` runs the revocation propagation step alone (also `node bench/propagation.ts`). */
+const only = args.only;
+if (only !== undefined && only !== "propagation") {
+  process.stderr.write(`bench: unknown --only=${only}: the one step that runs alone is "propagation"\n`);
+  process.exit(2);
+}
 const mode = args.smoke === true ? "smoke" : args.quick === true ? "quick" : "full";
 /** Measured seconds per case, and the warm-up before it. */
 const seconds = Number(args.seconds ?? (mode === "full" ? 4 : 2));
@@ -65,6 +74,9 @@ const h1Connections = 32;
 const warmKeys = mode === "smoke" ? 300 : 10_000;
 const bigTable = 1_000_000;
 const cachedKeys = 100_000;
+/** Revocation propagation trials (one key each); the target asks for at least 200. Plus warm-up trials, not measured. */
+const propagationTrials = mode === "smoke" ? 20 : 250;
+const propagationWarmup = mode === "smoke" ? 2 : 20;
 /** Cases that would start after this many seconds are skipped (with a note): the run stays under 5 minutes. */
 const budgetSeconds = mode === "full" ? 255 : 120;
 
@@ -410,6 +422,11 @@ function unknownKey(i: number): string {
   const id = `u${String(i).padStart(15, "0")}`;
   return withChecksum(`${prefix}fg_${id}_${"y".repeat(33)}`);
 }
+/** The raw key of seeded propagation key i (id `p` + 15 digits): each is revoked once by the propagation step. */
+function propagationKey(i: number): string {
+  const id = `p${String(i).padStart(15, "0")}`;
+  return withChecksum(`${prefix}fg_${id}_${`r${String(i).padStart(15, "0")}`.padEnd(33, "x")}`);
+}
 const garbageKey = `${prefix}fg_0123456789abcdef_${"z".repeat(33)}NOTSUM`;
 
 function verifyBodies(keys: readonly string[], protocol: Protocol): Uint8Array[] {
@@ -446,13 +463,13 @@ mkdirSync(keywardDataDir);
 let store: Store | undefined;
 let databaseUrl = "";
 
-async function seed(client: pg.Client, template: string, from: number, to: number): Promise<void> {
+async function seed(client: pg.Client, template: string, from: number, to: number, keyOf: (i: number) => string = validKey): Promise<void> {
   // Valid keys: raw keys computed here (checksum, SHA-256), inserted with unnest.
   const ids: string[] = [];
   const hashes: Buffer[] = [];
   const hints: string[] = [];
   for (let i = from; i < to; i++) {
-    const raw = validKey(i);
+    const raw = keyOf(i);
     ids.push(raw.split("_")[1]!);
     hashes.push(createHash("sha256").update(raw).digest());
     hints.push(raw.slice(-4));
@@ -487,6 +504,37 @@ async function fill(client: pg.Client, template: string, from: number, to: numbe
   await client.query("analyze api_key");
 }
 
+// ---------------------------------------------------------------- revocation propagation
+let propagation: PropagationResult | undefined;
+
+/**
+ * Seeds one key per trial, starts two keyward replicas (A, B) on the run's PostgreSQL, and
+ * measures how long B takes to answer REVOKED after A's RevokeKey returns (bench/propagation.ts).
+ */
+async function propagationStep(db: pg.Client, boot: { tenant: string; secret: string; keyId: string }): Promise<void> {
+  const elapsed = (performance.now() - started) / 1000;
+  if (elapsed > budgetSeconds) {
+    notes.push(`propagation: skipped, the run had used ${elapsed.toFixed(0)} s of its ${budgetSeconds} s budget`);
+    return;
+  }
+  await seed(db, boot.keyId, 0, propagationWarmup + propagationTrials, propagationKey);
+  const keys = Array.from({ length: propagationWarmup + propagationTrials }, (_, i) => {
+    const raw = propagationKey(i);
+    return { raw, name: `tenants/${boot.tenant}/keys/${raw.split("_")[1]!}` };
+  });
+  // Started together (a failed start leaves the other to killAll at exit).
+  const [a, b] = await Promise.all([startKeyward("keyward replica A", {}), startKeyward("keyward replica B", {})]);
+  try {
+    const t0 = performance.now();
+    propagation = await measurePropagation({ a: a.url, b: b.url, adminKey: boot.secret, keys, warmupTrials: propagationWarmup, requiredPermissions: ["keys:read"] });
+    log(formatPropagation(propagation));
+    notes.push(`propagation: ${propagation.trials} trials in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    for (const e of propagation.errors) notes.push(`propagation failure: ${e}`);
+  } finally {
+    await Promise.all([stop(a), stop(b)]);
+  }
+}
+
 // ---------------------------------------------------------------- features of this checkout
 const configSource = readFileSync(join(root, "src/config.ts"), "utf8");
 const cacheSwitch = configSource.includes("KEYWARD_VERIFY_CACHE_TTL_SECONDS");
@@ -495,7 +543,7 @@ const metricsSwitch = configSource.includes("KEYWARD_METRICS\"") || /["']KEYWARD
 const workersFlag = spawnSync(process.execPath, [join(root, "src/cli.ts"), "serve", "--workers", "2", "--help"], { cwd: root, stdio: "ignore", timeout: 20_000 }).status === 0;
 
 // ---------------------------------------------------------------- the run
-const needH2load = mode !== "smoke";
+const needH2load = mode !== "smoke" && only === undefined;
 if (needH2load && !existsSync(h2loadPath)) {
   process.stderr.write(`bench: ${h2loadPath} not found. Install it with: sudo apt-get install nghttp2-client\n`);
   process.exit(2);
@@ -538,124 +586,130 @@ try {
     const full = mode === "full";
     const quick = mode !== "smoke";
 
-    // The references.
-    const limit = await startScript("limit", "limit-server.ts", { PATH: process.env["PATH"] });
-    try {
-      if (quick) await runCase("limit", "bare node:http2, fixed answer", limit, h2("h2load", "grpc", verifyPath, verifyBodies([warm[0]!], "grpc")), { keysInTable: null, database: false });
-      await runCase("limit/h2-load", "generator ceiling", limit, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: null, database: false });
-    } finally {
-      await stop(limit);
-    }
-    if (quick) {
-      const raw = await startScript("raw-pg", "pg-server.ts", { PATH: process.env["PATH"], DATABASE_URL: databaseUrl });
+    if (only === "propagation") await propagationStep(db, boot);
+    else {
+      // The references.
+      const limit = await startScript("limit", "limit-server.ts", { PATH: process.env["PATH"] });
       try {
-        await runCase("raw-pg", "node:http + 1 SELECT", raw, h1("json", "/", verifyBodies(warm, "json")), { keysInTable: tableSmall });
+        if (quick) await runCase("limit", "bare node:http2, fixed answer", limit, h2("h2load", "grpc", verifyPath, verifyBodies([warm[0]!], "grpc")), { keysInTable: null, database: false });
+        await runCase("limit/h2-load", "generator ceiling", limit, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: null, database: false });
       } finally {
-        await stop(raw);
-      }
-    }
-
-    // keyward, 10k keys, default settings.
-    let keyward = await startKeyward("keyward", {});
-    await heat(keyward);
-    const metricsEndpoint = await fetch(`${keyward.url}/metrics`).then((r) => r.ok, () => false);
-    try {
-      await expectResult(keyward.url, warm[0]!, "VERIFY_RESULT_VALID");
-      await expectResult(keyward.url, unknown[0]!, "VERIFY_RESULT_NOT_FOUND");
-      await expectResult(keyward.url, garbageKey, "VERIFY_RESULT_MALFORMED");
-      if (quick) {
-        if (full) await runCase("ceiling/grpc h2load", "Health/Check (no-op)", keyward, h2("h2load", "grpc", healthPath, healthBody("grpc")), { keysInTable: tableSmall });
-        await runCase("ceiling/grpc", "Health/Check (no-op)", keyward, h2("h2-load", "grpc", healthPath, healthBody("grpc")), { keysInTable: tableSmall });
-        if (full) {
-          await runCase("ceiling/connect-proto h2", "Health/Check (no-op)", keyward, h2("h2-load", "connect-proto", healthPath, healthBody("connect-proto")), { keysInTable: tableSmall });
-          await runCase("ceiling/connect-json h2", "Health/Check (no-op)", keyward, h2("h2-load", "connect-json", healthPath, healthBody("connect-json")), { keysInTable: tableSmall });
-          await runCase("ceiling/connect-proto h1", "Health/Check (no-op)", keyward, h1("connect-proto", healthPath, healthBody("connect-proto")), { keysInTable: tableSmall });
-        }
-        await runCase("ceiling/connect-json h1", "Health/Check (no-op)", keyward, h1("connect-json", healthPath, healthBody("connect-json")), { keysInTable: tableSmall });
-      }
-      if (quick) await prime(keyward, verifyBodies(warm, "grpc"));
-      if (full) await runCase("warm/grpc 1 key h2load", "VerifyKey, one valid key", keyward, h2("h2load", "grpc", verifyPath, verifyBodies([warm[0]!], "grpc")), { keysInTable: tableSmall });
-      await runCase("warm/grpc", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
-      if (full) {
-        await runCase("warm/connect-proto h2", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "connect-proto", verifyPath, verifyBodies(warm, "connect-proto")), { keysInTable: tableSmall });
-        await runCase("warm/connect-json h2", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "connect-json", verifyPath, verifyBodies(warm, "connect-json")), { keysInTable: tableSmall });
-        await runCase("warm/connect-proto h1", "VerifyKey, 10k valid keys", keyward, h1("connect-proto", verifyPath, verifyBodies(warm, "connect-proto")), { keysInTable: tableSmall });
+        await stop(limit);
       }
       if (quick) {
-        await runCase("warm/connect-json h1", "VerifyKey, 10k valid keys", keyward, h1("connect-json", verifyPath, verifyBodies(warm, "connect-json")), { keysInTable: tableSmall });
-        await prime(keyward, verifyBodies(unknown, "grpc"));
-        await runCase("unknown/grpc", "VerifyKey, 10k unknown ids", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(unknown, "grpc")), { keysInTable: tableSmall });
-      }
-      if (full) {
-        await runCase("mixed/grpc", "1 valid : 1 unknown", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(mixed, "grpc")), { keysInTable: tableSmall });
-        await runCase("garbage/grpc h2load", "VerifyKey, bad checksum", keyward, h2("h2load", "grpc", verifyPath, verifyBodies([garbageKey], "grpc")), { keysInTable: tableSmall });
-      }
-    } finally {
-      await stop(keyward);
-    }
-
-    const coldEnv = { KEYWARD_VERIFY_CACHE_TTL_SECONDS: "0" };
-    if (!cacheSwitch) notes.push("no verification cache in this checkout (KEYWARD_VERIFY_CACHE_TTL_SECONDS unknown to src/config.ts): warm = cold, every call reads PostgreSQL");
-    if (quick) {
-      keyward = await startKeyward("keyward cold", coldEnv);
-      await heat(keyward);
-      try {
-        await runCase("cold/grpc", "VerifyKey, cache off", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
-        await runCase("cold/connect-json h1", "VerifyKey, cache off", keyward, h1("connect-json", verifyPath, verifyBodies(warm, "connect-json")), { keysInTable: tableSmall });
-      } finally {
-        await stop(keyward);
-      }
-    }
-
-    if (full && metricsSwitch) {
-      keyward = await startKeyward("keyward no metrics", { KEYWARD_METRICS: "0" });
-      await heat(keyward);
-      try {
-        await prime(keyward, verifyBodies(warm, "grpc"));
-        await runCase("warm/grpc metrics off", "VerifyKey, KEYWARD_METRICS=0", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
-      } finally {
-        await stop(keyward);
-      }
-    } else if (full) {
-      notes.push(`metrics cost not measured: ${metricsEndpoint ? "/metrics exists but" : "no /metrics and"} no KEYWARD_METRICS switch in src/config.ts`);
-    }
-
-    // 1M keys in the table.
-    if (full) {
-      const t0 = performance.now();
-      await seed(db, boot.keyId, warmKeys, cachedKeys);
-      await fill(db, boot.keyId, 0, bigTable - cachedKeys);
-      const tableBig = Number((await db.query<{ n: string }>("select count(*) as n from api_key")).rows[0]!.n);
-      notes.push(`seeded the table to ${tableBig} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      keyward = await startKeyward("keyward 1M", {});
-      await heat(keyward);
-      try {
-        await prime(keyward, verifyBodies(warm, "grpc"));
-        await runCase("warm/grpc 1M", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableBig });
-        const all = Array.from({ length: cachedKeys }, (_, i) => validKey(i));
-        await runCase("spread/grpc 1M 100k", "one pass over 100k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(all, "grpc"), { seconds: 25, warmup: 0, max: cachedKeys }), { keysInTable: tableBig });
-      } finally {
-        await stop(keyward);
-      }
-      keyward = await startKeyward("keyward 1M cold", coldEnv);
-      await heat(keyward);
-      try {
-        await runCase("cold/grpc 1M", "VerifyKey, cache off", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableBig });
-      } finally {
-        await stop(keyward);
-      }
-      if (workersFlag) {
-        keyward = await startKeyward(`keyward ${workersN} workers`, {}, ["--workers", String(workersN)]);
-      await heat(keyward);
+        const raw = await startScript("raw-pg", "pg-server.ts", { PATH: process.env["PATH"], DATABASE_URL: databaseUrl });
         try {
-          await prime(keyward, verifyBodies(warm, "grpc"));
-          await prime(keyward, verifyBodies(warm, "grpc")); // each worker has its own cache
-          await runCase(`warm/grpc 1M ${workersN}w`, "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableBig, workers: workersN });
+          await runCase("raw-pg", "node:http + 1 SELECT", raw, h1("json", "/", verifyBodies(warm, "json")), { keysInTable: tableSmall });
+        } finally {
+          await stop(raw);
+        }
+      }
+
+      // keyward, 10k keys, default settings.
+      let keyward = await startKeyward("keyward", {});
+      await heat(keyward);
+      const metricsEndpoint = await fetch(`${keyward.url}/metrics`).then((r) => r.ok, () => false);
+      try {
+        await expectResult(keyward.url, warm[0]!, "VERIFY_RESULT_VALID");
+        await expectResult(keyward.url, unknown[0]!, "VERIFY_RESULT_NOT_FOUND");
+        await expectResult(keyward.url, garbageKey, "VERIFY_RESULT_MALFORMED");
+        if (quick) {
+          if (full) await runCase("ceiling/grpc h2load", "Health/Check (no-op)", keyward, h2("h2load", "grpc", healthPath, healthBody("grpc")), { keysInTable: tableSmall });
+          await runCase("ceiling/grpc", "Health/Check (no-op)", keyward, h2("h2-load", "grpc", healthPath, healthBody("grpc")), { keysInTable: tableSmall });
+          if (full) {
+            await runCase("ceiling/connect-proto h2", "Health/Check (no-op)", keyward, h2("h2-load", "connect-proto", healthPath, healthBody("connect-proto")), { keysInTable: tableSmall });
+            await runCase("ceiling/connect-json h2", "Health/Check (no-op)", keyward, h2("h2-load", "connect-json", healthPath, healthBody("connect-json")), { keysInTable: tableSmall });
+            await runCase("ceiling/connect-proto h1", "Health/Check (no-op)", keyward, h1("connect-proto", healthPath, healthBody("connect-proto")), { keysInTable: tableSmall });
+          }
+          await runCase("ceiling/connect-json h1", "Health/Check (no-op)", keyward, h1("connect-json", healthPath, healthBody("connect-json")), { keysInTable: tableSmall });
+        }
+        if (quick) await prime(keyward, verifyBodies(warm, "grpc"));
+        if (full) await runCase("warm/grpc 1 key h2load", "VerifyKey, one valid key", keyward, h2("h2load", "grpc", verifyPath, verifyBodies([warm[0]!], "grpc")), { keysInTable: tableSmall });
+        await runCase("warm/grpc", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
+        if (full) {
+          await runCase("warm/connect-proto h2", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "connect-proto", verifyPath, verifyBodies(warm, "connect-proto")), { keysInTable: tableSmall });
+          await runCase("warm/connect-json h2", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "connect-json", verifyPath, verifyBodies(warm, "connect-json")), { keysInTable: tableSmall });
+          await runCase("warm/connect-proto h1", "VerifyKey, 10k valid keys", keyward, h1("connect-proto", verifyPath, verifyBodies(warm, "connect-proto")), { keysInTable: tableSmall });
+        }
+        if (quick) {
+          await runCase("warm/connect-json h1", "VerifyKey, 10k valid keys", keyward, h1("connect-json", verifyPath, verifyBodies(warm, "connect-json")), { keysInTable: tableSmall });
+          await prime(keyward, verifyBodies(unknown, "grpc"));
+          await runCase("unknown/grpc", "VerifyKey, 10k unknown ids", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(unknown, "grpc")), { keysInTable: tableSmall });
+        }
+        if (full) {
+          await runCase("mixed/grpc", "1 valid : 1 unknown", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(mixed, "grpc")), { keysInTable: tableSmall });
+          await runCase("garbage/grpc h2load", "VerifyKey, bad checksum", keyward, h2("h2load", "grpc", verifyPath, verifyBodies([garbageKey], "grpc")), { keysInTable: tableSmall });
+        }
+      } finally {
+        await stop(keyward);
+      }
+
+      const coldEnv = { KEYWARD_VERIFY_CACHE_TTL_SECONDS: "0" };
+      if (!cacheSwitch) notes.push("no verification cache in this checkout (KEYWARD_VERIFY_CACHE_TTL_SECONDS unknown to src/config.ts): warm = cold, every call reads PostgreSQL");
+      if (quick) {
+        keyward = await startKeyward("keyward cold", coldEnv);
+        await heat(keyward);
+        try {
+          await runCase("cold/grpc", "VerifyKey, cache off", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
+          await runCase("cold/connect-json h1", "VerifyKey, cache off", keyward, h1("connect-json", verifyPath, verifyBodies(warm, "connect-json")), { keysInTable: tableSmall });
         } finally {
           await stop(keyward);
         }
-      } else {
-        notes.push("workers not measured: `keyward serve --workers N` is not in this checkout (src/cli.ts --help)");
+      }
+
+      if (full && metricsSwitch) {
+        keyward = await startKeyward("keyward no metrics", { KEYWARD_METRICS: "0" });
+        await heat(keyward);
+        try {
+          await prime(keyward, verifyBodies(warm, "grpc"));
+          await runCase("warm/grpc metrics off", "VerifyKey, KEYWARD_METRICS=0", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
+        } finally {
+          await stop(keyward);
+        }
+      } else if (full) {
+        notes.push(`metrics cost not measured: ${metricsEndpoint ? "/metrics exists but" : "no /metrics and"} no KEYWARD_METRICS switch in src/config.ts`);
+      }
+
+      // Revocation propagation to a second replica (bench/propagation.ts).
+      await propagationStep(db, boot);
+
+      // 1M keys in the table.
+      if (full) {
+        const t0 = performance.now();
+        await seed(db, boot.keyId, warmKeys, cachedKeys);
+        await fill(db, boot.keyId, 0, bigTable - cachedKeys);
+        const tableBig = Number((await db.query<{ n: string }>("select count(*) as n from api_key")).rows[0]!.n);
+        notes.push(`seeded the table to ${tableBig} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        keyward = await startKeyward("keyward 1M", {});
+        await heat(keyward);
+        try {
+          await prime(keyward, verifyBodies(warm, "grpc"));
+          await runCase("warm/grpc 1M", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableBig });
+          const all = Array.from({ length: cachedKeys }, (_, i) => validKey(i));
+          await runCase("spread/grpc 1M 100k", "one pass over 100k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(all, "grpc"), { seconds: 25, warmup: 0, max: cachedKeys }), { keysInTable: tableBig });
+        } finally {
+          await stop(keyward);
+        }
+        keyward = await startKeyward("keyward 1M cold", coldEnv);
+        await heat(keyward);
+        try {
+          await runCase("cold/grpc 1M", "VerifyKey, cache off", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableBig });
+        } finally {
+          await stop(keyward);
+        }
+        if (workersFlag) {
+          keyward = await startKeyward(`keyward ${workersN} workers`, {}, ["--workers", String(workersN)]);
+        await heat(keyward);
+          try {
+            await prime(keyward, verifyBodies(warm, "grpc"));
+            await prime(keyward, verifyBodies(warm, "grpc")); // each worker has its own cache
+            await runCase(`warm/grpc 1M ${workersN}w`, "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableBig, workers: workersN });
+          } finally {
+            await stop(keyward);
+          }
+        } else {
+          notes.push("workers not measured: `keyward serve --workers N` is not in this checkout (src/cli.ts --help)");
+        }
       }
     }
   } finally {
@@ -702,7 +756,17 @@ ratios.push(
     ? { name: "server RSS, 1M keys in table, 100k seen (MB)", value: null, target: "< 200", pass: null, note: "not measured in this mode" }
     : { name: "server RSS, 1M keys in table, 100k seen (MB)", value: spread.serverRssMB, target: "< 200", pass: spread.serverRssMB < 200, note: `${spread.requests} of ${cachedKeys} keys verified in the bounded pass` },
 );
-notes.push("revocation propagation to a second replica (p99 < 100 ms) is measured by the cache tests, not here");
+ratios.push(
+  propagation === undefined
+    ? { name: "revocation seen by a second replica, p99 (ms)", value: null, target: `< ${propagationTargetMs} over ≥ 200 trials`, pass: null, note: "not measured in this run" }
+    : {
+        name: "revocation seen by a second replica, p99 (ms)",
+        value: propagation.p99Ms,
+        target: `< ${propagationTargetMs} over ≥ 200 trials`,
+        pass: propagation.pass === null ? null : propagation.pass && propagation.trials >= 200,
+        note: `${propagation.seen}/${propagation.trials} seen, ${propagation.failures} failed; p50 ${propagation.p50Ms.toFixed(1)}, p95 ${propagation.p95Ms.toFixed(1)}, max ${propagation.maxMs.toFixed(1)} ms`,
+      },
+);
 notes.push("SQL/r = statements the server process(es) sent to PostgreSQL per completed request, counted in the process by bench/count-queries.ts (pg.Client#query); it includes the ~1/s health probe and last-used writes");
 
 const cpus = os.cpus();
@@ -715,6 +779,7 @@ const report = {
   features: { cacheSwitch, metricsSwitch, workersFlag },
   servers,
   cases: results,
+  propagation: propagation ?? null,
   ratios,
   notes,
   elapsedSeconds: (performance.now() - started) / 1000,
@@ -728,6 +793,7 @@ if (mode !== "smoke") {
     "",
     header,
     ...results.map(formatRow),
+    ...(propagation === undefined ? [] : ["", formatPropagation(propagation)]),
     "",
     ...ratios.map((r) => `${(r.pass === null ? "  –  " : r.pass ? "PASS " : "MISS ")} ${r.name.padEnd(70)} ${r.value === null ? "–" : r.value.toFixed(2)}  target ${r.target}${r.note === undefined ? "" : `  (${r.note})`}`),
     "",

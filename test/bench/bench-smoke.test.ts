@@ -1,6 +1,7 @@
 // `npm run bench -- --smoke`: the benchmark's machinery end to end (its own PostgreSQL, a
 // seeded key table, the bare limit server and keyward as child processes, the HTTP/2 load
-// generator, statement counting, the JSON report), with 300 requests per case and two cases.
+// generator, statement counting, the JSON report), with 300 requests per case and two cases,
+// and 20 revocation propagation trials between two keyward replicas.
 // It checks the report's shape and that what it measured is real, never the speed.
 import { describe, expect, it } from "@jest/globals";
 import { spawn } from "node:child_process";
@@ -10,7 +11,8 @@ import { join } from "node:path";
 import { repoRoot } from "../cli.ts";
 
 type Case = { id: string; server: string; requests: number; errors: number; perSecond: number; p50Ms: number; p99Ms: number; serverRssMB: number; dbStatementsPerRequest: number | null };
-type Report = { mode: string; machine: { cpus: number }; cases: Case[]; ratios: { name: string; value: number | null; pass: boolean | null; target: string }[]; notes: string[] };
+type Propagation = { trials: number; seen: number; failures: number; errors: string[]; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number; pollsPerTrial: number };
+type Report = { mode: string; machine: { cpus: number }; cases: Case[]; propagation: Propagation | null; ratios: { name: string; value: number | null; pass: boolean | null; target: string }[]; notes: string[] };
 
 function runBench(out: string, timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -33,12 +35,12 @@ function runBench(out: string, timeoutMs: number): Promise<{ code: number | null
 }
 
 describe("npm run bench -- --smoke", () => {
-  it("when run, then it measures the limit and warm VerifyKey from other processes and writes the JSON report", async () => {
+  it("when run, then it measures the limit, warm VerifyKey and revocation propagation from other processes and writes the JSON report", async () => {
     const dir = mkdtempSync(join(tmpdir(), "keyward-bench-test-"));
     chmodSync(dir, 0o755);
     try {
       const out = join(dir, "results.json");
-      const { code, stderr } = await runBench(out, 50_000);
+      const { code, stderr } = await runBench(out, 80_000);
       expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
       const report = JSON.parse(readFileSync(out, "utf8")) as Report;
       expect(report.mode).toBe("smoke");
@@ -64,8 +66,18 @@ describe("npm run bench -- --smoke", () => {
       const ratio = report.ratios.find((r) => r.name.startsWith("warm gRPC ÷ limit (same generator"));
       expect(ratio?.value).toBeCloseTo(warm.perSecond / limit.perSecond, 6);
       expect(ratio?.pass).toBe((ratio?.value ?? 0) >= 0.6);
+      // Revocation propagation: every trial's revocation through replica A was seen by replica B (within 2 s), timed.
+      const p = report.propagation;
+      expect(p === null ? null : { trials: p.trials, seen: p.seen, failures: p.failures, errors: p.errors }).toEqual({ trials: 20, seen: 20, failures: 0, errors: [] });
+      expect(p!.p50Ms).toBeGreaterThan(0);
+      expect(p!.p99Ms).toBeGreaterThanOrEqual(p!.p95Ms);
+      expect(p!.maxMs).toBeGreaterThanOrEqual(p!.p99Ms);
+      expect(p!.maxMs).toBeLessThan(2_000);
+      expect(p!.pollsPerTrial).toBeGreaterThanOrEqual(1);
+      const seen = report.ratios.find((r) => r.name.startsWith("revocation seen by a second replica"));
+      expect(seen?.value).toBe(p!.p99Ms);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 90_000);
 });

@@ -1,11 +1,13 @@
 // `keyward serve --workers N` (issue 12, item 3): N processes share one port, each a whole
 // keyward that answers calls; a worker that dies is replaced (a bounded number of times);
 // SIGTERM to the primary drains every worker, then stops the embedded PostgreSQL, exit 0,
-// nothing left behind; workers whose primary was killed do not outlive it.
+// nothing left behind; workers whose primary was killed do not outlive it; each worker has its
+// own cache and sees a revocation made through the other.
 import { describe, expect, test } from "@jest/globals";
 import http from "node:http";
 import { availableParallelism } from "node:os";
-import { isAlive, killLeftovers, postgresProcesses, postmasterPid, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
+import { randomUUID } from "node:crypto";
+import { bootstrapCli, isAlive, killLeftovers, postgresProcesses, postmasterPid, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
 import { testDatabaseUrl } from "../harness.ts";
 import { until } from "../wait.ts";
 import { maxRestarts, workerCount } from "../../src/workers.ts";
@@ -28,19 +30,30 @@ async function allListening(serve: ServeProcess, n: number): Promise<Map<number,
 }
 
 /** VerifyKey over HTTP/1.1 JSON on a new connection (cluster hands out connections in turn); returns the request id. */
-function verifyOnNewConnection(url: string): Promise<string> {
+async function verifyOnNewConnection(url: string, key = "not-a-key"): Promise<string> {
+  return (await verifyResultOnNewConnection(url, key)).requestId;
+}
+
+/** VerifyKey of `key` over HTTP/1.1 JSON on a new connection (no keep-alive); returns the request id and the result. */
+function verifyResultOnNewConnection(url: string, key: string): Promise<{ requestId: string; result: string | undefined }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: hostname, port, path: "/keyward.v1.KeyService/VerifyKey", method: "POST", agent: false, headers: { "content-type": "application/json" }, timeout: 5000 },
       (res) => {
-        res.resume();
-        res.on("end", () => (res.statusCode === 200 ? resolve(String(res.headers["x-request-id"])) : reject(new Error(`HTTP ${res.statusCode}`))));
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () =>
+          res.statusCode === 200
+            ? resolve({ requestId: String(res.headers["x-request-id"]), result: (JSON.parse(body) as { result?: string }).result })
+            : reject(new Error(`HTTP ${res.statusCode}: ${body}`)),
+        );
       },
     );
     req.on("error", reject);
     req.on("timeout", () => req.destroy(new Error("no answer")));
-    req.end(JSON.stringify({ key: "not-a-key" }));
+    req.end(JSON.stringify({ key }));
   });
 }
 
@@ -59,6 +72,25 @@ async function answeringWorkers(serve: ServeProcess, slots: number): Promise<Set
     seen.add(workerOf(serve.output(), id)!);
   }
   return seen;
+}
+
+/**
+ * Verifies `key` on new connections until every one of `slots` has answered `expected` at least
+ * once (bounded by `attempts` calls); returns each worker's answers in order. A worker's answers
+ * other than `expected` are recorded (before an invalidation reaches it, a worker may still answer
+ * from its cache); the caller asserts on them.
+ */
+async function answersUntilEach(serve: ServeProcess, key: string, expected: string, slots: number, attempts: number): Promise<Map<number, { result: string; sentAt: number }[]>> {
+  const answers = new Map<number, { result: string; sentAt: number }[]>();
+  const done = () => [...answers.values()].filter((a) => a.some((x) => x.result === expected)).length >= slots;
+  for (let i = 0; i < attempts && !done(); i++) {
+    const sentAt = performance.now();
+    const { requestId, result } = await verifyResultOnNewConnection(serve.url, key);
+    await until(() => workerOf(serve.output(), requestId) !== undefined, 5_000, `the rpc line of ${requestId}`);
+    const worker = workerOf(serve.output(), requestId)!;
+    answers.set(worker, [...(answers.get(worker) ?? []), { result: String(result), sentAt }]);
+  }
+  return answers;
 }
 
 async function exitWithin(serve: ServeProcess, ms: number): Promise<number | null> {
@@ -152,6 +184,65 @@ describe("serve with workers", () => {
       }
     });
   }, 180_000);
+
+  test("when both workers have a key cached and it is revoked through one of them, then both answer REVOKED for it", async () => {
+    await withDataDir("keyward-workers-", async (dataDir) => {
+      let serve: ServeProcess | undefined;
+      try {
+        const env = { ...json, DATABASE_URL: testDatabaseUrl(), KEYWARD_DATA_DIR: dataDir };
+        serve = await startServe({ ...env, KEYWARD_WORKERS: "2" }, 90_000);
+        const s = serve;
+        await allListening(s, 2);
+        const tenant = `workers-${randomUUID().slice(0, 8)}`;
+        const { secret: adminKey } = await bootstrapCli(env, tenant);
+        const admin = { "content-type": "application/json", authorization: `Bearer ${adminKey}` };
+        const created = await fetch(`${s.url}/keyward.v1.KeyService/CreateKey`, {
+          method: "POST",
+          headers: admin,
+          body: JSON.stringify({ parent: `tenants/${tenant}`, displayName: "cached by both workers", permissions: ["keys:read"], expireDays: 30 }),
+          signal: AbortSignal.timeout(5000),
+        });
+        expect(created.status).toBe(200);
+        const { key, secret } = (await created.json()) as { key: { name: string }; secret: string };
+
+        // Both workers answer VALID, so both have the key in their cache (TTL 300 s by default).
+        const before = await answersUntilEach(s, secret, "VERIFY_RESULT_VALID", 2, 40);
+        expect([...before.keys()].sort()).toEqual([1, 2]);
+        for (const [worker, answers] of before) expect({ worker, results: [...new Set(answers.map((a) => a.result))] }).toEqual({ worker, results: ["VERIFY_RESULT_VALID"] });
+
+        const revoked = await fetch(`${s.url}/keyward.v1.KeyService/RevokeKey`, {
+          method: "POST",
+          headers: admin,
+          body: JSON.stringify({ name: key.name, reason: "workers test" }),
+          signal: AbortSignal.timeout(5000),
+        });
+        expect(revoked.status).toBe(200);
+        const revokedAt = performance.now();
+
+        // Every worker answers REVOKED: the one that revoked at once, the other once the notification
+        // has reached it: until then it may still answer VALID from its cache, never after, and never
+        // to a call sent more than `window` ms after the revocation returned. The window is well below
+        // the listener's 5 s heartbeat catch-up, so a worker that ignored notifications would, most
+        // of the time, still answer VALID past it.
+        const window = 1_000;
+        const after = await answersUntilEach(s, secret, "VERIFY_RESULT_REVOKED", 2, 400);
+        expect([...after.keys()].sort()).toEqual([1, 2]);
+        for (const [worker, answers] of after) {
+          const results = answers.map((a) => a.result);
+          expect({ worker, answeredRevoked: results.includes("VERIFY_RESULT_REVOKED") }).toEqual({ worker, answeredRevoked: true });
+          const first = results.indexOf("VERIFY_RESULT_REVOKED");
+          expect({ worker, from: results.slice(first) }).toEqual({ worker, from: results.slice(first).map(() => "VERIFY_RESULT_REVOKED") });
+          const stale = answers.slice(0, first);
+          expect({ worker, before: [...new Set(stale.map((a) => a.result))].filter((r) => r !== "VERIFY_RESULT_VALID") }).toEqual({ worker, before: [] });
+          const late = stale.filter((a) => a.sentAt - revokedAt > window).map((a) => Math.round(a.sentAt - revokedAt));
+          expect({ worker, validAnswersToCallsSentPastTheWindowMs: late }).toEqual({ worker, validAnswersToCallsSentPastTheWindowMs: [] });
+        }
+        expect(s.output()).not.toMatch(/"level":(50|60)/);
+      } finally {
+        await killLeftovers(serve?.child, dataDir);
+      }
+    });
+  }, 150_000);
 
   test("when the primary is killed (kill -9), then its workers notice, drain and exit on their own", async () => {
     await withDataDir("keyward-workers-", async (dataDir) => {
