@@ -160,6 +160,10 @@ async function startKeyward(name: string, extraEnv: Record<string, string>, extr
     LOG_LEVEL: "warn",
     KEYWARD_LOG_FORMAT: "json",
     BENCH_QUERY_COUNT_DIR: queryDir,
+    // `serve` defaults to one worker per core (plus a primary): the single-process cases must
+    // say so, or they measure 2 workers with half-primed caches and sum 3 processes' RSS.
+    // `--workers N` (the workers case) wins over this variable.
+    KEYWARD_WORKERS: "1",
     ...extraEnv,
   };
   const child = spawn(process.execPath, ["--import", join(bench, "count-queries.ts"), join(root, "src/cli.ts"), "serve", ...extraArgs], {
