@@ -8,6 +8,9 @@
 // Modes: default (full, < 5 min on 2 cores), --quick (fewer, shorter cases, for CI),
 // --smoke (a few hundred requests per case, two cases: for the test suite).
 // Options: --seconds=N (measured seconds per case), --out=PATH, --workers=N.
+// Env: BENCH_KEYWARD_NODE_FLAGS adds node flags to every keyward started (e.g. "--cpu-prof
+// --cpu-prof-dir=/tmp/p" to profile it; each process writes its profile when it stops).
+// Single-process cases run keyward with KEYWARD_WORKERS=1 (serve's default is one per core).
 // DATABASE_URL is ignored: the run seeds up to 1M keys, so it always uses a throwaway
 // embedded PostgreSQL under the system temp dir.
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
@@ -166,7 +169,9 @@ async function startKeyward(name: string, extraEnv: Record<string, string>, extr
     KEYWARD_WORKERS: "1",
     ...extraEnv,
   };
-  const child = spawn(process.execPath, ["--import", join(bench, "count-queries.ts"), join(root, "src/cli.ts"), "serve", ...extraArgs], {
+  // BENCH_KEYWARD_NODE_FLAGS: extra node flags for keyward only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" to profile it.
+  const nodeFlags = (process.env["BENCH_KEYWARD_NODE_FLAGS"] ?? "").split(/\s+/).filter((f) => f !== "");
+  const child = spawn(process.execPath, [...nodeFlags, "--import", join(bench, "count-queries.ts"), join(root, "src/cli.ts"), "serve", ...extraArgs], {
     env,
     cwd: root,
     stdio: ["ignore", "ignore", "pipe"],
