@@ -562,6 +562,13 @@ try {
       } finally {
         await stop(raw);
       }
+      // The same server sending the statement the way keyward does (unprepared, planned per call).
+      const unprepared = await startScript("raw-pg unprepared", "pg-server.ts", { PATH: process.env["PATH"], DATABASE_URL: databaseUrl, BENCH_PG_PREPARED: "0" });
+      try {
+        await runCase("raw-pg unprepared", "node:http + 1 SELECT, planned per call", unprepared, h1("json", "/", verifyBodies(warm, "json")), { keysInTable: tableSmall });
+      } finally {
+        await stop(unprepared);
+      }
     }
 
     // keyward, 10k keys, default settings.
@@ -698,6 +705,7 @@ const ratios: Ratio[] = [
   ratio("warm Connect binary h1 ÷ its ceiling", "warm/connect-proto h1", "ceiling/connect-proto h1", 0.9, "≥ 0.9 (if the fast path does not take it)"),
   ratio("warm Connect JSON h1 ÷ its ceiling", "warm/connect-json h1", "ceiling/connect-json h1", 0.9, "≥ 0.9 (if the fast path does not take it)"),
   ratio("cold Connect JSON h1 ÷ raw pg (both autocannon, JSON over HTTP/1.1)", "cold/connect-json h1", "raw-pg", 0.8, "≥ 0.8"),
+  ratio("cold Connect JSON h1 ÷ raw pg unprepared (the same statement protocol as keyward)", "cold/connect-json h1", "raw-pg unprepared", 0, "(no target: shows what the prepared statement is worth)"),
   ratio("unknown ÷ warm (gRPC, after each id's first miss)", "unknown/grpc", "warm/grpc", 0.8, "≥ 0.8"),
   ratio("1:1 valid+unknown mix ÷ all valid (gRPC)", "mixed/grpc", "warm/grpc", 0.8, "≥ 0.8 (flood slows < 20%)"),
   ratio("warm 1M ÷ warm 10k (gRPC)", "warm/grpc 1M", "warm/grpc", 0.9, "≥ 0.9"),
