@@ -4,7 +4,7 @@
 // primary key, joined with its tenant, owner, org and bounding principals), so the ratio
 // cold VerifyKey ÷ this server is what keyward adds around the database read.
 // Request: POST with a JSON body {"key":"<raw key>"}; answer {"found":true|false}.
-// Env: DATABASE_URL. Prints {"port":N} once listening on 127.0.0.1.
+// Env: DATABASE_URL; BENCH_PG_PREPARED=0 (see below). Prints {"port":N} once listening on 127.0.0.1.
 import http from "node:http";
 import pg from "pg";
 
@@ -22,6 +22,14 @@ select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended
   left join principal x on x.id = any(k.bounded_by)
  where k.key_id = $1`;
 
+/**
+ * BENCH_PG_PREPARED=0 sends the statement as keyward does (MikroORM inlines the parameter and
+ * uses the simple protocol, so PostgreSQL parses and plans the 5-table join on every call);
+ * otherwise a named prepared statement, planned once per connection.
+ */
+const prepared = process.env["BENCH_PG_PREPARED"] !== "0";
+/** A SQL string literal (standard_conforming_strings: only quotes are doubled). */
+const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
 const pool = new pg.Pool({ connectionString: process.env["DATABASE_URL"], max: 10 });
 const found = Buffer.from('{"found":true}');
 const missing = Buffer.from('{"found":false}');
@@ -37,7 +45,7 @@ const server = http.createServer((req, res) => {
     } catch {
       keyId = "";
     }
-    pool.query({ text: query, values: [keyId], name: "lookup" }).then(
+    pool.query(prepared ? { text: query, values: [keyId], name: "lookup" } : { text: query.replace("$1", literal(keyId)) }).then(
       (r) => {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(r.rows.length > 0 ? found : missing);

@@ -9,6 +9,9 @@
 // --smoke (a few hundred requests per case, two cases: for the test suite).
 // Options: --seconds=N (measured seconds per case), --out=PATH, --workers=N,
 // --only=propagation (the revocation propagation step alone, see bench/propagation.ts).
+// Env: BENCH_KEYWARD_NODE_FLAGS adds node flags to every keyward started (e.g. "--cpu-prof
+// --cpu-prof-dir=/tmp/p" to profile it; each process writes its profile when it stops).
+// Single-process cases run keyward with KEYWARD_WORKERS=1 (serve's default is one per core).
 // DATABASE_URL is ignored: the run seeds up to 1M keys, so it always uses a throwaway
 // embedded PostgreSQL under the system temp dir.
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
@@ -172,9 +175,15 @@ async function startKeyward(name: string, extraEnv: Record<string, string>, extr
     LOG_LEVEL: "warn",
     KEYWARD_LOG_FORMAT: "json",
     BENCH_QUERY_COUNT_DIR: queryDir,
+    // `serve` defaults to one worker per core (plus a primary): the single-process cases must
+    // say so, or they measure 2 workers with half-primed caches and sum 3 processes' RSS.
+    // `--workers N` (the workers case) wins over this variable.
+    KEYWARD_WORKERS: "1",
     ...extraEnv,
   };
-  const child = spawn(process.execPath, ["--import", join(bench, "count-queries.ts"), join(root, "src/cli.ts"), "serve", ...extraArgs], {
+  // BENCH_KEYWARD_NODE_FLAGS: extra node flags for keyward only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" to profile it.
+  const nodeFlags = (process.env["BENCH_KEYWARD_NODE_FLAGS"] ?? "").split(/\s+/).filter((f) => f !== "");
+  const child = spawn(process.execPath, [...nodeFlags, "--import", join(bench, "count-queries.ts"), join(root, "src/cli.ts"), "serve", ...extraArgs], {
     env,
     cwd: root,
     stdio: ["ignore", "ignore", "pipe"],
@@ -603,6 +612,13 @@ try {
         } finally {
           await stop(raw);
         }
+        // The same server sending the statement the way keyward does (unprepared, planned per call).
+        const unprepared = await startScript("raw-pg unprepared", "pg-server.ts", { PATH: process.env["PATH"], DATABASE_URL: databaseUrl, BENCH_PG_PREPARED: "0" });
+        try {
+          await runCase("raw-pg unprepared", "node:http + 1 SELECT, planned per call", unprepared, h1("json", "/", verifyBodies(warm, "json")), { keysInTable: tableSmall });
+        } finally {
+          await stop(unprepared);
+        }
       }
 
       // keyward, 10k keys, default settings.
@@ -743,6 +759,7 @@ const ratios: Ratio[] = [
   ratio("warm Connect binary h1 ÷ its ceiling", "warm/connect-proto h1", "ceiling/connect-proto h1", 0.9, "≥ 0.9 (if the fast path does not take it)"),
   ratio("warm Connect JSON h1 ÷ its ceiling", "warm/connect-json h1", "ceiling/connect-json h1", 0.9, "≥ 0.9 (if the fast path does not take it)"),
   ratio("cold Connect JSON h1 ÷ raw pg (both autocannon, JSON over HTTP/1.1)", "cold/connect-json h1", "raw-pg", 0.8, "≥ 0.8"),
+  ratio("cold Connect JSON h1 ÷ raw pg unprepared (the same statement protocol as keyward)", "cold/connect-json h1", "raw-pg unprepared", 0, "(no target: shows what the prepared statement is worth)"),
   ratio("unknown ÷ warm (gRPC, after each id's first miss)", "unknown/grpc", "warm/grpc", 0.8, "≥ 0.8"),
   ratio("1:1 valid+unknown mix ÷ all valid (gRPC)", "mixed/grpc", "warm/grpc", 0.8, "≥ 0.8 (flood slows < 20%)"),
   ratio("warm 1M ÷ warm 10k (gRPC)", "warm/grpc 1M", "warm/grpc", 0.9, "≥ 0.9"),
