@@ -7,20 +7,10 @@
 // Env: DATABASE_URL; BENCH_PG_PREPARED=0 (see below). Prints {"port":N} once listening on 127.0.0.1.
 import http from "node:http";
 import pg from "pg";
+import { keyLookupQuery } from "../src/verify/key-lookup.ts";
 
-const query = `
-select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
-       k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
-       k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
-       k.bounded_by::text[] as bounded_by,
-       x.id as bound_id, x.status as bound_status, x.permissions as bound_permissions,
-       k.secret_hash, k.expires_at, k.revoked_at
-  from api_key k
-  join tenant t on t.id = k.tenant_id
-  join principal p on p.id = k.owner_id
-  left join organization o on o.id = coalesce(k.org_id, p.org_id)
-  left join principal x on x.id = any(k.bounded_by)
- where k.key_id = $1`;
+// keyward's own statement, with pg's placeholder instead of MikroORM's.
+const query = keyLookupQuery.replace("?", "$1");
 
 /**
  * BENCH_PG_PREPARED=0 sends the statement as keyward does (MikroORM inlines the parameter and

@@ -35,7 +35,8 @@ export type KeyLookupRecord = Readonly<{
 /** Finds a key by id. */
 export type KeyLookup = (keyId: string, signal?: AbortSignal) => Promise<KeyLookupRecord | undefined>;
 
-const query = `
+/** The one statement of a key lookup (`?` is the key id); the benchmark's raw pg reference runs it too. */
+export const keyLookupQuery = `
 select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended_principals,
        k.kind, coalesce(k.org_id, p.org_id) as org_id, o.slug as org_slug, k.permissions,
        k.owner_id, p.principal_id, p.status as owner_status, p.permissions as owner_permissions,
@@ -71,7 +72,7 @@ export function abortOptions(signal: AbortSignal | undefined): LoggingOptions | 
 export function createKeyLookup(db: Database): KeyLookup {
   const connection = db.orm.driver.getConnection();
   return async (keyId, signal) => {
-    const rows = await connection.execute<Row[]>(query, [keyId], "all", undefined, abortOptions(signal));
+    const rows = await connection.execute<Row[]>(keyLookupQuery, [keyId], "all", undefined, abortOptions(signal));
     const r = rows[0];
     if (r === undefined) return undefined;
     const bounds = rows.filter((row) => row.bound_id !== null);
