@@ -1,5 +1,22 @@
-// Public surface of @keyward/sdk.
-export { bearerAuth, createKeywardClient, type KeywardClient, type KeywardClientOptions } from "./client.ts";
+// Public surface of @keyward/sdk: clients, error helpers, and every generated message, enum
+// and service of keyward.v1 (so `result === VerifyResult.VALID` works from the package root).
+export {
+  bearerAuth,
+  createKeywardClient,
+  DEFAULT_RETRIES,
+  DEFAULT_TIMEOUT_MS,
+  errorInfo,
+  errorReason,
+  retryIdempotentReads,
+  verifyResultName,
+  type KeywardClient,
+  type KeywardClientOptions,
+  type KeywardErrorInfo,
+  type KeywardTransportKind,
+  type RetryOptions,
+} from "./client.ts";
+export { Code, ConnectError } from "@connectrpc/connect";
+export { ErrorInfoSchema, type ErrorInfo } from "../../gen/google/rpc/error_details_pb.ts";
 export * from "../../gen/keyward/v1/key_pb.ts";
 export * from "../../gen/keyward/v1/key_service_pb.ts";
 export * from "../../gen/keyward/v1/policy_pb.ts";
