@@ -1,0 +1,149 @@
+// The SDK as a consumer sees it (issue 13 item 1): build it, `npm pack` it, install the
+// tarball into a fresh project, type-check a small program against it with
+// `skipLibCheck: false`, and run that program against a live keyward over each transport.
+//
+// Installing without the network: the tarball is extracted into the project's
+// node_modules/@keyward/sdk (what `npm install <tarball>` does for the package itself), and
+// its declared dependencies are symlinked from this repository's node_modules (the exact
+// versions installed here). `npm install --offline` would depend on what the npm cache
+// happens to hold; symlinks are deterministic, and the test checks that the tarball
+// declares exactly the dependencies linked, so a missing declaration cannot hide.
+import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { createTestTenant, startTestServer, type TestServer, type TestTenant } from "../harness.ts";
+
+const run = promisify(execFile);
+const repo = resolve(".");
+const modules = join(repo, "node_modules");
+/** Packages the SDK declares as dependencies, linked into the consumer project. */
+const DEPENDENCIES = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node"];
+
+let dir: string;
+let app: string;
+let tarballEntries: string[];
+let server: TestServer;
+let tenant: TestTenant;
+
+/** Runs a command without blocking this process's event loop (the live server runs in it). */
+async function sh(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<string> {
+  try {
+    const { stdout } = await run(cmd, args, { cwd, env: { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false", ...env }, timeout: 45_000, maxBuffer: 16 << 20 });
+    return stdout;
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${err.stdout ?? ""}\n${err.stderr ?? ""}`);
+  }
+}
+
+const consumer = `
+import { createKeywardClient, errorReason, errorInfo, verifyResultName, VerifyResult, KeyState, Code, ConnectError, type KeywardClient, type VerifyKeyResponse } from "@keyward/sdk";
+import pkg from "@keyward/sdk/package.json" with { type: "json" };
+
+const baseUrl = process.env["KEYWARD_URL"] ?? "";
+const apiKey = process.env["KEYWARD_KEY"] ?? "";
+const tenant = process.env["KEYWARD_TENANT"] ?? "";
+const transport = (process.env["KEYWARD_TRANSPORT"] ?? "connect") as "connect" | "grpc" | "grpc-web";
+
+const kw: KeywardClient = createKeywardClient({ baseUrl, apiKey, transport, timeoutMs: 5000 });
+const { keys } = await kw.keys.listKeys({ parent: "tenants/" + tenant });
+const verified: VerifyKeyResponse = await kw.keys.verifyKey({ key: apiKey, requiredPermissions: [] });
+const bogus = await kw.keys.verifyKey({ key: "kw_not_a_real_key" });
+let refused: string | undefined;
+let refusedCode: string | undefined;
+try {
+  await kw.keys.getKey({ name: "tenants/" + tenant + "/keys/doesnotexist0000" });
+} catch (err) {
+  refused = errorReason(err);
+  refusedCode = err instanceof ConnectError ? Code[err.code] : undefined;
+  if (errorInfo(err)?.domain === undefined) throw new Error("no ErrorInfo");
+}
+const anonymous = createKeywardClient({ baseUrl, transport });
+let anonymousReason: string | undefined;
+try {
+  await anonymous.keys.listKeys({ parent: "tenants/" + tenant });
+} catch (err) {
+  anonymousReason = errorReason(err);
+}
+console.log(JSON.stringify({
+  name: pkg.name,
+  keys: keys.length,
+  active: keys.every((k) => k.state === KeyState.ACTIVE),
+  verdict: verifyResultName(verified.result),
+  valid: verified.result === VerifyResult.VALID,
+  bogus: verifyResultName(bogus.result),
+  refused, refusedCode, anonymousReason,
+}));
+`;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "keyward-sdk-pack-"));
+  app = join(dir, "app");
+  // npm pack runs prepack (the build): the tarball holds what was just compiled.
+  await sh("npm", ["pack", "--pack-destination", dir], join(repo, "sdk"));
+  const tarball = (await readdir(dir)).find((f) => f.endsWith(".tgz"));
+  if (tarball === undefined) throw new Error(`npm pack wrote no tarball into ${dir}`);
+  tarballEntries = (await sh("tar", ["-tzf", join(dir, tarball)], dir)).split("\n").filter((l) => l !== "");
+  await mkdir(join(app, "node_modules", "@keyward"), { recursive: true });
+  await mkdir(join(app, "node_modules", "@connectrpc"), { recursive: true });
+  await mkdir(join(app, "node_modules", "@bufbuild"), { recursive: true });
+  await mkdir(join(app, "node_modules", "@types"), { recursive: true });
+  await sh("tar", ["-xzf", join(dir, tarball)], dir);
+  await rename(join(dir, "package"), join(app, "node_modules", "@keyward", "sdk"));
+  for (const dep of [...DEPENDENCIES, "@types/node"]) await symlink(join(modules, dep), join(app, "node_modules", dep), "dir");
+  await writeFile(join(app, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module", dependencies: { "@keyward/sdk": "file:../" + tarball } }));
+  await writeFile(join(app, "tsconfig.json"), JSON.stringify({
+    compilerOptions: {
+      target: "es2024", module: "nodenext", moduleResolution: "nodenext", lib: ["es2024", "dom"], types: ["node"], // "dom": @connectrpc/connect's declarations name HeadersInit
+      strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true,
+      allowImportingTsExtensions: true, verbatimModuleSyntax: true, erasableSyntaxOnly: true, resolveJsonModule: true,
+    },
+    include: ["consumer.ts"],
+  }));
+  await writeFile(join(app, "consumer.ts"), consumer);
+  server = await startTestServer();
+  tenant = await createTestTenant(server, "sdk");
+}, 90_000);
+
+afterAll(async () => {
+  await server?.stop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe("the packed SDK in a fresh project", () => {
+  it("when packed, then the tarball ships compiled .js and .d.ts (its own, the generated keyward.v1 types, google.rpc.ErrorInfo) and no TypeScript sources", () => {
+    for (const f of ["package/package.json", "package/README.md", "package/dist/sdk/src/index.js", "package/dist/sdk/src/index.d.ts", "package/dist/sdk/src/client.js",
+      "package/dist/gen/keyward/v1/key_service_pb.js", "package/dist/gen/keyward/v1/key_service_pb.d.ts", "package/dist/gen/google/rpc/error_details_pb.js", "package/dist/gen/google/rpc/error_details_pb.d.ts"]) {
+      expect(tarballEntries).toContain(f);
+    }
+    expect(tarballEntries.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
+    expect(tarballEntries.filter((f) => !f.startsWith("package/dist/") && f !== "package/package.json" && f !== "package/README.md")).toEqual([]);
+  });
+
+  it("when installed, then its manifest declares exactly the runtime dependencies linked here, ESM, Node >= 22, and exports with types", async () => {
+    const manifest = JSON.parse(await readFile(join(app, "node_modules", "@keyward", "sdk", "package.json"), "utf8")) as Record<string, unknown>;
+    expect(manifest["name"]).toBe("@keyward/sdk");
+    expect(manifest["type"]).toBe("module");
+    expect(manifest["engines"]).toEqual({ node: ">=22" });
+    expect(Object.keys(manifest["dependencies"] as object).sort()).toEqual([...DEPENDENCIES].sort());
+    expect(manifest["peerDependencies"]).toBeUndefined();
+    expect((manifest["exports"] as Record<string, Record<string, string>>)["."]).toEqual({ types: "./dist/sdk/src/index.d.ts", default: "./dist/sdk/src/index.js" });
+  });
+
+  it("when a consumer program is type-checked against it with skipLibCheck false, then it compiles cleanly", async () => {
+    await sh(join(modules, ".bin", "tsc"), ["-p", join(app, "tsconfig.json")], app);
+  });
+
+  it.each(["connect", "grpc", "grpc-web"])("when the consumer runs against a live keyward over %s, then it lists keys, prints the verdict by name and the reason of a refused call", async (transport) => {
+    const out = await sh(process.execPath, ["consumer.ts"], app, { KEYWARD_URL: server.url, KEYWARD_KEY: tenant.adminKey, KEYWARD_TENANT: tenant.slug, KEYWARD_TRANSPORT: transport });
+    const lines = out.trim().split("\n");
+    expect(JSON.parse(lines[lines.length - 1] ?? "")).toEqual({
+      name: "@keyward/sdk", keys: 1, active: true, verdict: "VALID", valid: true, bogus: "MALFORMED",
+      refused: "KEY_NOT_FOUND", refusedCode: "NotFound", anonymousReason: "UNAUTHENTICATED",
+    });
+    expect(out).not.toContain(tenant.adminKey);
+  });
+});
