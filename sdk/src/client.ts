@@ -25,9 +25,9 @@ export type RetryOptions = {
 /** Options of createKeywardClient. */
 export type KeywardClientOptions = {
   /** keyward's base URL, e.g. `http://keyward.internal:8080`. Required unless `transport` is a Transport. */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /** The caller's API key or minted token, sent on every call as a bearer credential (never logged). */
-  apiKey?: string;
+  apiKey?: string | undefined;
   /**
    * `"connect"` (default; Connect protocol over HTTP/1.1), `"grpc"` (HTTP/2) or `"grpc-web"`
    * (HTTP/1.1), or a Transport of your own (then baseUrl, timeoutMs, retries and
@@ -35,9 +35,9 @@ export type KeywardClientOptions = {
    */
   transport?: KeywardTransportKind | Transport;
   /** Deadline of each call in milliseconds unless the call passes its own `timeoutMs`. Default 5000. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries of idempotent reads on `Unavailable`: a count (default 2) or options; 0 disables. */
-  retries?: number | RetryOptions;
+  retries?: number | RetryOptions | undefined;
   /** HTTP version; default "2" for gRPC, "1.1" otherwise. */
   httpVersion?: "1.1" | "2";
   /** More interceptors, run inside the bearer and retry interceptors. */

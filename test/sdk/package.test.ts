@@ -27,6 +27,13 @@ let app: string;
 let tarballEntries: string[];
 let server: TestServer;
 let tenant: TestTenant;
+let snippets: { file: string; code: string }[] = [];
+
+/** The ```ts blocks of a README that import the SDK: the documentation must run as written. */
+async function readmeSnippets(file: string): Promise<{ file: string; code: string }[]> {
+  const text = await readFile(join(repo, file), "utf8");
+  return [...text.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] ?? "").filter((code) => code.includes('from "@keyward/sdk"')).map((code) => ({ file, code }));
+}
 
 /** Runs a command without blocking this process's event loop (the live server runs in it). */
 async function sh(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<string> {
@@ -101,9 +108,11 @@ beforeAll(async () => {
       strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true,
       allowImportingTsExtensions: true, verbatimModuleSyntax: true, erasableSyntaxOnly: true, resolveJsonModule: true,
     },
-    include: ["consumer.ts"],
+    include: ["*.ts"],
   }));
   await writeFile(join(app, "consumer.ts"), consumer);
+  snippets = [...await readmeSnippets("README.md"), ...await readmeSnippets("sdk/README.md")];
+  for (const [i, snippet] of snippets.entries()) await writeFile(join(app, `snippet-${String(i)}.ts`), snippet.code);
   server = await startTestServer();
   tenant = await createTestTenant(server, "sdk");
 }, 90_000);
@@ -145,5 +154,15 @@ describe("the packed SDK in a fresh project", () => {
       refused: "KEY_NOT_FOUND", refusedCode: "NotFound", anonymousReason: "UNAUTHENTICATED",
     });
     expect(out).not.toContain(tenant.adminKey);
+  });
+
+  it("when the README snippets (main README and sdk/README.md) are type-checked and run as written against a live keyward, then they succeed and print the verdict by name", async () => {
+    expect(snippets.map((x) => x.file)).toEqual(["README.md", "sdk/README.md", "sdk/README.md"]);
+    for (const [i, snippet] of snippets.entries()) {
+      const out = await sh(process.execPath, [`snippet-${String(i)}.ts`], app, { KEYWARD_URL: server.url, KEYWARD_KEY: tenant.adminKey, KEYWARD_TENANT: tenant.slug });
+      if (snippet.code.includes("verifyResultName")) expect(out).toContain("VALID true");
+      if (snippet.code.includes("errorReason(err)")) expect(out).toMatch(/^[A-Z_]+$/m);
+      expect(out).not.toContain(tenant.adminKey);
+    }
   });
 });
