@@ -154,6 +154,7 @@ describe("the packed SDK in a fresh project", () => {
       refused: "KEY_NOT_FOUND", refusedCode: "NotFound", anonymousReason: "UNAUTHENTICATED",
     });
     expect(out).not.toContain(tenant.adminKey);
+    expect(server.logs.join("\n")).not.toContain(tenant.adminKey);
   });
 
   it("when the README snippets (main README and sdk/README.md) are type-checked and run as written against a live keyward, then they succeed and print the verdict by name", async () => {
