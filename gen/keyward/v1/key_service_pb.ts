@@ -664,7 +664,7 @@ export type Invalidation = Message<"keyward.v1.Invalidation"> & {
   /**
    * For INVALIDATION_SCOPE_KEY: the key's id hashed, never the id in clear:
    * base64url without padding of SHA-256 over the key id's 16 ASCII characters (the id is the
-   * part of a raw key between the kind tag's `_` and the next `_`; `kw_live_<id>_<secret…>`).
+   * part of a raw key `<prefix><kind>_<id>_<secret>` between its first and second `_`).
    * A plain hash suffices: the stream is per tenant and needs that tenant's credential, and
    * the holder of a raw key can compute the hash of its id, nobody learns an id from it.
    * Empty for INVALIDATION_SCOPE_TENANT.
