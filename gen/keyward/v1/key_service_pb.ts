@@ -633,8 +633,10 @@ export type WatchInvalidationsResponse = Message<"keyward.v1.WatchInvalidationsR
   resumeToken: string;
 
   /**
-   * True for a message sent only to prove the stream alive (every few seconds when nothing
-   * changed); it carries no invalidations but a fresh resume_token.
+   * True for a message sent only to prove the stream alive (every 10 s by default,
+   * KEYWARD_WATCH_HEARTBEAT_MS, when nothing changed); it carries no invalidations but a fresh
+   * resume_token. The first message of every stream comes as soon as the stream follows the
+   * log (a heartbeat when it carries nothing): changes after it are certain to be delivered.
    *
    * @generated from field: bool heartbeat = 3;
    */
