@@ -10,7 +10,7 @@ import { encodeResumeToken } from "../../src/keys/invalidation-watch.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { createPolicy, policyOf, policyClient } from "../policies/policy-helpers.ts";
 import { directory, keyIdOf, keys, reasonOf, rpcError, server, uniq, useServer } from "../rpc.ts";
-import { within } from "../wait.ts";
+import { until, within } from "../wait.ts";
 
 const heartbeatMs = 300;
 /** How long a change may take to reach an open stream (it is pushed, not polled: well under this). */
@@ -260,8 +260,23 @@ describe("WatchInvalidations bounds", () => {
     const w = { current: undefined as Watch | undefined };
     try {
       const t = await createTestTenant(srv);
+      // A client that goes away frees its place (and is no server failure).
+      const gone = openWatch(srv, t);
+      await established(gone);
+      gone.close();
+      await until(() => srv.logs.some((l) => l.includes("WatchInvalidations") && /cancel/i.test(l)), boundMs, "the cancelled stream's log line");
       w.current = openWatch(srv, t);
-      await established(w.current);
+      await within(boundMs, (async () => {
+        // Its place is freed once the server sees the cancellation (bounded retries, no sleep).
+        for (let i = 0; ; i++) {
+          try {
+            return await established(w.current!);
+          } catch (e) {
+            if (i > 50 || !(e instanceof ConnectError) || e.code !== Code.ResourceExhausted) throw e;
+            w.current = openWatch(srv, t);
+          }
+        }
+      })(), "a stream after the first went away");
       const err = await rpcError(openWatch(srv, t).next("the refusal"));
       expect([err.code, reasonOf(err)]).toEqual([Code.ResourceExhausted, "TOO_MANY_WATCH_STREAMS"]);
       const iteratorEnd = (async () => {
@@ -275,6 +290,7 @@ describe("WatchInvalidations bounds", () => {
       await within(boundMs, srv.stop(), "the stop");
       // The stream ended with OK (no message, no error) well before the drain's grace.
       expect(await iteratorEnd).toBe("Error: the end: the stream ended");
+      expect(srv.logs.filter((l) => /unexpected error|"level":50/.test(l))).toEqual([]);
     } finally {
       w.current?.close();
       await srv.stop();
