@@ -51,6 +51,8 @@ export type Config = Readonly<{
   logFormat: "json" | "pretty" | "auto";
   /** Largest request message accepted, in bytes. */
   maxRequestBytes: number;
+  /** WatchInvalidations: heartbeat interval in ms (KEYWARD_WATCH_HEARTBEAT_MS, default 10000) and most open streams per process (KEYWARD_WATCH_MAX_STREAMS, default 1000). */
+  watch: Readonly<{ heartbeatMs: number; maxStreams: number }>;
   /** Whether common VerifyKey calls are answered by the fast path (KEYWARD_VERIFY_FAST_PATH, default 1; 0 turns it off). */
   verifyFastPath: boolean;
   /** Prefix of every API key, before the kind (e.g. `kw` → `kw_admin_...`). */
@@ -140,6 +142,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logFormat: oneOf(env, "KEYWARD_LOG_FORMAT", ["json", "pretty", "auto"] as const) ?? "auto",
     maxRequestBytes: integer(env, "KEYWARD_MAX_REQUEST_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
     verifyFastPath: integer(env, "KEYWARD_VERIFY_FAST_PATH", 1, 0, 1) === 1,
+    watch: Object.freeze({
+      heartbeatMs: integer(env, "KEYWARD_WATCH_HEARTBEAT_MS", 10_000, 10, 600_000),
+      maxStreams: integer(env, "KEYWARD_WATCH_MAX_STREAMS", 1000, 1, 1_000_000),
+    }),
     keyPrefix: pattern(env, "KEYWARD_KEY_PREFIX", /^[a-z][a-z0-9]{1,7}$/, "2 to 8 lowercase letters or digits, starting with a letter") ?? "kw",
     keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),
     permissionCategories: Object.freeze(categories(env, "KEYWARD_PERMISSION_CATEGORIES") ?? [...defaultPermissionCategories]),

@@ -10,6 +10,7 @@ import { createUnitsOfWork } from "./db/unit-of-work.ts";
 import { createAuthenticator } from "./directory/authenticator.ts";
 import { createDirectoryService } from "./directory/directory-service.ts";
 import { createKeyService } from "./keys/key-service.ts";
+import { createInvalidationWatch } from "./keys/invalidation-watch.ts";
 import { createOidcVerifier } from "./oidc/oidc-verifier.ts";
 import { createExchangeService } from "./tokens/exchange-service.ts";
 import { createPolicyService } from "./policies/policy-service.ts";
@@ -113,6 +114,7 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
     verifier,
     authenticate: createAuthenticator({ verifier, refusals }),
     keys: createKeyService({ units, audit, clock, catalogue, keyPrefix: config.keyPrefix, keyPepper: config.keyPepper }),
+    watch: createInvalidationWatch({ db, listener, catalogue, logger, ...config.watch }),
     directory: createDirectoryService({ units, audit, clock, catalogue }),
     policies: createPolicyService({ units, audit, clock, catalogue, audienceDomain: config.audienceDomain, publicUrl: config.publicUrl, idTokens }),
     auditReader: createAuditService({ audit, catalogue }),
@@ -162,7 +164,7 @@ export async function startKeyward(opts: {
   const connectHandler = createRpcHandler({
     routes: createRoutes({
       health,
-      keys: createKeyHandlers({ keys: services.keys, verifier: services.verifier }),
+      keys: createKeyHandlers({ keys: services.keys, verifier: services.verifier, watch: services.watch }),
       policies: createPolicyHandlers({ policies: services.policies }),
       directory: createDirectoryHandlers({ directory: services.directory, audienceDomain: config.audienceDomain }),
       audit: createAuditHandlers({ audit: services.auditReader }),
@@ -224,6 +226,8 @@ export async function startKeyward(opts: {
     stop() {
       stopping ??= (async () => {
         health.shutdown();
+        // WatchInvalidations streams end (OK) now, like health watches: the drain does not wait for them.
+        services.watch.shutdown();
         monitor.stop();
         signingKeys.stop();
         services.idTokens.stop();

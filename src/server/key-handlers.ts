@@ -1,7 +1,9 @@
 // KeyService handlers: read the caller, convert the request, call one service method,
 // convert the result.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { InvalidationScope, KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
+import type { InvalidationWatch } from "../keys/invalidation-watch.ts";
 import type { KeyService as KeyDomainService } from "../keys/key-service.ts";
 import type { Verifier } from "../verify/verifier.ts";
 import { callContextOf } from "./auth-interceptor.ts";
@@ -10,8 +12,8 @@ import { keyKinds, keySlots, keyStates, keyToProto } from "./convert.ts";
 import { verifyKeyResponseOf } from "./verify-response.ts";
 
 /** The KeyService implementation. */
-export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Verifier }): ServiceImpl<typeof KeyService> {
-  const { keys, verifier } = deps;
+export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Verifier; watch: InvalidationWatch }): ServiceImpl<typeof KeyService> {
+  const { keys, verifier, watch } = deps;
   return {
     async createKey(req, ctx) {
       const { key, secret } = await keys.create(callContextOf(ctx), {
@@ -62,6 +64,19 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       const outcome = await verifier.verify({ key: req.key, requiredPermissions: req.requiredPermissions, org: req.org, signal: ctx.signal });
       ctx.values.set(verdictKey, outcome.result);
       return verifyKeyResponseOf(outcome);
+    },
+    async *watchInvalidations(req, ctx) {
+      for await (const batch of watch.watch(callContextOf(ctx), { parent: req.parent, resumeToken: req.resumeToken })) {
+        yield {
+          invalidations: batch.invalidations.map((i) => ({
+            scope: i.scope === "key" ? InvalidationScope.KEY : InvalidationScope.TENANT,
+            keyIdHash: i.keyIdHash,
+            changeTime: timestampFromDate(i.changeTime),
+          })),
+          resumeToken: batch.resumeToken,
+          heartbeat: batch.heartbeat,
+        };
+      }
     },
   };
 }

@@ -13,8 +13,23 @@ export function createValidationInterceptor(): Interceptor {
       assertValid(req.method.input, req.message);
       return next(req);
     }
+    if (req.method.methodKind === "server_streaming") {
+      // The one request message of a server stream is checked before authentication too
+      // (otherwise a stream's messages are only read once the handler runs, behind it).
+      const iterator = req.message[Symbol.asyncIterator]();
+      const first = await iterator.next();
+      if (first.done !== true) assertValid(req.method.input, first.value);
+      return next({ ...req, message: replayed(first, iterator) });
+    }
     return next({ ...req, message: validated(req.method.input, req.message) });
   };
+}
+
+/** The first result read already, then the rest of the iterator (connect still checks there is exactly one). */
+async function* replayed<M>(first: IteratorResult<M>, rest: AsyncIterator<M>): AsyncIterable<M> {
+  if (first.done === true) return;
+  yield first.value;
+  for (let r = await rest.next(); r.done !== true; r = await rest.next()) yield r.value;
 }
 
 /** Throws InvalidArgument (reason UNKNOWN_FIELD, INVALID_ENUM_VALUE or INVALID_TIMESTAMP, metadata `field`) for a bad message. */

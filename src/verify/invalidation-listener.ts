@@ -61,6 +61,28 @@ export type InvalidationState = Readonly<{
   lastLagMs: number | null;
 }>;
 
+/** One change row as applied, for subscribers (onChanges). */
+export type AppliedChange = Readonly<{
+  /** The row's id (bigserial, as decimal text). */
+  id: string;
+  /** The writing transaction's id (xid8, as a bigint). */
+  txid: bigint;
+  tenantId: string;
+  scope: "key" | "tenant";
+  /** The key id for scope "key", else null. */
+  keyId: string | null;
+  /** When the row was written (by the database's clock). */
+  createdAt: Date;
+}>;
+
+/**
+ * What one catch-up applied, for subscribers: its rows (each once, across catch-ups), the
+ * listener's position after it (every change of a transaction below `position` is applied),
+ * and `reset`: changes were skipped rather than applied one by one (too many, or a long
+ * disconnection), so a subscriber must treat every tenant as changed.
+ */
+export type AppliedChanges = Readonly<{ changes: readonly AppliedChange[]; position: bigint; reset: boolean }>;
+
 /** The listener. */
 export type InvalidationListener = {
   /** Connects, LISTENs and takes the log's current position; throws StartupError when the connection cannot be made. */
@@ -79,11 +101,18 @@ export type InvalidationListener = {
   hasApplied(id: number): boolean;
   /** Deletes change rows older than the retention now (otherwise every 10 minutes); returns how many went. */
   prune(): Promise<number>;
+  /**
+   * Calls `fn` synchronously after every catch-up that moved or applied something (heartbeats
+   * included, every 5 s while connected), so in-process subscribers (WatchInvalidations
+   * streams) follow the log without reading it themselves. Returns the unsubscribe function.
+   * A throwing subscriber is logged and does not stop the others.
+   */
+  onChanges(fn: (applied: AppliedChanges) => void): () => void;
   /** Stops listening and closes the connection. */
   stop(): Promise<void>;
 };
 
-type ChangeRow = { xmin: string; max_id?: string | null; id: string | null; txid: string | null; tenant_id: string | null; scope: "key" | "tenant" | null; key_id: string | null; lag_ms: number | null };
+type ChangeRow = { xmin: string; max_id?: string | null; id: string | null; txid: string | null; tenant_id: string | null; scope: "key" | "tenant" | null; key_id: string | null; lag_ms: number | null; created_ms?: number | null };
 /** Runs the catch-up query (`?` placeholders) on some connection. */
 type Reader = (cursor: string) => Promise<ChangeRow[]>;
 
@@ -91,7 +120,8 @@ const positionQuery = `select pg_snapshot_xmin(pg_current_snapshot())::text as x
 // The snapshot's xmin and the rows of every transaction at or after the position, oldest first.
 const changesQuery = `
 select s.xmin::text as xmin, c.id::text as id, c.txid::text as txid, c.tenant_id::text as tenant_id, c.scope, c.key_id,
-       (extract(epoch from clock_timestamp() - c.created_at) * 1000)::float8 as lag_ms
+       (extract(epoch from clock_timestamp() - c.created_at) * 1000)::float8 as lag_ms,
+       (extract(epoch from c.created_at) * 1000)::float8 as created_ms
   from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s
   left join lateral (
     select * from credential_change where txid >= $1::xid8 order by id limit ${maxRowsPerCatchUp + 1}
@@ -133,6 +163,24 @@ export function createInvalidationListener(deps: {
   /** Changes committed before the first position was taken (the cache was empty then). */
   let baselineId = 0;
   const appliedIds = new Set<number>();
+  const subscribers = new Set<(applied: AppliedChanges) => void>();
+  /** Set when changes were skipped (cache cleared): the next publish says reset. */
+  let resetPending = false;
+  function publish(changes: AppliedChange[]): void {
+    if (subscribers.size === 0 || cursor === undefined) {
+      resetPending = false;
+      return;
+    }
+    const applied: AppliedChanges = { changes, position: cursor, reset: resetPending };
+    resetPending = false;
+    for (const fn of subscribers) {
+      try {
+        fn(applied);
+      } catch (e) {
+        logger.error({ err: e }, "a credential change subscriber failed");
+      }
+    }
+  }
   const counters = { reconnects: 0, appliedThrough: 0, changesApplied: 0, catchUps: 0, lastLagMs: null as number | null };
 
   /** Reads the log past the position and evicts what changed; moves the position. */
@@ -142,8 +190,10 @@ export function createInvalidationListener(deps: {
       const rows = await read("");
       cursor = BigInt(rows[0]!.xmin);
       if (baselineId === 0) baselineId = Number(rows[0]!.max_id ?? 0);
+      publish([]);
       return;
     }
+    const published: AppliedChange[] = [];
     const rows = await read(cursor.toString());
     const xmin = BigInt(rows[0]!.xmin);
     const changes = rows.filter((r) => r.id !== null);
@@ -151,6 +201,7 @@ export function createInvalidationListener(deps: {
       logger.warn({ changes: changes.length }, "too many credential changes to apply one by one: the verification cache starts empty");
       target.clear();
       applied.clear();
+      resetPending = true;
       // Everything up to now is reflected in an empty cache.
       appliedIds.clear();
       baselineId = Math.max(baselineId, ...changes.map((r) => Number(r.id)));
@@ -165,10 +216,12 @@ export function createInvalidationListener(deps: {
         remember(Number(row.id));
         counters.lastLagMs = row.lag_ms;
         if (row.lag_ms !== null) deps.observeLag?.(Number(row.lag_ms) / 1000);
+        published.push({ id: row.id!, txid: BigInt(row.txid!), tenantId: row.tenant_id!, scope: row.scope!, keyId: row.key_id, createdAt: new Date(Number(row.created_ms ?? 0)) });
       }
     }
     if (xmin > cursor) cursor = xmin;
     for (const [id, txid] of applied) if (txid < cursor) applied.delete(id);
+    publish(published);
   }
 
   function remember(id: number): void {
@@ -253,6 +306,7 @@ export function createInvalidationListener(deps: {
           cursor = undefined;
           applied.clear();
           target.clear();
+          resetPending = true;
         }
         await apply(readVia(client));
       });
@@ -361,6 +415,10 @@ export function createInvalidationListener(deps: {
     },
     hasApplied: (id) => id <= baselineId || appliedIds.has(id),
     prune,
+    onChanges(fn) {
+      subscribers.add(fn);
+      return () => subscribers.delete(fn);
+    },
     async stop() {
       stopped = true;
       clearInterval(heartbeat);

@@ -14,7 +14,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/key_service.proto.
  */
 export const file_keyward_v1_key_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL3YxL2tleV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIn4KEENyZWF0ZUtleVJlcXVlc3QSDgoGcGFyZW50GAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCRILCgNvcmcYBCABKAkSEwoLZXhwaXJlX2RheXMYBSABKAUSDQoFb3duZXIYBiABKAkiQQoRQ3JlYXRlS2V5UmVzcG9uc2USHAoDa2V5GAEgASgLMg8ua2V5d2FyZC52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh0KDUdldEtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIuCg5HZXRLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleSK9AQoPTGlzdEtleXNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIhCgRraW5kGAQgASgOMhMua2V5d2FyZC52MS5LZXlLaW5kEiMKBXN0YXRlGAUgASgOMhQua2V5d2FyZC52MS5LZXlTdGF0ZRINCgVvd25lchgGIAEoCRILCgNvcmcYByABKAkSDwoHY3JlYXRvchgIIAEoCSJKChBMaXN0S2V5c1Jlc3BvbnNlEh0KBGtleXMYASADKAsyDy5rZXl3YXJkLnYxLktleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoQUmV2b2tlS2V5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIxChFSZXZva2VLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleSJKCg9DbG9uZUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEwoLZXhwaXJlX2RheXMYAyABKAUiQAoQQ2xvbmVLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleRIOCgZzZWNyZXQYAiABKAkidQoQUm90YXRlS2V5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSIQoEa2luZBgCIAEoDjITLmtleXdhcmQudjEuS2V5S2luZBIhCgRzbG90GAMgASgOMhMua2V5d2FyZC52MS5LZXlTbG90EgsKA29yZxgEIAEoCSJTChFSb3RhdGVLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleRIOCgZzZWNyZXQYAiABKAkSEAoIcmVwbGFjZWQYAyABKAkiSgoQVmVyaWZ5S2V5UmVxdWVzdBILCgNrZXkYASABKAkSHAoUcmVxdWlyZWRfcGVybWlzc2lvbnMYAiADKAkSCwoDb3JnGAMgASgJIq8CChFWZXJpZnlLZXlSZXNwb25zZRIoCgZyZXN1bHQYASABKA4yGC5rZXl3YXJkLnYxLlZlcmlmeVJlc3VsdBIOCgZrZXlfaWQYAiABKAkSIQoEa2luZBgDIAEoDjITLmtleXdhcmQudjEuS2V5S2luZBIOCgZ0ZW5hbnQYBCABKAkSCwoDb3JnGAUgASgJEg0KBW93bmVyGAYgASgJEhMKC3Blcm1pc3Npb25zGAcgAygJEi8KC2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNtaXNzaW5nX3Blcm1pc3Npb25zGAkgAygJEg0KBXRva2VuGAogASgIEg4KBnBvbGljeRgLIAEoCRIPCgdzdWJqZWN0GAwgASgJKqQCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAQSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAUSKgomVkVSSUZZX1JFU1VMVF9JTlNVRkZJQ0lFTlRfUEVSTUlTU0lPTlMQBhIdChlWRVJJRllfUkVTVUxUX1dST05HX1NDT1BFEAcSIQodVkVSSUZZX1JFU1VMVF9PV05FUl9TVVNQRU5ERUQQCDKSBAoKS2V5U2VydmljZRJICglDcmVhdGVLZXkSHC5rZXl3YXJkLnYxLkNyZWF0ZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLkNyZWF0ZUtleVJlc3BvbnNlEkQKBkdldEtleRIZLmtleXdhcmQudjEuR2V0S2V5UmVxdWVzdBoaLmtleXdhcmQudjEuR2V0S2V5UmVzcG9uc2UiA5ACARJKCghMaXN0S2V5cxIbLmtleXdhcmQudjEuTGlzdEtleXNSZXF1ZXN0Ghwua2V5d2FyZC52MS5MaXN0S2V5c1Jlc3BvbnNlIgOQAgESSAoJUmV2b2tlS2V5Ehwua2V5d2FyZC52MS5SZXZva2VLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5SZXZva2VLZXlSZXNwb25zZRJFCghDbG9uZUtleRIbLmtleXdhcmQudjEuQ2xvbmVLZXlSZXF1ZXN0Ghwua2V5d2FyZC52MS5DbG9uZUtleVJlc3BvbnNlEkgKCVJvdGF0ZUtleRIcLmtleXdhcmQudjEuUm90YXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuUm90YXRlS2V5UmVzcG9uc2USTQoJVmVyaWZ5S2V5Ehwua2V5d2FyZC52MS5WZXJpZnlLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5WZXJpZnlLZXlSZXNwb25zZSIDkAICYgZwcm90bzM", [file_google_protobuf_timestamp, file_keyward_v1_key]);
+  fileDesc("ChxrZXl3YXJkL3YxL2tleV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIn4KEENyZWF0ZUtleVJlcXVlc3QSDgoGcGFyZW50GAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCRILCgNvcmcYBCABKAkSEwoLZXhwaXJlX2RheXMYBSABKAUSDQoFb3duZXIYBiABKAkiQQoRQ3JlYXRlS2V5UmVzcG9uc2USHAoDa2V5GAEgASgLMg8ua2V5d2FyZC52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh0KDUdldEtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIuCg5HZXRLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleSK9AQoPTGlzdEtleXNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIhCgRraW5kGAQgASgOMhMua2V5d2FyZC52MS5LZXlLaW5kEiMKBXN0YXRlGAUgASgOMhQua2V5d2FyZC52MS5LZXlTdGF0ZRINCgVvd25lchgGIAEoCRILCgNvcmcYByABKAkSDwoHY3JlYXRvchgIIAEoCSJKChBMaXN0S2V5c1Jlc3BvbnNlEh0KBGtleXMYASADKAsyDy5rZXl3YXJkLnYxLktleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMAoQUmV2b2tlS2V5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIxChFSZXZva2VLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleSJKCg9DbG9uZUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEwoLZXhwaXJlX2RheXMYAyABKAUiQAoQQ2xvbmVLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleRIOCgZzZWNyZXQYAiABKAkidQoQUm90YXRlS2V5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSIQoEa2luZBgCIAEoDjITLmtleXdhcmQudjEuS2V5S2luZBIhCgRzbG90GAMgASgOMhMua2V5d2FyZC52MS5LZXlTbG90EgsKA29yZxgEIAEoCSJTChFSb3RhdGVLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5rZXl3YXJkLnYxLktleRIOCgZzZWNyZXQYAiABKAkSEAoIcmVwbGFjZWQYAyABKAkiSgoQVmVyaWZ5S2V5UmVxdWVzdBILCgNrZXkYASABKAkSHAoUcmVxdWlyZWRfcGVybWlzc2lvbnMYAiADKAkSCwoDb3JnGAMgASgJIq8CChFWZXJpZnlLZXlSZXNwb25zZRIoCgZyZXN1bHQYASABKA4yGC5rZXl3YXJkLnYxLlZlcmlmeVJlc3VsdBIOCgZrZXlfaWQYAiABKAkSIQoEa2luZBgDIAEoDjITLmtleXdhcmQudjEuS2V5S2luZBIOCgZ0ZW5hbnQYBCABKAkSCwoDb3JnGAUgASgJEg0KBW93bmVyGAYgASgJEhMKC3Blcm1pc3Npb25zGAcgAygJEi8KC2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNtaXNzaW5nX3Blcm1pc3Npb25zGAkgAygJEg0KBXRva2VuGAogASgIEg4KBnBvbGljeRgLIAEoCRIPCgdzdWJqZWN0GAwgASgJIkEKGVdhdGNoSW52YWxpZGF0aW9uc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCSJ2ChpXYXRjaEludmFsaWRhdGlvbnNSZXNwb25zZRIvCg1pbnZhbGlkYXRpb25zGAEgAygLMhgua2V5d2FyZC52MS5JbnZhbGlkYXRpb24SFAoMcmVzdW1lX3Rva2VuGAIgASgJEhEKCWhlYXJ0YmVhdBgDIAEoCCKCAQoMSW52YWxpZGF0aW9uEiwKBXNjb3BlGAEgASgOMh0ua2V5d2FyZC52MS5JbnZhbGlkYXRpb25TY29wZRITCgtrZXlfaWRfaGFzaBgCIAEoCRIvCgtjaGFuZ2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqpAIKDFZlcmlmeVJlc3VsdBIdChlWRVJJRllfUkVTVUxUX1VOU1BFQ0lGSUVEEAASFwoTVkVSSUZZX1JFU1VMVF9WQUxJRBABEhsKF1ZFUklGWV9SRVNVTFRfTUFMRk9STUVEEAISGwoXVkVSSUZZX1JFU1VMVF9OT1RfRk9VTkQQAxIZChVWRVJJRllfUkVTVUxUX0VYUElSRUQQBBIZChVWRVJJRllfUkVTVUxUX1JFVk9LRUQQBRIqCiZWRVJJRllfUkVTVUxUX0lOU1VGRklDSUVOVF9QRVJNSVNTSU9OUxAGEh0KGVZFUklGWV9SRVNVTFRfV1JPTkdfU0NPUEUQBxIhCh1WRVJJRllfUkVTVUxUX09XTkVSX1NVU1BFTkRFRBAIKnIKEUludmFsaWRhdGlvblNjb3BlEiIKHklOVkFMSURBVElPTl9TQ09QRV9VTlNQRUNJRklFRBAAEhoKFklOVkFMSURBVElPTl9TQ09QRV9LRVkQARIdChlJTlZBTElEQVRJT05fU0NPUEVfVEVOQU5UEAIy+QQKCktleVNlcnZpY2USSAoJQ3JlYXRlS2V5Ehwua2V5d2FyZC52MS5DcmVhdGVLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5DcmVhdGVLZXlSZXNwb25zZRJECgZHZXRLZXkSGS5rZXl3YXJkLnYxLkdldEtleVJlcXVlc3QaGi5rZXl3YXJkLnYxLkdldEtleVJlc3BvbnNlIgOQAgESSgoITGlzdEtleXMSGy5rZXl3YXJkLnYxLkxpc3RLZXlzUmVxdWVzdBocLmtleXdhcmQudjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEkgKCVJldm9rZUtleRIcLmtleXdhcmQudjEuUmV2b2tlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuUmV2b2tlS2V5UmVzcG9uc2USRQoIQ2xvbmVLZXkSGy5rZXl3YXJkLnYxLkNsb25lS2V5UmVxdWVzdBocLmtleXdhcmQudjEuQ2xvbmVLZXlSZXNwb25zZRJICglSb3RhdGVLZXkSHC5rZXl3YXJkLnYxLlJvdGF0ZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLlJvdGF0ZUtleVJlc3BvbnNlEk0KCVZlcmlmeUtleRIcLmtleXdhcmQudjEuVmVyaWZ5S2V5UmVxdWVzdBodLmtleXdhcmQudjEuVmVyaWZ5S2V5UmVzcG9uc2UiA5ACAhJlChJXYXRjaEludmFsaWRhdGlvbnMSJS5rZXl3YXJkLnYxLldhdGNoSW52YWxpZGF0aW9uc1JlcXVlc3QaJi5rZXl3YXJkLnYxLldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_keyward_v1_key]);
 
 /**
  * Request of KeyService.CreateKey.
@@ -582,6 +582,115 @@ export const VerifyKeyResponseSchema: GenMessage<VerifyKeyResponse> = /*@__PURE_
   messageDesc(file_keyward_v1_key_service, 13);
 
 /**
+ * Request of KeyService.WatchInvalidations.
+ *
+ * @generated from message keyward.v1.WatchInvalidationsRequest
+ */
+export type WatchInvalidationsRequest = Message<"keyward.v1.WatchInvalidationsRequest"> & {
+  /**
+   * The tenant to watch: `tenants/{tenant}` (empty: the caller's tenant).
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * The `resume_token` of the last message received on an earlier stream, to receive what
+   * happened since (each change once). Empty: from now on. Opaque; only valid for the
+   * tenant that minted it.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message keyward.v1.WatchInvalidationsRequest.
+ * Use `create(WatchInvalidationsRequestSchema)` to create a new message.
+ */
+export const WatchInvalidationsRequestSchema: GenMessage<WatchInvalidationsRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key_service, 14);
+
+/**
+ * One batch of a WatchInvalidations stream.
+ *
+ * @generated from message keyward.v1.WatchInvalidationsResponse
+ */
+export type WatchInvalidationsResponse = Message<"keyward.v1.WatchInvalidationsResponse"> & {
+  /**
+   * What changed, oldest first (empty in a heartbeat).
+   *
+   * @generated from field: repeated keyward.v1.Invalidation invalidations = 1;
+   */
+  invalidations: Invalidation[];
+
+  /**
+   * The stream's position after this message: pass it to the next WatchInvalidations to
+   * resume after it. Opaque.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+
+  /**
+   * True for a message sent only to prove the stream alive (every 10 s by default,
+   * KEYWARD_WATCH_HEARTBEAT_MS, when nothing changed); it carries no invalidations but a fresh
+   * resume_token. The first message of every stream comes as soon as the stream follows the
+   * log (a heartbeat when it carries nothing): changes after it are certain to be delivered.
+   *
+   * @generated from field: bool heartbeat = 3;
+   */
+  heartbeat: boolean;
+};
+
+/**
+ * Describes the message keyward.v1.WatchInvalidationsResponse.
+ * Use `create(WatchInvalidationsResponseSchema)` to create a new message.
+ */
+export const WatchInvalidationsResponseSchema: GenMessage<WatchInvalidationsResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key_service, 15);
+
+/**
+ * One credential change of the watched tenant.
+ *
+ * @generated from message keyward.v1.Invalidation
+ */
+export type Invalidation = Message<"keyward.v1.Invalidation"> & {
+  /**
+   * What it covers.
+   *
+   * @generated from field: keyward.v1.InvalidationScope scope = 1;
+   */
+  scope: InvalidationScope;
+
+  /**
+   * For INVALIDATION_SCOPE_KEY: the key's id hashed, never the id in clear:
+   * base64url without padding of SHA-256 over the key id's 16 ASCII characters (the id is the
+   * part of a raw key `<prefix><kind>_<id>_<secret>` between its first and second `_`).
+   * A plain hash suffices: the stream is per tenant and needs that tenant's credential, and
+   * the holder of a raw key can compute the hash of its id, nobody learns an id from it.
+   * Empty for INVALIDATION_SCOPE_TENANT.
+   *
+   * @generated from field: string key_id_hash = 2;
+   */
+  keyIdHash: string;
+
+  /**
+   * When the change was committed (by the database's clock).
+   *
+   * @generated from field: google.protobuf.Timestamp change_time = 3;
+   */
+  changeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyward.v1.Invalidation.
+ * Use `create(InvalidationSchema)` to create a new message.
+ */
+export const InvalidationSchema: GenMessage<Invalidation> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key_service, 16);
+
+/**
  * The outcome of verifying a credential.
  *
  * @generated from enum keyward.v1.VerifyResult
@@ -665,6 +774,49 @@ export type VerifyResult = (typeof VerifyResult)[keyof typeof VerifyResult] | Un
  */
 export const VerifyResultSchema: GenEnum<VerifyResult> = /*@__PURE__*/
   enumDesc(file_keyward_v1_key_service, 0);
+
+/**
+ * What an Invalidation covers.
+ *
+ * @generated from enum keyward.v1.InvalidationScope
+ */
+export const InvalidationScope = {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: INVALIDATION_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * One API key (revoked, rotated, deleted, created, changed): drop what is cached for it.
+   *
+   * @generated from enum value: INVALIDATION_SCOPE_KEY = 1;
+   */
+  KEY: 1,
+
+  /**
+   * Something every credential of the tenant may depend on (a principal, an org, a policy, a
+   * minted token, the tenant itself), or a gap in the stream's history (a resume token older
+   * than the change log keeps): drop everything cached for this tenant.
+   *
+   * @generated from enum value: INVALIDATION_SCOPE_TENANT = 2;
+   */
+  TENANT: 2,
+} as const;
+
+/**
+ * What an Invalidation covers.
+ *
+ * @generated from enum keyward.v1.InvalidationScope
+ */
+export type InvalidationScope = (typeof InvalidationScope)[keyof typeof InvalidationScope] | UnknownEnum;
+
+/**
+ * Describes the enum keyward.v1.InvalidationScope.
+ */
+export const InvalidationScopeSchema: GenEnum<InvalidationScope> = /*@__PURE__*/
+  enumDesc(file_keyward_v1_key_service, 1);
 
 /**
  * Issues, rotates, revokes and verifies API keys. Every method but VerifyKey needs a
@@ -756,6 +908,25 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof VerifyKeyRequestSchema;
     output: typeof VerifyKeyResponseSchema;
+  },
+  /**
+   * Streams the credential changes of one tenant, so a client-side VerifyKey cache (the SDK)
+   * can drop what it holds about a credential as soon as any keyward replica changes it
+   * (DESIGN.md §8). First what happened since `resume_token`, then live changes, with a
+   * heartbeat message when nothing happened for a while. Needs `keys:read` in that tenant; an
+   * org-scoped caller gets the same tenant-wide stream (it names no key in clear and no
+   * detail: a key-scope entry is a hash, a tenant-scope entry says only "drop everything").
+   * The stream ends with OK when the server stops, DEADLINE_EXCEEDED at the caller's
+   * deadline; reconnect with the last `resume_token` received. RESOURCE_EXHAUSTED when the
+   * server holds too many streams; INVALID_ARGUMENT `INVALID_RESUME_TOKEN` for a token not
+   * minted for this tenant.
+   *
+   * @generated from rpc keyward.v1.KeyService.WatchInvalidations
+   */
+  watchInvalidations: {
+    methodKind: "server_streaming";
+    input: typeof WatchInvalidationsRequestSchema;
+    output: typeof WatchInvalidationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyward_v1_key_service, 0);

@@ -1,0 +1,244 @@
+// KeyService.WatchInvalidations (DESIGN.md §8, issue 13): one tenant's credential changes as a
+// stream, so the SDK's VerifyKey cache drops an entry as soon as any replica changes it. A
+// stream first reads the change log (credential_change, one indexed query) from its resume
+// position, then follows the process's invalidation listener (invalidation-listener.ts
+// onChanges), so open streams never query the database per notification.
+//
+// Position: like the listener's, by transaction id (row ids are taken before commit). A stream
+// has delivered every change of its tenant whose transaction is below `cursor`, plus the ids in
+// `delivered` (changes at or after it). The resume token carries both, the database time of the
+// position, and a fingerprint of the tenant (a token is valid for that tenant only).
+import { createHash } from "node:crypto";
+import type { Catalogue } from "../directory/permissions.ts";
+import { requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
+import type { Database } from "../db/orm.ts";
+import { ErrorKind, invalidArgument, KeywardError } from "../errors.ts";
+import { parseTenantName } from "../common/resource-names.ts";
+import type { Logger } from "../logger.ts";
+import type { AppliedChanges, InvalidationListener } from "../verify/invalidation-listener.ts";
+
+/** One entry of a batch: a key (by the hash of its id) or the whole tenant. */
+export type Invalidation = Readonly<{ scope: "key" | "tenant"; keyIdHash: string; changeTime: Date }>;
+
+/** One message of the stream. */
+export type InvalidationBatch = Readonly<{ invalidations: readonly Invalidation[]; resumeToken: string; heartbeat: boolean }>;
+
+/** The watch service. */
+export type InvalidationWatch = {
+  /**
+   * Streams the changes of `parent`'s tenant (the caller's own; needs `keys:read`) after
+   * `resumeToken` ("" = from now). The first message comes once the log is read (heartbeat
+   * when it found nothing); then a message per batch of changes, and a heartbeat every
+   * `heartbeatMs` without one. Ends (returns) when `ctx.signal` aborts or at shutdown.
+   * Throws INVALID_ARGUMENT `INVALID_RESUME_TOKEN`, PERMISSION_DENIED, RESOURCE_EXHAUSTED
+   * `TOO_MANY_WATCH_STREAMS`, FAILED_PRECONDITION `WATCH_UNAVAILABLE` (no listener: the
+   * VerifyKey cache is disabled).
+   */
+  watch(ctx: CallContext, req: { parent: string; resumeToken: string }): AsyncGenerator<InvalidationBatch>;
+  /** Open streams (for tests and metrics). */
+  open(): number;
+  /** Ends every open stream (they return after their current message); later calls end at once. */
+  shutdown(): void;
+};
+
+/** The hash a key-scope invalidation carries: base64url (no padding) SHA-256 of the key id's ASCII. */
+export function keyIdHash(keyId: string): string {
+  return createHash("sha256").update(keyId, "ascii").digest("base64url");
+}
+
+/** Most change rows one catch-up sends one by one; past this the stream says "drop the tenant" instead. */
+const maxCatchUpRows = 10_000;
+/** A resume position older than this (ms) may have lost rows to the log's pruning (1 day): drop the tenant. */
+const resumeHorizonMs = 23 * 60 * 60_000;
+/** Most ids a resume token remembers past its cursor (transactions still open at the position; normally a handful). */
+const maxDeliveredInToken = 500;
+
+type CatchUpRow = { xmin: string; now_ms: number; id: string | null; txid: string | null; scope: "key" | "tenant" | null; key_id: string | null; created_ms: number | null };
+// The snapshot's xmin and the tenant's rows of every transaction at or after the position
+// ($1, or the snapshot's own xmin when null), oldest first. Indexed by credential_change_txid_idx.
+const catchUpQuery = `
+select s.xmin::text as xmin, (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms,
+       c.id::text as id, c.txid::text as txid, c.scope, c.key_id, (extract(epoch from c.created_at) * 1000)::float8 as created_ms
+  from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s
+  left join lateral (
+    select * from credential_change
+     where txid >= coalesce(?::xid8, s.xmin) and tenant_id = ?
+     order by id limit ${maxCatchUpRows + 1}
+  ) c on true`;
+
+type Position = { cursor: bigint; delivered: Map<string, bigint>; timeMs: number };
+
+function fingerprint(tenantId: string): string {
+  return createHash("sha256").update(JSON.stringify(["WatchInvalidations", tenantId])).digest("base64url").slice(0, 16);
+}
+
+function invalidResumeToken(): KeywardError {
+  return invalidArgument("INVALID_RESUME_TOKEN", "resume_token is not valid for this request (a token only works for the tenant whose stream returned it)", { field: "resume_token" });
+}
+
+/** Encodes a position for `tenantId` (exported for tests that need an old position). */
+export function encodeResumeToken(tenantId: string, position: Position): string {
+  const d = [...position.delivered].slice(-maxDeliveredInToken).map(([id, txid]) => [id, txid.toString()]);
+  return Buffer.from(JSON.stringify({ x: position.cursor.toString(), d, t: position.timeMs, f: fingerprint(tenantId) })).toString("base64url");
+}
+
+const digits = /^[0-9]{1,20}$/;
+
+/** Decodes a token minted for `tenantId`; anything else is INVALID_ARGUMENT `INVALID_RESUME_TOKEN`. */
+function decodeResumeToken(token: string, tenantId: string): Position {
+  if (token.length > 64 * 1024) throw invalidResumeToken();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw invalidResumeToken();
+  }
+  if (parsed === null || typeof parsed !== "object") throw invalidResumeToken();
+  const { x, d, t, f } = parsed as { x?: unknown; d?: unknown; t?: unknown; f?: unknown };
+  if (f !== fingerprint(tenantId) || typeof x !== "string" || !digits.test(x) || typeof t !== "number" || !Number.isFinite(t) || !Array.isArray(d) || d.length > maxDeliveredInToken) {
+    throw invalidResumeToken();
+  }
+  const delivered = new Map<string, bigint>();
+  for (const entry of d) {
+    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string" || typeof entry[1] !== "string" || !digits.test(entry[0]) || !digits.test(entry[1])) throw invalidResumeToken();
+    delivered.set(entry[0], BigInt(entry[1]));
+  }
+  return { cursor: BigInt(x), delivered, timeMs: t };
+}
+
+/** Creates the watch service. `listener` undefined (cache disabled): every call is FAILED_PRECONDITION. */
+export function createInvalidationWatch(deps: {
+  db: Database;
+  listener: InvalidationListener | undefined;
+  catalogue: Catalogue;
+  logger: Logger;
+  /** Heartbeat interval in ms (KEYWARD_WATCH_HEARTBEAT_MS). */
+  heartbeatMs: number;
+  /** Most open streams in this process (KEYWARD_WATCH_MAX_STREAMS). */
+  maxStreams: number;
+}): InvalidationWatch {
+  const { listener, catalogue } = deps;
+  const pool = deps.db.orm.driver.getConnection();
+  const closers = new Set<() => void>();
+  let stopped = false;
+
+  async function* watch(ctx: CallContext, req: { parent: string; resumeToken: string }): AsyncGenerator<InvalidationBatch> {
+    const tenant = parseTenantName(req.parent);
+    requireOwnTenant(ctx.caller, tenant);
+    requirePermission(catalogue, ctx.caller, "keys:read");
+    const tenantId = ctx.caller.tenantId;
+    const resumed = req.resumeToken === "" ? undefined : decodeResumeToken(req.resumeToken, tenantId);
+    if (listener === undefined) {
+      throw new KeywardError(ErrorKind.FAILED_PRECONDITION, "WATCH_UNAVAILABLE", "this server does not follow credential changes (its VerifyKey cache is disabled: KEYWARD_VERIFY_CACHE_TTL_SECONDS=0)");
+    }
+    if (closers.size >= deps.maxStreams) {
+      throw new KeywardError(ErrorKind.RESOURCE_EXHAUSTED, "TOO_MANY_WATCH_STREAMS", "too many WatchInvalidations streams are open on this server; retry later", { limit: String(deps.maxStreams) });
+    }
+    const signal = ctx.signal;
+    if (stopped || signal?.aborted === true) return;
+
+    // Subscribed before the log is read: a change committed after that read reaches the stream
+    // through the listener, one committed before it is in the read (duplicates are skipped by id).
+    const inbox: AppliedChanges[] = [];
+    let wake: (() => void) | undefined;
+    const notify = (): void => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    let closed = false;
+    const close = (): void => {
+      closed = true;
+      notify();
+    };
+    const ended = (): boolean => closed || stopped || signal?.aborted === true;
+    closers.add(close);
+    const unsubscribe = listener.onChanges((applied) => {
+      inbox.push(applied);
+      notify();
+    });
+    signal?.addEventListener("abort", close, { once: true });
+    try {
+      const rows = await pool.execute<CatchUpRow[]>(catchUpQuery, [resumed === undefined ? null : resumed.cursor.toString(), tenantId], "all");
+      const head = rows[0]!;
+      const position: Position = { cursor: resumed?.cursor ?? BigInt(head.xmin), delivered: resumed?.delivered ?? new Map(), timeMs: Number(head.now_ms) };
+      const first: Invalidation[] = [];
+      const found = rows.filter((r) => r.id !== null);
+      if ((resumed !== undefined && Number(head.now_ms) - resumed.timeMs > resumeHorizonMs) || found.length > maxCatchUpRows) {
+        // History lost (pruned) or too long to send: the client drops everything of the tenant.
+        first.push(tenantWide(new Date(Number(head.now_ms))));
+      }
+      if (found.length <= maxCatchUpRows) {
+        for (const row of found) {
+          if (position.delivered.has(row.id!)) continue;
+          position.delivered.set(row.id!, BigInt(row.txid!));
+          first.push(invalidationOf(row.scope!, row.key_id, new Date(Number(row.created_ms))));
+        }
+      }
+      advance(position, BigInt(head.xmin));
+      yield { invalidations: first, resumeToken: encodeResumeToken(tenantId, position), heartbeat: first.length === 0 };
+
+      for (;;) {
+        if (ended()) return;
+        if (inbox.length === 0) {
+          const timedOut = await new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => {
+              wake = undefined;
+              resolve(true);
+            }, deps.heartbeatMs);
+            wake = () => {
+              clearTimeout(timer);
+              resolve(false);
+            };
+          });
+          if (ended()) return;
+          if (timedOut && inbox.length === 0) {
+            yield { invalidations: [], resumeToken: encodeResumeToken(tenantId, position), heartbeat: true };
+            continue;
+          }
+        }
+        const batch: Invalidation[] = [];
+        for (let applied = inbox.shift(); applied !== undefined; applied = inbox.shift()) {
+          // The listener skipped changes (too many, or a long disconnection): drop everything.
+          if (applied.reset) batch.push(tenantWide(new Date()));
+          for (const change of applied.changes) {
+            if (change.tenantId !== tenantId || change.txid < position.cursor || position.delivered.has(change.id)) continue;
+            position.delivered.set(change.id, change.txid);
+            batch.push(invalidationOf(change.scope, change.keyId, change.createdAt));
+          }
+          advance(position, applied.position);
+          position.timeMs = Date.now();
+        }
+        if (batch.length > 0) yield { invalidations: batch, resumeToken: encodeResumeToken(tenantId, position), heartbeat: false };
+      }
+    } finally {
+      closers.delete(close);
+      unsubscribe();
+      signal?.removeEventListener("abort", close);
+    }
+  }
+
+  return {
+    watch,
+    open: () => closers.size,
+    shutdown() {
+      stopped = true;
+      for (const close of closers) close();
+    },
+  };
+}
+
+/** The entry telling the client to drop everything of the tenant. */
+function tenantWide(changeTime: Date): Invalidation {
+  return { scope: "tenant", keyIdHash: "", changeTime };
+}
+
+function invalidationOf(scope: "key" | "tenant", keyId: string | null, changeTime: Date): Invalidation {
+  return scope === "key" ? { scope, keyIdHash: keyIdHash(keyId!), changeTime } : { scope, keyIdHash: "", changeTime };
+}
+
+/** Moves the position to `cursor` when later, forgetting the delivered ids below it. */
+function advance(position: Position, cursor: bigint): void {
+  if (cursor > position.cursor) position.cursor = cursor;
+  for (const [id, txid] of position.delivered) if (txid < position.cursor) position.delivered.delete(id);
+}
