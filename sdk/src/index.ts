@@ -26,3 +26,22 @@ export * from "../../gen/keyward/v1/directory_pb.ts";
 export * from "../../gen/keyward/v1/directory_service_pb.ts";
 export * from "../../gen/keyward/v1/audit_pb.ts";
 export * from "../../gen/keyward/v1/audit_service_pb.ts";
+export type { KeyVerifier, KeywardIdentity, VerifyOptions, VerifyOutcome } from "./guard-types.ts";
+export {
+  bearerKey,
+  decide,
+  FORBIDDEN_BODY,
+  keywardIdentityKey,
+  keywardInterceptor,
+  keywardMiddleware,
+  PERMISSION_DENIED_MESSAGE,
+  UNAUTHENTICATED_MESSAGE,
+  UNAUTHORIZED_BODY,
+  UNAVAILABLE_BODY,
+  UNAVAILABLE_MESSAGE,
+  type GuardDecision,
+  type KeywardInterceptorOptions,
+  type KeywardMiddleware,
+  type KeywardMiddlewareOptions,
+  type KeywardRequest,
+} from "./guards.ts";
