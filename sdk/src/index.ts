@@ -26,3 +26,12 @@ export * from "../../gen/keyward/v1/directory_pb.ts";
 export * from "../../gen/keyward/v1/directory_service_pb.ts";
 export * from "../../gen/keyward/v1/audit_pb.ts";
 export * from "../../gen/keyward/v1/audit_service_pb.ts";
+export {
+  createVerifier,
+  keyIdHashOf,
+  type VerifiedIdentity,
+  type Verifier,
+  type VerifierOptions,
+  type VerifierStats,
+  type VerifyOutcome,
+} from "./verifier.ts";
