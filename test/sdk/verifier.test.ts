@@ -147,6 +147,59 @@ describe("the SDK verifier", () => {
     }
   });
 
+  it("when a revocation arrives while a lookup is in flight, then that lookup's VALID answer is not cached", async () => {
+    const t = await createTestTenant(server, "sv");
+    const key = await createKey(t, ["keys:read"]);
+    let holdNext = false;
+    let release: () => void = () => {};
+    let held = false;
+    const gate: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      if (req.method.name === "VerifyKey" && holdNext) {
+        holdNext = false;
+        held = true;
+        await new Promise<void>((r) => { release = r; });
+      }
+      return res;
+    };
+    const v = createVerifier({ client: createKeywardClient({ baseUrl: server.url, apiKey: t.adminKey, interceptors: [gate, counter], retries: 0 }), tenant: t.slug });
+    try {
+      await until(() => v.stats().streamUp, 5000, "the invalidation stream");
+      holdNext = true;
+      const pending = v.verify(key);
+      await until(() => held, 2000, "the lookup answered VALID and held");
+      const seen = v.stats().invalidations;
+      await keys().revokeKey({ name: `tenants/${t.slug}/keys/${key.split("_")[1]}`, reason: "test" }, withKey(t.adminKey));
+      await until(() => v.stats().invalidations > seen, revocationBoundMs, "the revocation reached the verifier");
+      release();
+      expect((await pending).valid).toBe(true); // answered before the revocation: returned, but not kept
+      expect(v.stats().size).toBe(0);
+      const before = verifyCalls;
+      expect((await v.verify(key)).result).toBe(VerifyResult.REVOKED);
+      expect(verifyCalls).toBe(before + 1);
+    } finally {
+      release();
+      v.close();
+    }
+  });
+
+  it("when the stream is off, then an entry is served only for degradedTtlMs", async () => {
+    const t = await createTestTenant(server, "sv");
+    const key = await createKey(t, ["keys:read"]);
+    const v = createVerifier({ client: createKeywardClient({ baseUrl: server.url, interceptors: [counter] }), watch: false, degradedTtlMs: 200 });
+    try {
+      await v.verify(key);
+      const before = verifyCalls;
+      await v.verify(key);
+      expect(verifyCalls).toBe(before);
+      await new Promise((r) => setTimeout(r, 250)); // the TTL itself is what is tested
+      await v.verify(key);
+      expect(verifyCalls).toBe(before + 1);
+    } finally {
+      v.close();
+    }
+  });
+
   it("when keyward is unreachable and nothing is cached, then verify throws Unavailable (fail closed)", async () => {
     const t = await createTestTenant(server, "sv");
     const client = createKeywardClient({ baseUrl: "http://127.0.0.1:1", retries: 0, timeoutMs: 1000 });
