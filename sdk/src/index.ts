@@ -26,7 +26,7 @@ export * from "../../gen/keyward/v1/directory_pb.ts";
 export * from "../../gen/keyward/v1/directory_service_pb.ts";
 export * from "../../gen/keyward/v1/audit_pb.ts";
 export * from "../../gen/keyward/v1/audit_service_pb.ts";
-export type { KeyVerifier, KeywardIdentity, VerifyOptions, VerifyOutcome } from "./guard-types.ts";
+export type { KeyVerifier, KeywardIdentity, VerifyOptions, VerifyOutcome as GuardVerifyOutcome } from "./guard-types.ts";
 export {
   bearerKey,
   decide,
@@ -45,3 +45,12 @@ export {
   type KeywardMiddlewareOptions,
   type KeywardRequest,
 } from "./guards.ts";
+export {
+  createVerifier,
+  keyIdHashOf,
+  type VerifiedIdentity,
+  type Verifier,
+  type VerifierOptions,
+  type VerifierStats,
+  type VerifyOutcome,
+} from "./verifier.ts";

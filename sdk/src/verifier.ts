@@ -1,0 +1,275 @@
+// The SDK verifier (DESIGN.md §7, issue 13 item 3): VerifyKey with a local, bounded,
+// revocation-prompt cache fed by KeyService.WatchInvalidations.
+import { createHash } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createKeywardClient, verifyResultName, type KeywardClient } from "./client.ts";
+import { InvalidationScope, VerifyResult, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
+import type { KeyKind } from "../../gen/keyward/v1/key_pb.ts";
+
+/** Options of createVerifier. */
+export type VerifierOptions = {
+  /** keyward's base URL; used when `client` is not given. */
+  baseUrl?: string | undefined;
+  /** A client of your own (e.g. with interceptors); takes precedence over baseUrl/apiKey. */
+  client?: KeywardClient | undefined;
+  /** An API key of the tenant holding `keys:read`: needed for the invalidation stream. */
+  apiKey?: string | undefined;
+  /** Tenant slug to watch; default: the apiKey's own tenant. */
+  tenant?: string | undefined;
+  /** How long a VALID result is served while the stream is up, ms. Default 60 000. */
+  cacheTtlMs?: number | undefined;
+  /** Most cached results (least recently used evicted). Default 10 000. */
+  maxEntries?: number | undefined;
+  /** How long a non-VALID result is served, ms; capped at 1000. Default 1000. */
+  negativeTtlMs?: number | undefined;
+  /** While the stream is down (or watch is off), results older than this are not served, ms. Default 5000. */
+  degradedTtlMs?: number | undefined;
+  /** Subscribe to WatchInvalidations. Default: true when a client or apiKey is given. */
+  watch?: boolean | undefined;
+  /** Longest silence on the stream before it is considered dead and reopened, ms. Default 30 000 (3 heartbeats). */
+  streamIdleMs?: number | undefined;
+};
+
+/** Who a valid credential belongs to (from VerifyKey; for the calling service's logs, never its callers). */
+export type VerifiedIdentity = {
+  keyId: string;
+  tenant: string;
+  org: string;
+  owner: string;
+  kind: KeyKind;
+  token: boolean;
+  policy: string;
+  subject: string;
+  permissions: string[];
+  expireTime: Date | undefined;
+};
+
+/** What verify() answers. */
+export type VerifyOutcome = {
+  /** True exactly when `result` is VALID. */
+  valid: boolean;
+  result: VerifyResult;
+  /** The verdict's name, e.g. `VALID`, `REVOKED`. */
+  resultName: string;
+  /** Present for every result but MALFORMED and NOT_FOUND. */
+  identity?: VerifiedIdentity;
+  /** For INSUFFICIENT_PERMISSIONS: the required permissions that do not hold. */
+  missingPermissions: string[];
+};
+
+/** Counters for tests and metrics. */
+export type VerifierStats = {
+  /** VerifyKey calls made. */
+  rpcs: number;
+  /** Answers served from the cache. */
+  hits: number;
+  /** Cached entries. */
+  size: number;
+  /** Invalidation entries received. */
+  invalidations: number;
+  /** Whether the stream is currently established (a message received since it opened). */
+  streamUp: boolean;
+  /** Streams opened (the first, then every reconnect). */
+  streamsOpened: number;
+};
+
+export type Verifier = {
+  /**
+   * Verifies `key` for `permissions` (all required) and `org` (the resource's org slug, or
+   * none). Throws the ConnectError (e.g. `Unavailable`) when keyward cannot answer and
+   * nothing servable is cached: fail closed.
+   */
+  verify(key: string, opts?: { permissions?: string[]; org?: string }): Promise<VerifyOutcome>;
+  stats(): VerifierStats;
+  /** Stops the stream and forgets the cache. */
+  close(): void;
+};
+
+type Entry = { outcome: VerifyOutcome; keyIdHash: string | undefined; storedAt: number; expiresAt: number };
+
+/** base64url (no padding) SHA-256 of the raw key's id (between its first and second `_`); undefined for minted tokens. */
+export function keyIdHashOf(raw: string): string | undefined {
+  const parts = raw.split("_");
+  if (raw.split(".").length === 3 || parts.length < 3 || parts[1]!.length !== 16) return undefined;
+  return createHash("sha256").update(parts[1]!, "ascii").digest("base64url");
+}
+
+/**
+ * A verifier with a local cache. Positive (VALID) results are cached up to `cacheTtlMs` and
+ * never past the credential's expiry, others up to `negativeTtlMs` (≤ 1 s). With the stream
+ * up, a change pushed by keyward (revocation, rotation, permission or owner change, …) drops
+ * the affected entries as soon as it arrives (typically well under a second). While the stream
+ * is down, or without `watch`, only entries younger than `degradedTtlMs` are served: a revoked
+ * key is accepted at most `degradedTtlMs` (default 5 s) after its last successful check.
+ * Lookups in flight when an invalidation arrives are answered but not cached.
+ */
+export function createVerifier(opts: VerifierOptions): Verifier {
+  const client = opts.client ?? createKeywardClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey });
+  const cacheTtlMs = opts.cacheTtlMs ?? 60_000;
+  const maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
+  const negativeTtlMs = Math.min(1000, opts.negativeTtlMs ?? 1000);
+  const degradedTtlMs = opts.degradedTtlMs ?? 5000;
+  const streamIdleMs = opts.streamIdleMs ?? 30_000;
+  const watch = opts.watch ?? (opts.client !== undefined || opts.apiKey !== undefined);
+
+  const cache = new Map<string, Entry>();
+  const inflight = new Map<string, Promise<VerifyOutcome>>();
+  const stats = { rpcs: 0, hits: 0, invalidations: 0, streamsOpened: 0 };
+  let generation = 0;
+  let streamUp = false;
+  let closed = false;
+  const ac = new AbortController();
+
+  const invalidate = (keyIdHash: string | undefined): void => {
+    generation += 1;
+    stats.invalidations += 1;
+    if (keyIdHash === undefined) {
+      cache.clear();
+      return;
+    }
+    for (const [k, e] of cache) if (e.keyIdHash === keyIdHash) cache.delete(k);
+  };
+
+  const servable = (e: Entry, now: number): boolean =>
+    now < e.expiresAt && (streamUp || now - e.storedAt < degradedTtlMs);
+
+  const lookup = async (key: string, permissions: string[], org: string, cacheKey: string): Promise<VerifyOutcome> => {
+    const startGeneration = generation;
+    stats.rpcs += 1;
+    let res: VerifyKeyResponse;
+    try {
+      res = await client.keys.verifyKey({ key, requiredPermissions: permissions, org });
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+    const outcome = toOutcome(res);
+    const now = Date.now();
+    if (generation === startGeneration && !closed) {
+      let expiresAt = now + (outcome.valid ? cacheTtlMs : negativeTtlMs);
+      const exp = outcome.identity?.expireTime?.getTime();
+      if (exp !== undefined && exp < expiresAt) expiresAt = exp;
+      cache.delete(cacheKey);
+      cache.set(cacheKey, { outcome, keyIdHash: keyIdHashOf(key), storedAt: now, expiresAt });
+      while (cache.size > maxEntries) cache.delete(cache.keys().next().value!);
+    }
+    return outcome;
+  };
+
+  const verify: Verifier["verify"] = (key, vopts = {}) => {
+    const permissions = [...new Set(vopts.permissions ?? [])].sort();
+    const org = vopts.org ?? "";
+    const cacheKey = `${createHash("sha256").update(key).digest("base64url")}\n${permissions.join(",")}\n${org}`;
+    const hit = cache.get(cacheKey);
+    if (hit !== undefined) {
+      if (servable(hit, Date.now())) {
+        cache.delete(cacheKey);
+        cache.set(cacheKey, hit);
+        stats.hits += 1;
+        return Promise.resolve(hit.outcome);
+      }
+      cache.delete(cacheKey);
+    }
+    const pending = inflight.get(cacheKey);
+    if (pending !== undefined) return pending;
+    const p = lookup(key, permissions, org, cacheKey).finally(() => inflight.delete(cacheKey));
+    inflight.set(cacheKey, p);
+    return p;
+  };
+
+  const runStream = async (): Promise<void> => {
+    let resumeToken = "";
+    let failures = 0;
+    const parent = opts.tenant === undefined ? "" : `tenants/${opts.tenant}`;
+    while (!closed) {
+      const streamAc = new AbortController();
+      const onClose = (): void => streamAc.abort();
+      ac.signal.addEventListener("abort", onClose);
+      let idle: NodeJS.Timeout | undefined;
+      const armIdle = (): void => {
+        clearTimeout(idle);
+        idle = setTimeout(() => streamAc.abort(), streamIdleMs);
+      };
+      try {
+        stats.streamsOpened += 1;
+        armIdle();
+        for await (const m of client.keys.watchInvalidations({ parent, resumeToken }, { signal: streamAc.signal, timeoutMs: 0 })) {
+          armIdle();
+          for (const inv of m.invalidations) {
+            if (inv.scope === InvalidationScope.KEY) invalidate(inv.keyIdHash);
+            else invalidate(undefined);
+          }
+          if (m.resumeToken !== "") resumeToken = m.resumeToken;
+          streamUp = true;
+          failures = 0;
+        }
+      } catch {
+        // Down: reconnect below (the error carries nothing the verifier can act on).
+      } finally {
+        clearTimeout(idle);
+        ac.signal.removeEventListener("abort", onClose);
+        streamUp = false;
+      }
+      if (closed) break;
+      const backoff = Math.random() * Math.min(5000, 100 * 2 ** failures);
+      failures = Math.min(failures + 1, 10);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, backoff);
+        ac.signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+      });
+    }
+  };
+  if (watch) void runStream();
+
+  return {
+    verify,
+    stats: () => ({ ...stats, size: cache.size, streamUp }),
+    close() {
+      closed = true;
+      streamUp = false;
+      ac.abort();
+      cache.clear();
+    },
+  };
+}
+
+/** Network errors of the node transports that mean "keyward unreachable". */
+const unreachable = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE", "ERR_HTTP2_STREAM_CANCEL", "ERR_HTTP2_SESSION_ERROR"]);
+
+/**
+ * connect-node reports a refused or reset connection as `Internal` with the socket error as
+ * its cause; the verifier reports it as `Unavailable` (what guards map to 503). Other errors
+ * pass unchanged.
+ */
+function asUnavailable(err: unknown): unknown {
+  const e = ConnectError.from(err);
+  const cause = e.cause as { code?: unknown } | undefined;
+  if (e.code !== Code.Unavailable && typeof cause?.code === "string" && unreachable.has(cause.code)) {
+    return new ConnectError(`keyward unreachable (${cause.code})`, Code.Unavailable, undefined, undefined, err);
+  }
+  return e;
+}
+
+function toOutcome(res: VerifyKeyResponse): VerifyOutcome {
+  const outcome: VerifyOutcome = {
+    valid: res.result === VerifyResult.VALID,
+    result: res.result,
+    resultName: verifyResultName(res.result),
+    missingPermissions: [...res.missingPermissions],
+  };
+  if (res.keyId !== "") {
+    outcome.identity = {
+      keyId: res.keyId,
+      tenant: res.tenant,
+      org: res.org,
+      owner: res.owner,
+      kind: res.kind,
+      token: res.token,
+      policy: res.policy,
+      subject: res.subject,
+      permissions: [...res.permissions],
+      expireTime: res.expireTime === undefined ? undefined : timestampDate(res.expireTime),
+    };
+  }
+  return outcome;
+}
