@@ -69,7 +69,7 @@ async function storeNewKey(
  * creator, and the caller's principal plus every principal bounding the caller's credential
  * bound it (see boundsFor).
  */
-export function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
+function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
   return { ownerId, creatorId: ctx.caller.principalRowId, boundedBy: boundsFor(ctx.caller, ownerId) };
 }
 

@@ -13,7 +13,7 @@ import { mintedTokenRepository } from "./minted-token-repository.ts";
 import { ConcurrentRotationError, maxPublishedSigningKeys, TooManySigningKeysError, type PublicJwk, type SigningKeys } from "./signing-keys.ts";
 
 /** Lifetime of a user token when the request says 0: one hour. */
-export const defaultUserTokenSeconds = 60 * 60;
+const defaultUserTokenSeconds = 60 * 60;
 
 /** A minted user token and the permissions it carries (shown once; never stored or logged). */
 export type UserTokenView = MintedAccessToken & { permissions: readonly string[] };
