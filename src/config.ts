@@ -216,12 +216,9 @@ function host(env: Env, name: string): string | undefined {
 function postgresUrl(env: Env, name: string): string | undefined {
   const raw = str(env, name);
   if (raw === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new StartupError(`invalid ${name}: not a URL (expected postgres://user:password@host:port/database)`);
-  }
+  // Never echo the value: it may carry the database password.
+  const url = URL.parse(raw);
+  if (url === null) throw new StartupError(`invalid ${name}: not a URL (expected postgres://user:password@host:port/database)`);
   if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
     throw new StartupError(`invalid ${name}: scheme must be postgres:// or postgresql://, got ${url.protocol}//`);
   }
@@ -243,12 +240,8 @@ function issuers(env: Env, name: string): string[] | undefined {
   if (raw === undefined) return undefined;
   const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   for (const issuer of list) {
-    let url: URL;
-    try {
-      url = new URL(issuer);
-    } catch {
-      throw invalid(name, issuer, "each issuer must be an https:// URL (comma-separated)");
-    }
+    const url = URL.parse(issuer);
+    if (url === null) throw invalid(name, issuer, "each issuer must be an https:// URL (comma-separated)");
     if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackUrl(url))) {
       throw invalid(name, issuer, "each issuer must be an https:// URL (http:// only on loopback, for tests)");
     }
@@ -262,13 +255,8 @@ function issuers(env: Env, name: string): string[] | undefined {
 function tokenIssuer(env: Env, name: string): string | undefined {
   const raw = str(env, name);
   if (raw === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw invalid(name, raw, "expected an https:// (or http://) URL");
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw invalid(name, raw, "expected an https:// (or http://) URL");
+  const url = URL.parse(raw);
+  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:")) throw invalid(name, raw, "expected an https:// (or http://) URL");
   return raw;
 }
 
@@ -276,12 +264,8 @@ function publicUrl(env: Env, name: string): string | undefined {
   const raw = str(env, name);
   if (raw === undefined) return undefined;
   const expected = "an http(s) base URL such as https://keyward.example.com (no query, no credentials)";
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw invalid(name, raw, `expected ${expected}`);
-  }
+  const url = URL.parse(raw);
+  if (url === null) throw invalid(name, raw, `expected ${expected}`);
   // Credentials in the URL are refused without echoing them.
   if (url.username !== "" || url.password !== "") throw new StartupError(`invalid ${name}: expected ${expected}`);
   if ((url.protocol !== "https:" && url.protocol !== "http:") || raw.includes("?") || raw.includes("#")) {

@@ -65,11 +65,11 @@ async function storeNewKey(
 }
 
 /**
- * Who a key (or user token) made by the caller for `ownerId` belongs to and who bounds it: the caller is its
+ * Who a key made by the caller for `ownerId` belongs to and who bounds it: the caller is its
  * creator, and the caller's principal plus every principal bounding the caller's credential
  * bound it (see boundsFor).
  */
-export function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
+function madeBy(ctx: CallContext, ownerId: string): { ownerId: string; creatorId: string; boundedBy: string[] } {
   return { ownerId, creatorId: ctx.caller.principalRowId, boundedBy: boundsFor(ctx.caller, ownerId) };
 }
 

@@ -76,7 +76,7 @@ export type JwksCache = {
 };
 
 /** The defaults of JwksCacheOptions. */
-export const jwksCacheDefaults = Object.freeze({
+const jwksCacheDefaults = Object.freeze({
   fetchTimeoutMs: 5_000,
   maxResponseBytes: 256 * 1024,
   refreshMs: 10 * 60_000,

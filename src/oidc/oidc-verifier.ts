@@ -20,7 +20,7 @@ import type { OidcVerifier, VerifiedIdToken } from "./id-token.ts";
 import { createJwksCache, type JwksCacheOptions } from "./jwks-cache.ts";
 
 /** The signature algorithms accepted (asymmetric only: RFC 7518 §3.3–3.5, RFC 8037). */
-export const allowedAlgorithms: readonly string[] = Object.freeze(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]);
+const allowedAlgorithms: readonly string[] = Object.freeze(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]);
 
 /** Longest ID token accepted, in characters: GitHub's are about 1.2 KB. */
 export const maxIdTokenLength = 16 * 1024;
@@ -141,7 +141,7 @@ function inspect(token: unknown, issuers: ReadonlyMap<string, string>): { header
 }
 
 /** `url` without trailing slashes (`https://a.example/` → `https://a.example`). */
-export function withoutTrailingSlash(url: string): string {
+function withoutTrailingSlash(url: string): string {
   return url.replace(/\/+$/, "");
 }
 

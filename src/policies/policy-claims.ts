@@ -30,12 +30,12 @@ const formats: Partial<Record<ClaimName, { pattern: RegExp; expected: string }>>
 };
 
 /** The owner part of a repository claim (`acme` of `acme/deploy`). */
-export function ownerOfRepository(repository: string): string {
+function ownerOfRepository(repository: string): string {
   return repository.slice(0, repository.indexOf("/"));
 }
 
 /** True when two GitHub names are the same name (ASCII case-insensitive, as GitHub compares them). */
-export function sameGithubName(a: string, b: string): boolean {
+function sameGithubName(a: string, b: string): boolean {
   return asciiLower(a) === asciiLower(b);
 }
 

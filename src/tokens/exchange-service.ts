@@ -11,13 +11,14 @@ import type { RefusalFold } from "../audit/refusal-fold.ts";
 import type { Clock } from "../clock.ts";
 import { entityManagerOf, type UnitOfWork, type UnitsOfWork } from "../db/unit-of-work.ts";
 import { directoryRepository as directory, type TenantRecord } from "../directory/directory-repository.ts";
-import { formatPermissions, intersect, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
+import { formatPermissions, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { parseResourceName, parseTenantName } from "../common/resource-names.ts";
 import { sha256Hex } from "../common/sha256-hex.ts";
 import { tenantAudience } from "../common/tenant-audience.ts";
 import { ErrorKind, KeywardError, invalidArgument, isKeywardError } from "../errors.ts";
 import type { OidcVerifier, VerifiedIdToken } from "../oidc/id-token.ts";
 import { maxIdTokenLength } from "../oidc/oidc-verifier.ts";
+import { effectivePermissions } from "../verify/effective-permissions.ts";
 import { guardedEvents, matchClaims } from "../policies/claim-matching.ts";
 import { findPolicyForMatching, policiesForMatching, type MatchablePolicy } from "../policies/policy-repository.ts";
 import { defaultSessionSeconds, maxPolicySessionSeconds, type TokenMinter } from "./minting.ts";
@@ -198,15 +199,16 @@ export function createExchangeService(deps: {
     if (exceeding.length > 0) {
       throw new Refusal(denied("PERMISSIONS_EXCEED_POLICY", `the policy does not allow: ${exceeding.join(", ")}`, { exceeding: exceeding.join(",") }), {}, policy);
     }
-    let granted = toPermissionSet(catalogue, requested.length > 0 ? requested : policy.permissions);
+    const bounds: (readonly string[])[] = [];
     for (const id of [policy.creatorId, ...policy.boundedBy]) {
       const principal = await directory.findPrincipalByRowId(uow, id);
       const disabled = principal === undefined || (principal.status !== "active" && (tenant.disableKeysOfSuspendedPrincipals || id === policy.creatorId));
       if (disabled) {
         throw new Refusal(denied("CREATOR_SUSPENDED", "the principal that created this policy is suspended or gone"), {}, policy);
       }
-      granted = intersect(granted, toPermissionSet(catalogue, principal.permissions));
+      bounds.push(principal.permissions);
     }
+    const granted = effectivePermissions(catalogue, requested.length > 0 ? requested : policy.permissions, bounds);
     // Permissions asked for by name are granted exactly or refused, never silently cut: a
     // workflow that asked for them would otherwise fail later, somewhere less clear.
     const lost = notImplied(catalogue, granted, requested);

@@ -9,7 +9,7 @@ import type { Logger } from "../logger.ts";
 import { StartupError } from "../startup-error.ts";
 
 /** The file, in the data folder, that holds a generated KEK (base64, mode 600). */
-export const kekFileName = "key-encryption-key";
+const kekFileName = "key-encryption-key";
 
 const kekBytes = 32;
 const ivBytes = 12;

@@ -12,7 +12,7 @@ import { signingAlgorithm, type SigningKeys } from "./signing-keys.ts";
 import { accessTokenTyp } from "./token-types.ts";
 
 /** `client_id` of per-user tokens (RFC 9068 §2.2: the client the token was issued to). */
-export const userTokenClientId = "keyward";
+const userTokenClientId = "keyward";
 
 /**
  * Creates the minter. Claims (RFC 9068 §2.2): `iss` (config tokenIssuer), `sub`, `aud`

@@ -4,17 +4,16 @@ import { actorOf, type AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../clock.ts";
 import { auditedName, parseResourceName } from "../common/resource-names.ts";
 import type { UnitOfWork, UnitsOfWork } from "../db/unit-of-work.ts";
-import { requireAuthorityOver, requireHeld, requireOwnTenant, refuseExchangedToken, requirePermission, requireTenantScope, type CallContext } from "../directory/caller.ts";
+import { boundsFor, requireAuthorityOver, requireHeld, requireOwnTenant, refuseExchangedToken, requirePermission, requireTenantScope, type CallContext } from "../directory/caller.ts";
 import { directoryRepository as directory } from "../directory/directory-repository.ts";
 import { formatPermissions, notImplied, parsePermissions, toPermissionSet, type Catalogue } from "../directory/permissions.ts";
 import { ErrorKind, KeywardError, invalidArgument } from "../errors.ts";
-import { madeBy } from "../keys/key-service.ts";
 import { maxTokenLifetimeSeconds, type MintedAccessToken, type TokenMinter } from "./minting.ts";
 import { mintedTokenRepository } from "./minted-token-repository.ts";
 import { ConcurrentRotationError, maxPublishedSigningKeys, TooManySigningKeysError, type PublicJwk, type SigningKeys } from "./signing-keys.ts";
 
 /** Lifetime of a user token when the request says 0: one hour. */
-export const defaultUserTokenSeconds = 60 * 60;
+const defaultUserTokenSeconds = 60 * 60;
 
 /** A minted user token and the permissions it carries (shown once; never stored or logged). */
 export type UserTokenView = MintedAccessToken & { permissions: readonly string[] };
@@ -112,7 +111,7 @@ export function createTokenService(deps: { units: UnitsOfWork; audit: AuditLog; 
             orgSlug,
             policy: null,
             principalId: principal.id,
-            boundedBy: madeBy(ctx, principal.id).boundedBy,
+            boundedBy: boundsFor(ctx.caller, principal.id),
             permissions,
             subject: input.principal,
             lifetimeSeconds,
