@@ -81,7 +81,7 @@ function trailDetails(trail: Trail): Record<string, string> {
 }
 
 /** A refusal that also carries what the audit log (not the caller) should know. */
-class Refusal extends Error {
+class ExchangeRefusal extends Error {
   readonly error: KeywardError;
   readonly auditDetails: Record<string, string>;
   /** The policy's resource name, when the refusal is about one ("" otherwise). */
@@ -150,10 +150,10 @@ export function createExchangeService(deps: {
   async function choosePolicy(uow: UnitOfWork, tenant: TenantRecord, policyId: string | undefined, token: VerifiedIdToken): Promise<MatchablePolicy> {
     if (policyId !== undefined) {
       const policy = await findPolicyForMatching(uow, tenant.id, policyId);
-      if (policy === undefined) throw new Refusal(new KeywardError(ErrorKind.NOT_FOUND, "POLICY_NOT_FOUND", "policy: no such policy in this tenant"));
+      if (policy === undefined) throw new ExchangeRefusal(new KeywardError(ErrorKind.NOT_FOUND, "POLICY_NOT_FOUND", "policy: no such policy in this tenant"));
       const match = matchClaims(policy.claims, token.claims);
       if (!match.matched) {
-        throw new Refusal(
+        throw new ExchangeRefusal(
           denied("CLAIM_MISMATCH", `the token's ${match.claim} claim does not satisfy the policy${match.claim === "event_name" ? guardedEventHint(token, match.expected) : ""} (PolicyService.TestPolicy explains why)`, { claim: match.claim }),
           { policy: policy.name, failedClaim: match.claim, expected: match.expected, actual: match.actual },
           policy,
@@ -169,13 +169,13 @@ export function createExchangeService(deps: {
         const m = matchClaims(p.claims, token.claims);
         return m.matched ? "" : `${p.name}: ${m.explanation}`;
       });
-      throw new Refusal(
+      throw new ExchangeRefusal(
         denied("NO_MATCHING_POLICY", `no trust policy of this tenant matches the token's claims${guardedEventHint(token, "")} (PolicyService.TestPolicy explains why)`),
         { policiesChecked: String(all.length), failures: failures.filter((f) => f !== "").join("; ").slice(0, 2000) },
       );
     }
     const names = matching.map((p) => p.name).sort();
-    throw new Refusal(
+    throw new ExchangeRefusal(
       new KeywardError(
         ErrorKind.FAILED_PRECONDITION,
         "AMBIGUOUS_POLICY",
@@ -197,14 +197,14 @@ export function createExchangeService(deps: {
   async function grantOf(uow: UnitOfWork, tenant: TenantRecord, policy: MatchablePolicy, requested: readonly string[]): Promise<string[]> {
     const exceeding = notImplied(catalogue, toPermissionSet(catalogue, policy.permissions), requested);
     if (exceeding.length > 0) {
-      throw new Refusal(denied("PERMISSIONS_EXCEED_POLICY", `the policy does not allow: ${exceeding.join(", ")}`, { exceeding: exceeding.join(",") }), {}, policy);
+      throw new ExchangeRefusal(denied("PERMISSIONS_EXCEED_POLICY", `the policy does not allow: ${exceeding.join(", ")}`, { exceeding: exceeding.join(",") }), {}, policy);
     }
     const bounds: (readonly string[])[] = [];
     for (const id of [policy.creatorId, ...policy.boundedBy]) {
       const principal = await directory.findPrincipalByRowId(uow, id);
       const disabled = principal === undefined || (principal.status !== "active" && (tenant.disableKeysOfSuspendedPrincipals || id === policy.creatorId));
       if (disabled) {
-        throw new Refusal(denied("CREATOR_SUSPENDED", "the principal that created this policy is suspended or gone"), {}, policy);
+        throw new ExchangeRefusal(denied("CREATOR_SUSPENDED", "the principal that created this policy is suspended or gone"), {}, policy);
       }
       bounds.push(principal.permissions);
     }
@@ -213,7 +213,7 @@ export function createExchangeService(deps: {
     // workflow that asked for them would otherwise fail later, somewhere less clear.
     const lost = notImplied(catalogue, granted, requested);
     if (lost.length > 0) {
-      throw new Refusal(
+      throw new ExchangeRefusal(
         denied("PERMISSIONS_EXCEED_CREATOR", `the policy's creator no longer holds: ${lost.join(", ")}`, { exceeding: lost.join(",") }),
         { exceeding: lost.join(",") },
         policy,
@@ -221,7 +221,7 @@ export function createExchangeService(deps: {
     }
     const permissions = formatPermissions(catalogue, granted);
     if (permissions.length === 0) {
-      throw new Refusal(denied("NO_PERMISSIONS_LEFT", "the policy's creator no longer holds any of the permissions the policy allows"), {}, policy);
+      throw new ExchangeRefusal(denied("NO_PERMISSIONS_LEFT", "the policy's creator no longer holds any of the permissions the policy allows"), {}, policy);
     }
     return permissions;
   }
@@ -246,7 +246,7 @@ export function createExchangeService(deps: {
    * `id-token:unverified`, so a flood of forged tokens writes one event per reason per minute
    * (whose details are those of the minute's first, with its SHA-256).
    */
-  async function auditRefusal(tenant: TenantRecord, input: ExchangeInput, trail: Trail, refusal: Refusal): Promise<void> {
+  async function auditRefusal(tenant: TenantRecord, input: ExchangeInput, trail: Trail, refusal: ExchangeRefusal): Promise<void> {
     await deps.refusals.record({
       tenantId: tenant.id, orgId: refusal.orgId, actor: trail.verified ? trail.subject : "",
       credential: trail.verified ? `id-token:${trail.sha256}` : "id-token:unverified",
@@ -286,7 +286,7 @@ export function createExchangeService(deps: {
         // ISSUER_UNAVAILABLE) included: the tenant's log then explains a failed deploy and
         // shows attempts made during an outage. A caller that gave up (its deadline or
         // cancellation, not a KeywardError) is not.
-        if (isKeywardError(e)) await auditRefusal(tenant, input, unverifiedTrail(input.subjectToken), new Refusal(e));
+        if (isKeywardError(e)) await auditRefusal(tenant, input, unverifiedTrail(input.subjectToken), new ExchangeRefusal(e));
         throw e;
       }
       const trail = verifiedTrail(token);
@@ -296,14 +296,14 @@ export function createExchangeService(deps: {
           const permissions = await grantOf(uow, tenant, policy, requested);
           const maxSeconds = policy.maxSessionSeconds === 0 ? defaultSessionSeconds : policy.maxSessionSeconds;
           if (input.durationSeconds > maxSeconds) {
-            throw new Refusal(
+            throw new ExchangeRefusal(
               invalidArgument("DURATION_EXCEEDS_POLICY", `duration_seconds: the policy allows at most ${maxSeconds} seconds`, { field: "duration_seconds", max: String(maxSeconds) }),
               {}, policy,
             );
           }
           const now = clock.now();
           if (!(await spend(uow, tenant.id, token, now))) {
-            throw new Refusal(new KeywardError(ErrorKind.UNAUTHENTICATED, "TOKEN_REPLAYED", "this OIDC token was already exchanged; request a new one"), {}, policy);
+            throw new ExchangeRefusal(new KeywardError(ErrorKind.UNAUTHENTICATED, "TOKEN_REPLAYED", "this OIDC token was already exchanged; request a new one"), {}, policy);
           }
           const minted = await deps.minter.mint(uow, {
             kind: "exchanged",
@@ -335,7 +335,7 @@ export function createExchangeService(deps: {
           };
         });
       } catch (e) {
-        if (e instanceof Refusal) {
+        if (e instanceof ExchangeRefusal) {
           await auditRefusal(tenant, input, trail, e);
           throw e.error;
         }
