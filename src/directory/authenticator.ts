@@ -56,7 +56,7 @@ export function createAuthenticator(deps: { verifier: Verifier; refusals: Refusa
         await refuse(recognition.identity, recognition.identity.token === null ? "KEY_EXPIRED" : "TOKEN_EXPIRED", call);
         return undefined;
       case "owner_suspended":
-        // The tenant disables keys of suspended principals: the key is as good as revoked.
+        // The tenant disables credentials (keys and minted tokens) of suspended principals: as good as revoked.
         await refuse(recognition.identity, suspensionOf(recognition.identity), call);
         return undefined;
       case "valid": {
