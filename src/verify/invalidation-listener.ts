@@ -130,17 +130,19 @@ const pruneQuery = `
 delete from credential_change where id in (
   select id from credential_change where created_at < now() - interval '${retention}' limit ${pruneBatch})`;
 
-/** Creates the listener (start() connects). `url`: KEYWARD_LISTEN_DATABASE_URL or the database's URL. */
-export function createInvalidationListener(deps: {
-  url: string;
+/** What the listener needs besides its connection URL and its target (shared with createVerificationCache). */
+export type InvalidationListenerDeps = {
   db: Database;
-  target: InvalidationTarget;
   clock: Clock;
   logger: Logger;
+  /** The LISTEN connection's connect and query bounds, in ms. */
   timeouts: { connectMs: number; queryMs: number };
   /** Called with each applied change's lag in seconds (change row written → evicted here), for `keyward_invalidation_lag_seconds`. */
   observeLag?: ((seconds: number) => void) | undefined;
-}): InvalidationListener {
+};
+
+/** Creates the listener (start() connects). `url`: KEYWARD_LISTEN_DATABASE_URL or the database's URL. */
+export function createInvalidationListener(deps: InvalidationListenerDeps & { url: string; target: InvalidationTarget }): InvalidationListener {
   const { target, clock } = deps;
   const logger = deps.logger.child({ component: "invalidation" });
   const pool = deps.db.orm.driver.getConnection();
