@@ -82,8 +82,8 @@ export type CredentialCache = InvalidationTarget & {
 
 /** One held record; `generation` is its tenant's generation when it was read. */
 type Entry =
-  | { kind: "key"; record: KeyLookupRecord; tenantId: string; generation: number }
-  | { kind: "token"; record: TokenLookupRecord; tenantId: string; generation: number }
+  | { kind: "key"; record: KeyLookupRecord; generation: number }
+  | { kind: "token"; record: TokenLookupRecord; generation: number }
   | { kind: "unknown" };
 
 /** A database read in flight, shared by every concurrent miss of one id. */
@@ -133,7 +133,7 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
   /** The held entry of `cacheKey`, if it is still current. */
   function current(cacheKey: string): Entry | undefined {
     const entry = entries.get(cacheKey);
-    if (entry === undefined || entry.kind === "unknown" || entry.generation === generationOf(entry.tenantId)) return entry;
+    if (entry === undefined || entry.kind === "unknown" || entry.generation === generationOf(entry.record.tenantId)) return entry;
     entries.delete(cacheKey);
     return undefined;
   }
@@ -148,7 +148,7 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
       counters.loads += 1;
       const entry = kind === "key" ? keyEntry(await deps.keyLookup(id, signal)) : tokenEntry(await deps.tokenLookup(id, signal));
       await hooks.afterLoad?.({ kind, id });
-      if (!invalidatedSince(started, cacheKey, entry?.kind === "key" || entry?.kind === "token" ? entry.tenantId : undefined)) {
+      if (!invalidatedSince(started, cacheKey, entry === undefined || entry.kind === "unknown" ? undefined : entry.record.tenantId)) {
         store(cacheKey, entry);
         return entry;
       }
@@ -169,11 +169,11 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
   }
 
   function keyEntry(record: KeyLookupRecord | undefined): Entry {
-    return record === undefined ? { kind: "unknown" } : { kind: "key", record, tenantId: record.tenantId, generation: generationOf(record.tenantId) };
+    return record === undefined ? { kind: "unknown" } : { kind: "key", record, generation: generationOf(record.tenantId) };
   }
 
   function tokenEntry(record: TokenLookupRecord | undefined): Entry | undefined {
-    return record === undefined ? undefined : { kind: "token", record, tenantId: record.tenantId, generation: generationOf(record.tenantId) };
+    return record === undefined ? undefined : { kind: "token", record, generation: generationOf(record.tenantId) };
   }
 
   function store(cacheKey: string, entry: Entry | undefined): void {
