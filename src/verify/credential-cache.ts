@@ -186,37 +186,34 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
     entries.set(cacheKey, entry, { ttl });
   }
 
+  /** The read of `cacheKey` in flight, started if there is none. */
+  function flightOf(cacheKey: string, kind: "key" | "token", id: string): Flight<Entry | undefined> {
+    const running = flights.get(cacheKey);
+    if (running !== undefined) return running;
+    const controller = new AbortController();
+    const started: Flight<Entry | undefined> = {
+      controller,
+      waiters: 0,
+      promise: load(cacheKey, kind, id, controller.signal).finally(() => {
+        if (flights.get(cacheKey) === started) flights.delete(cacheKey);
+      }),
+    };
+    // A read every waiter left fails with nobody to tell.
+    started.promise.catch(() => undefined);
+    flights.set(cacheKey, started);
+    return started;
+  }
+
   /** Joins (or starts) the read of `cacheKey`; the read is cancelled only when every waiter has left. */
   function join(cacheKey: string, kind: "key" | "token", id: string, signal: AbortSignal | undefined): Promise<Entry | undefined> {
     signal?.throwIfAborted();
-    let flight = flights.get(cacheKey);
-    if (flight === undefined) {
-      const controller = new AbortController();
-      const started: Flight<Entry | undefined> = {
-        controller,
-        waiters: 0,
-        promise: load(cacheKey, kind, id, controller.signal).finally(() => {
-          if (flights.get(cacheKey) === started) flights.delete(cacheKey);
-        }),
-      };
-      // A read every waiter left fails with nobody to tell.
-      started.promise.catch(() => undefined);
-      flights.set(cacheKey, started);
-      flight = started;
-    }
-    const joined = flight;
+    const joined = flightOf(cacheKey, kind, id);
     joined.waiters += 1;
     if (signal === undefined) return joined.promise;
     return new Promise((resolve, reject) => {
-      let left = false;
-      const leave = () => {
-        if (left) return;
-        left = true;
-        joined.waiters -= 1;
-        signal.removeEventListener("abort", onAbort);
-      };
+      // A waiter leaves once: when its signal aborts, or else when the read ends.
       const onAbort = () => {
-        leave();
+        joined.waiters -= 1;
         if (joined.waiters === 0) {
           if (flights.get(cacheKey) === joined) flights.delete(cacheKey);
           joined.controller.abort(signal.reason);
@@ -224,16 +221,11 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
         reject(signal.reason);
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      joined.promise.then(
-        (entry) => {
-          leave();
-          resolve(entry);
-        },
-        (e: unknown) => {
-          leave();
-          reject(e);
-        },
-      );
+      void joined.promise.then(resolve, reject).finally(() => {
+        if (signal.aborted) return;
+        joined.waiters -= 1;
+        signal.removeEventListener("abort", onAbort);
+      });
     });
   }
 
