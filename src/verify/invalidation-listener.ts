@@ -45,20 +45,10 @@ const closeTimeoutMs = 1_000;
 export type InvalidationState = Readonly<{
   /** LISTENing and caught up. */
   connected: boolean;
-  /** When the connection was last known to work, while it is lost (by the injected clock); null while connected. */
-  lostAt: Date | null;
   /** The server process id of the LISTEN connection (null while disconnected). */
   backendPid: number | null;
   /** Connections made after the first. */
   reconnects: number;
-  /** The largest change id applied (0 before any). */
-  appliedThrough: number;
-  /** Change rows applied. */
-  changesApplied: number;
-  /** Catch-ups run (notifications, own writes, heartbeats, replays). */
-  catchUps: number;
-  /** For the last change applied: ms from its append to its eviction, by the database's clock. */
-  lastLagMs: number | null;
 }>;
 
 /** One change row as applied, for subscribers (onChanges). */
@@ -151,7 +141,6 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
   let active: pg.Client | undefined;
   const clients = new Set<pg.Client>();
   let backendPid: number | null = null;
-  let lostAt: Date | null = null;
   /** performance.now() when the connection was lost (for the replay horizon; real time, whatever the clock). */
   let lostAtMonotonic: number | undefined;
   let lastConfirmedAt = clock.now();
@@ -183,11 +172,10 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
       }
     }
   }
-  const counters = { reconnects: 0, appliedThrough: 0, changesApplied: 0, catchUps: 0, lastLagMs: null as number | null };
+  let reconnects = 0;
 
   /** Reads the log past the position and evicts what changed; moves the position. */
   async function apply(read: Reader): Promise<void> {
-    counters.catchUps += 1;
     if (cursor === undefined) {
       const rows = await read("");
       cursor = BigInt(rows[0]!.xmin);
@@ -213,10 +201,7 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
         applied.set(row.id!, BigInt(row.txid!));
         if (row.scope === "key") target.evictKey(row.key_id!);
         else target.evictTenant(row.tenant_id!);
-        counters.changesApplied += 1;
-        counters.appliedThrough = Math.max(counters.appliedThrough, Number(row.id));
         remember(Number(row.id));
-        counters.lastLagMs = row.lag_ms;
         if (row.lag_ms !== null) deps.observeLag?.(Number(row.lag_ms) / 1000);
         published.push({ id: row.id!, txid: BigInt(row.txid!), tenantId: row.tenant_id!, scope: row.scope!, keyId: row.key_id, createdAt: new Date(Number(row.created_ms ?? 0)) });
       }
@@ -316,7 +301,6 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
       active = client;
       backendPid = pid;
       lastConfirmedAt = clock.now();
-      lostAt = null;
       lostAtMonotonic = undefined;
       target.connectionRestored();
     } catch (e) {
@@ -330,9 +314,8 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
     if (client !== active) return;
     active = undefined;
     backendPid = null;
-    lostAt = lastConfirmedAt;
     lostAtMonotonic = performance.now();
-    target.connectionLost(lostAt);
+    target.connectionLost(lastConfirmedAt);
     close(client);
     if (stopped) return;
     logger.warn({ reason: e === undefined ? "connection closed" : describeDatabaseFailure(e) }, "lost the change notification connection; reconnecting (the verification cache answers within its grace meanwhile)");
@@ -355,7 +338,7 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
         if (stopped) return;
         try {
           await connect();
-          counters.reconnects += 1;
+          reconnects += 1;
           logger.info({ attempt }, "change notification connection restored; missed changes replayed");
           return;
         } catch (e) {
@@ -413,7 +396,7 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
     },
     catchUp: () => schedule(true),
     state() {
-      return { connected: active !== undefined, lostAt, backendPid, ...counters };
+      return { connected: active !== undefined, backendPid, reconnects };
     },
     hasApplied: (id) => id <= baselineId || appliedIds.has(id),
     prune,
