@@ -11,6 +11,7 @@ import { clientGoneKey } from "./context.ts";
 import type { Logger } from "../logger.ts";
 import { unknownMethod, type Metrics } from "../metrics.ts";
 import type { RequestHandler } from "./listener.ts";
+import { writeRpcLine } from "./logging-interceptor.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { guardHandler, requestIdHeader } from "./transport-guard.ts";
 
@@ -69,7 +70,7 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
       const requestId = requestIdOf(req);
       const procedure = `${handler.service.typeName}/${handler.method.name}`;
       opts.metrics.rpc(procedure)(Code.InvalidArgument, 0);
-      opts.logger.info({ requestId, procedure, code: "InvalidArgument", httpStatus: 400 }, "rpc");
+      writeRpcLine(opts.logger, { procedure, code: Code.InvalidArgument, durationMs: 0, httpStatus: 400 }, requestId);
       return endPlain(res, 400, "bad request", requestId);
     }
     handler(uReq)
