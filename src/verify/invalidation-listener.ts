@@ -179,7 +179,7 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
     if (cursor === undefined) {
       const rows = await read("");
       cursor = BigInt(rows[0]!.xmin);
-      if (baselineId === 0) baselineId = Number(rows[0]!.max_id ?? 0);
+      baselineId = Math.max(baselineId, Number(rows[0]!.max_id ?? 0));
       publish([]);
       return;
     }
@@ -189,11 +189,7 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
     const changes = rows.filter((r) => r.id !== null);
     if (changes.length > maxRowsPerCatchUp) {
       logger.warn({ changes: changes.length }, "too many credential changes to apply one by one: the verification cache starts empty");
-      target.clear();
-      applied.clear();
-      resetPending = true;
-      // Everything up to now is reflected in an empty cache.
-      appliedIds.clear();
+      forgetAll();
       baselineId = Math.max(baselineId, ...changes.map((r) => Number(r.id)));
     } else {
       for (const row of changes) {
@@ -209,6 +205,18 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
     if (xmin > cursor) cursor = xmin;
     for (const [id, txid] of applied) if (txid < cursor) applied.delete(id);
     publish(published);
+  }
+
+  /**
+   * Skips changes rather than applying them one by one (too many, or too long disconnected):
+   * the cache empties, subscribers are told to reset, and everything up to the new baseline
+   * counts as applied (an empty cache reflects it).
+   */
+  function forgetAll(): void {
+    target.clear();
+    applied.clear();
+    appliedIds.clear();
+    resetPending = true;
   }
 
   function remember(id: number): void {
@@ -290,10 +298,8 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
       await exclusive(async () => {
         if (lostAtMonotonic !== undefined && performance.now() - lostAtMonotonic > replayHorizonMs) {
           logger.warn("the change notification connection was lost for over an hour: the verification cache starts empty");
+          forgetAll();
           cursor = undefined;
-          applied.clear();
-          target.clear();
-          resetPending = true;
         }
         await apply(readVia(client));
       });
