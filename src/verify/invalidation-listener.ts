@@ -328,19 +328,24 @@ export function createInvalidationListener(deps: InvalidationListenerDeps & { ur
     void reconnect();
   }
 
+  /** Waits `ms`, or until stop() wakes it. */
+  async function pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    wake = undefined;
+  }
+
   async function reconnect(): Promise<void> {
     if (reconnecting) return;
     reconnecting = true;
     try {
       for (let delay = reconnectMinMs, attempt = 1; !stopped; delay = Math.min(delay * 2, reconnectMaxMs), attempt++) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay / 2 + (Math.random() * delay) / 2);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
+        await pause(delay / 2 + (Math.random() * delay) / 2);
         if (stopped) return;
         try {
           await connect();
