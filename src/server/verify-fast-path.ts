@@ -89,6 +89,9 @@ export function withVerifyFastPath(
   const opt = validateUniversalHandlerOptions({ readMaxBytes: deps.readMaxBytes, acceptCompression: rpcCompressions, jsonOptions: rpcJsonOptions });
   // connect's own serializers with the router's options: the same decoding, the same limits.
   const serialization = createMethodSerializationLookup(method, opt.binaryOptions, opt.jsonOptions, opt);
+  // VerifyKey's recorder, bound once: logRpcOutcome looks no procedure up per call.
+  const recordRpc = deps.metrics.rpc(procedure);
+  const metrics: Pick<Metrics, "rpc" | "verifyResult"> = { rpc: () => recordRpc, verifyResult: (verdict) => deps.metrics.verifyResult(verdict) };
   let answered = 0;
   let fellBack = 0;
   let verifying = 0;
@@ -125,7 +128,7 @@ export function withVerifyFastPath(
     const done = (code: Code | undefined, verdict?: VerifyResultName) => {
       answered += 1;
       const gone = nodeClientGone(req, res);
-      logRpcOutcome(logger, deps.metrics, { procedure, code: gone ? Code.Canceled : code, durationMs: elapsedMs(started), verdict }, requestId);
+      logRpcOutcome(logger, metrics, { procedure, code: gone ? Code.Canceled : code, durationMs: elapsedMs(started), verdict }, requestId);
       return !gone;
     };
     const left = shape.timeoutMs === undefined ? undefined : shape.timeoutMs - (performance.now() - headersAt);
