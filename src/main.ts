@@ -15,7 +15,7 @@ import { createOidcVerifier } from "./oidc/oidc-verifier.ts";
 import { createExchangeService } from "./tokens/exchange-service.ts";
 import { createPolicyService } from "./policies/policy-service.ts";
 import type { Logger } from "./logger.ts";
-import { createMetrics, registerCacheMetrics, registerInvalidationMetrics, registerPoolMetrics, type InvalidationState, type Metrics } from "./metrics.ts";
+import { createMetrics, registerCacheMetrics, registerInvalidationMetrics, registerPoolMetrics, type Metrics } from "./metrics.ts";
 import { createAuditHandlers } from "./server/audit-handlers.ts";
 import { createAuthInterceptor } from "./server/auth-interceptor.ts";
 import { createDirectoryHandlers } from "./server/directory-handlers.ts";
@@ -76,18 +76,16 @@ function createServices(opts: { config: Config; logger: Logger; clock: Clock; st
   const { config, logger, clock, store, signingKeys, metrics } = opts;
   const db = store.db;
   // The cache first: every committed write catches it up with the change log before returning.
-  // Invalidation metrics read the listener lazily: it is made inside the verification cache.
-  // (No cache, no listener: KEYWARD_VERIFY_CACHE_TTL_SECONDS=0 registers neither.)
-  let listenerState: (() => InvalidationState) | undefined;
+  // Invalidation metrics read the listener at scrape time: it is made inside the verification
+  // cache. (No cache, no listener: KEYWARD_VERIFY_CACHE_TTL_SECONDS=0 registers neither.)
   const observeInvalidationLag = config.verifyCache.ttlMs === 0
     ? undefined
-    : registerInvalidationMetrics(metrics.registry, () => listenerState?.() ?? { connected: false }).observeInvalidationLag;
+    : registerInvalidationMetrics(metrics.registry, () => verification.listener?.state() ?? { connected: false }).observeInvalidationLag;
   const verification = createVerificationCache({
     config: config.verifyCache, db, databaseUrl: store.url, clock, logger, timeouts: { connectMs: config.dbConnectTimeoutMs, queryMs: config.dbQueryTimeoutMs },
     observeLag: observeInvalidationLag,
   });
   const { cache, listener } = verification;
-  if (listener !== undefined) listenerState = () => listener.state();
   if (cache !== undefined) {
     registerCacheMetrics(metrics.registry, () => {
       const s = cache.stats();

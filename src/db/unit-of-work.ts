@@ -36,16 +36,13 @@ export type UnitsOfWork = {
 export function createUnitsOfWork(db: Database, opts: { afterCommit?: () => Promise<void> } = {}): UnitsOfWork {
   const fork = (owner: UnitOfWorkOwner) =>
     owner.signal === undefined ? db.em.fork() : db.em.fork({ signal: owner.signal, inflightQueryAbortStrategy: "cancel query" });
-  const { afterCommit } = opts;
+  const { afterCommit = async () => {} } = opts;
   return {
-    write:
-      afterCommit === undefined
-        ? (owner, fn) => fork(owner).transactional((em) => fn(em as unknown as UnitOfWork))
-        : async (owner, fn) => {
-            const result = await fork(owner).transactional((em) => fn(em as unknown as UnitOfWork));
-            await afterCommit();
-            return result;
-          },
+    async write(owner, fn) {
+      const result = await fork(owner).transactional((em) => fn(em as unknown as UnitOfWork));
+      await afterCommit();
+      return result;
+    },
     read: (owner, fn) => fn(fork(owner) as unknown as UnitOfWork),
   };
 }

@@ -13,7 +13,7 @@ import { callerKey } from "./auth-interceptor.ts";
 import { isClientGone } from "./client-gone.ts";
 
 /** Codes that mean the server failed (logged at error level); the others are the caller's doing. */
-export function isServerFailure(code: Code | undefined): boolean {
+function isServerFailure(code: Code | undefined): boolean {
   return code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable;
 }
 
@@ -29,6 +29,10 @@ export type RpcOutcome = Readonly<{
   caller?: { readonly tenantSlug: string; readonly credentialId: string } | undefined;
   /** VerifyKey's verdict (`valid`, `not_found` …), once known. */
   verdict?: VerifyResultName | undefined;
+  /** For a request refused before the interceptors (transport-guard.ts): the ErrorInfo reason. */
+  reason?: string | undefined;
+  /** For a request refused before the interceptors: the HTTP status, when it is not 200. */
+  httpStatus?: number | undefined;
 }>;
 
 /** Milliseconds since `started` (a performance.now() reading), rounded to 3 decimals. */
@@ -44,18 +48,25 @@ export function elapsedMs(started: number): number {
  * fields either way). Both the connect path and the VerifyKey fast path end here.
  */
 export function logRpcOutcome(log: Logger, metrics: Pick<Metrics, "rpc" | "verifyResult">, outcome: RpcOutcome, requestId?: string): void {
-  const { code, caller, verdict } = outcome;
+  writeRpcLine(log, outcome, requestId);
+  metrics.rpc(outcome.procedure)(outcome.code, outcome.durationMs / 1000);
+  if (outcome.verdict !== undefined) metrics.verifyResult(outcome.verdict);
+}
+
+/** Writes the `rpc` line of logRpcOutcome alone (for a caller that counts the call itself). */
+export function writeRpcLine(log: Logger, outcome: RpcOutcome, requestId?: string): void {
+  const { code, caller, verdict, reason, httpStatus } = outcome;
   const fields = {
     ...(requestId === undefined ? {} : { requestId, procedure: outcome.procedure }),
     code: code === undefined ? "OK" : Code[code],
+    ...(reason === undefined ? {} : { reason }),
+    ...(httpStatus === undefined ? {} : { httpStatus }),
     durationMs: outcome.durationMs,
     ...(caller === undefined ? {} : { tenant: caller.tenantSlug, credential: caller.credentialId }),
     ...(verdict === undefined ? {} : { verdict }),
   };
   if (isServerFailure(code)) log.error(fields, "rpc");
   else log.info(fields, "rpc");
-  metrics.rpc(outcome.procedure)(code, outcome.durationMs / 1000);
-  if (verdict !== undefined) metrics.verifyResult(verdict);
 }
 
 /** Logs and counts every call once it has an outcome, and gives handlers a per-RPC child logger. */

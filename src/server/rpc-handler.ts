@@ -11,6 +11,7 @@ import { clientGoneKey } from "./context.ts";
 import type { Logger } from "../logger.ts";
 import { unknownMethod, type Metrics } from "../metrics.ts";
 import type { RequestHandler } from "./listener.ts";
+import { writeRpcLine } from "./logging-interceptor.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { guardHandler, requestIdHeader } from "./transport-guard.ts";
 
@@ -54,7 +55,7 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
     if (handler === undefined) {
       // Not an RPC this server serves. The path is not logged (nor a metric label): it may hold anything, a key too.
       recordUnknown(Code.Unimplemented, 0);
-      const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
+      const requestId = requestIdOf(req);
       opts.logger.info({ requestId, method: req.method, httpStatus: 404 }, "unknown path");
       return endPlain(res, 404, "", requestId);
     }
@@ -66,10 +67,10 @@ export function createRpcHandler(opts: RpcHandlerOptions): RequestHandler {
     } catch {
       // No authority (an HTTP/1.0 request without Host) or one that is not a host name:
       // not a request connect can serve.
-      const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
+      const requestId = requestIdOf(req);
       const procedure = `${handler.service.typeName}/${handler.method.name}`;
       opts.metrics.rpc(procedure)(Code.InvalidArgument, 0);
-      opts.logger.info({ requestId, procedure, code: "InvalidArgument", httpStatus: 400 }, "rpc");
+      writeRpcLine(opts.logger, { procedure, code: Code.InvalidArgument, durationMs: 0, httpStatus: 400 }, requestId);
       return endPlain(res, 400, "bad request", requestId);
     }
     handler(uReq)
@@ -91,9 +92,10 @@ function endPlain(res: Parameters<RequestHandler>[1], status: number, text: stri
   h1.end(text);
 }
 
-/** The first value of a Node request header. */
-function headerValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
+/** The request id of a Node request: its `x-request-id` (first value) when acceptable, else a new one (request-id.ts). */
+export function requestIdOf(req: Parameters<RequestHandler>[0]): string {
+  const v = req.headers[requestIdHeader];
+  return requestIdFrom(Array.isArray(v) ? v[0] : v);
 }
 
 /**

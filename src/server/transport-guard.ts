@@ -33,7 +33,7 @@ import type { Metrics } from "../metrics.ts";
 import { isClientGone } from "./client-gone.ts";
 import { interceptedKey, requestIdKey } from "./context.ts";
 import { keywardErrorToConnect } from "./error-interceptor.ts";
-import { isServerFailure } from "./logging-interceptor.ts";
+import { elapsedMs, writeRpcLine } from "./logging-interceptor.ts";
 import { requestErrorOf } from "./request-errors.ts";
 import { requestIdFrom } from "./request-id.ts";
 
@@ -70,18 +70,9 @@ export function guardHandler(handler: UniversalHandler, logger: Logger, metrics:
       logged = true;
       // A client that went away (reset its stream, closed the connection) cancelled the call.
       const code = req.signal.aborted || isClientGone(values) ? Code.Canceled : outcome.code;
-      const elapsedMs = performance.now() - started;
-      recordRpc(code, elapsedMs / 1000);
-      const fields = {
-        requestId,
-        procedure,
-        code: code === undefined ? "OK" : Code[code],
-        ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
-        ...(outcome.httpStatus === undefined ? {} : { httpStatus: outcome.httpStatus }),
-        durationMs: Math.round(elapsedMs * 1000) / 1000,
-      };
-      if (isServerFailure(code)) logger.error(fields, "rpc");
-      else logger.info(fields, "rpc");
+      const durationMs = elapsedMs(started);
+      recordRpc(code, durationMs / 1000);
+      writeRpcLine(logger, { procedure, code, durationMs, reason: outcome.reason, httpStatus: outcome.httpStatus }, requestId);
     };
     const getRefusal = connectGetRefusal(req, handler);
     if (getRefusal !== undefined) {

@@ -39,8 +39,7 @@ import { codeOfError, toConnectError, type ErrorClassifier } from "./error-inter
 import { elapsedMs, logRpcOutcome } from "./logging-interceptor.ts";
 import type { Metrics } from "../metrics.ts";
 import { findMessageViolation } from "./message-validation.ts";
-import { requestIdFrom } from "./request-id.ts";
-import { nodeClientGone, rpcCompressions, rpcJsonOptions } from "./rpc-handler.ts";
+import { nodeClientGone, requestIdOf, rpcCompressions, rpcJsonOptions } from "./rpc-handler.ts";
 import { requestIdHeader } from "./transport-guard.ts";
 import { verifyKeyResponseOf } from "./verify-response.ts";
 
@@ -90,6 +89,9 @@ export function withVerifyFastPath(
   const opt = validateUniversalHandlerOptions({ readMaxBytes: deps.readMaxBytes, acceptCompression: rpcCompressions, jsonOptions: rpcJsonOptions });
   // connect's own serializers with the router's options: the same decoding, the same limits.
   const serialization = createMethodSerializationLookup(method, opt.binaryOptions, opt.jsonOptions, opt);
+  // VerifyKey's recorder, bound once: logRpcOutcome looks no procedure up per call.
+  const recordRpc = deps.metrics.rpc(procedure);
+  const metrics: Pick<Metrics, "rpc" | "verifyResult"> = { rpc: () => recordRpc, verifyResult: (verdict) => deps.metrics.verifyResult(verdict) };
   let answered = 0;
   let fellBack = 0;
   let verifying = 0;
@@ -121,16 +123,15 @@ export function withVerifyFastPath(
 
   /** Verifies and answers a decoded call. */
   const serve = async (req: Req, res: Res, shape: Shape, message: VerifyKeyRequest, headersAt: number) => {
-    const requestId = requestIdFrom(headerValue(req.headers[requestIdHeader]));
+    const requestId = requestIdOf(req);
     const started = performance.now();
     const done = (code: Code | undefined, verdict?: VerifyResultName) => {
       answered += 1;
       const gone = nodeClientGone(req, res);
-      logRpcOutcome(logger, deps.metrics, { procedure, code: gone ? Code.Canceled : code, durationMs: elapsedMs(started), verdict }, requestId);
+      logRpcOutcome(logger, metrics, { procedure, code: gone ? Code.Canceled : code, durationMs: elapsedMs(started), verdict }, requestId);
       return !gone;
     };
-    const remainingMs = () => (shape.timeoutMs === undefined ? undefined : shape.timeoutMs - (performance.now() - headersAt));
-    const left = remainingMs();
+    const left = shape.timeoutMs === undefined ? undefined : shape.timeoutMs - (performance.now() - headersAt);
     if (left !== undefined && left <= 0) {
       if (done(Code.DeadlineExceeded)) await answer(res, shape, requestId, deadlineError());
       return;
@@ -356,10 +357,6 @@ function replayBody(req: Req, chunks: readonly Buffer[], complete: boolean): voi
       if (!complete) yield* original.call(req) as AsyncIterable<Buffer>;
     },
   });
-}
-
-function headerValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }
 
 function ignore(): void {}

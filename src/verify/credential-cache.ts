@@ -82,8 +82,8 @@ export type CredentialCache = InvalidationTarget & {
 
 /** One held record; `generation` is its tenant's generation when it was read. */
 type Entry =
-  | { kind: "key"; record: KeyLookupRecord; tenantId: string; generation: number }
-  | { kind: "token"; record: TokenLookupRecord; tenantId: string; generation: number }
+  | { kind: "key"; record: KeyLookupRecord; generation: number }
+  | { kind: "token"; record: TokenLookupRecord; generation: number }
   | { kind: "unknown" };
 
 /** A database read in flight, shared by every concurrent miss of one id. */
@@ -133,7 +133,7 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
   /** The held entry of `cacheKey`, if it is still current. */
   function current(cacheKey: string): Entry | undefined {
     const entry = entries.get(cacheKey);
-    if (entry === undefined || entry.kind === "unknown" || entry.generation === generationOf(entry.tenantId)) return entry;
+    if (entry === undefined || entry.kind === "unknown" || entry.generation === generationOf(entry.record.tenantId)) return entry;
     entries.delete(cacheKey);
     return undefined;
   }
@@ -148,7 +148,7 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
       counters.loads += 1;
       const entry = kind === "key" ? keyEntry(await deps.keyLookup(id, signal)) : tokenEntry(await deps.tokenLookup(id, signal));
       await hooks.afterLoad?.({ kind, id });
-      if (!invalidatedSince(started, cacheKey, entry?.kind === "key" || entry?.kind === "token" ? entry.tenantId : undefined)) {
+      if (!invalidatedSince(started, cacheKey, entry === undefined || entry.kind === "unknown" ? undefined : entry.record.tenantId)) {
         store(cacheKey, entry);
         return entry;
       }
@@ -169,11 +169,11 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
   }
 
   function keyEntry(record: KeyLookupRecord | undefined): Entry {
-    return record === undefined ? { kind: "unknown" } : { kind: "key", record, tenantId: record.tenantId, generation: generationOf(record.tenantId) };
+    return record === undefined ? { kind: "unknown" } : { kind: "key", record, generation: generationOf(record.tenantId) };
   }
 
   function tokenEntry(record: TokenLookupRecord | undefined): Entry | undefined {
-    return record === undefined ? undefined : { kind: "token", record, tenantId: record.tenantId, generation: generationOf(record.tenantId) };
+    return record === undefined ? undefined : { kind: "token", record, generation: generationOf(record.tenantId) };
   }
 
   function store(cacheKey: string, entry: Entry | undefined): void {
@@ -186,37 +186,34 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
     entries.set(cacheKey, entry, { ttl });
   }
 
+  /** The read of `cacheKey` in flight, started if there is none. */
+  function flightOf(cacheKey: string, kind: "key" | "token", id: string): Flight<Entry | undefined> {
+    const running = flights.get(cacheKey);
+    if (running !== undefined) return running;
+    const controller = new AbortController();
+    const started: Flight<Entry | undefined> = {
+      controller,
+      waiters: 0,
+      promise: load(cacheKey, kind, id, controller.signal).finally(() => {
+        if (flights.get(cacheKey) === started) flights.delete(cacheKey);
+      }),
+    };
+    // A read every waiter left fails with nobody to tell.
+    started.promise.catch(() => undefined);
+    flights.set(cacheKey, started);
+    return started;
+  }
+
   /** Joins (or starts) the read of `cacheKey`; the read is cancelled only when every waiter has left. */
   function join(cacheKey: string, kind: "key" | "token", id: string, signal: AbortSignal | undefined): Promise<Entry | undefined> {
     signal?.throwIfAborted();
-    let flight = flights.get(cacheKey);
-    if (flight === undefined) {
-      const controller = new AbortController();
-      const started: Flight<Entry | undefined> = {
-        controller,
-        waiters: 0,
-        promise: load(cacheKey, kind, id, controller.signal).finally(() => {
-          if (flights.get(cacheKey) === started) flights.delete(cacheKey);
-        }),
-      };
-      // A read every waiter left fails with nobody to tell.
-      started.promise.catch(() => undefined);
-      flights.set(cacheKey, started);
-      flight = started;
-    }
-    const joined = flight;
+    const joined = flightOf(cacheKey, kind, id);
     joined.waiters += 1;
     if (signal === undefined) return joined.promise;
     return new Promise((resolve, reject) => {
-      let left = false;
-      const leave = () => {
-        if (left) return;
-        left = true;
-        joined.waiters -= 1;
-        signal.removeEventListener("abort", onAbort);
-      };
+      // A waiter leaves once: when its signal aborts, or else when the read ends.
       const onAbort = () => {
-        leave();
+        joined.waiters -= 1;
         if (joined.waiters === 0) {
           if (flights.get(cacheKey) === joined) flights.delete(cacheKey);
           joined.controller.abort(signal.reason);
@@ -224,16 +221,11 @@ export function createCredentialCache(deps: { keyLookup: KeyLookup; tokenLookup:
         reject(signal.reason);
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      joined.promise.then(
-        (entry) => {
-          leave();
-          resolve(entry);
-        },
-        (e: unknown) => {
-          leave();
-          reject(e);
-        },
-      );
+      void joined.promise.then(resolve, reject).finally(() => {
+        if (signal.aborted) return;
+        joined.waiters -= 1;
+        signal.removeEventListener("abort", onAbort);
+      });
     });
   }
 

@@ -45,20 +45,10 @@ const closeTimeoutMs = 1_000;
 export type InvalidationState = Readonly<{
   /** LISTENing and caught up. */
   connected: boolean;
-  /** When the connection was last known to work, while it is lost (by the injected clock); null while connected. */
-  lostAt: Date | null;
   /** The server process id of the LISTEN connection (null while disconnected). */
   backendPid: number | null;
   /** Connections made after the first. */
   reconnects: number;
-  /** The largest change id applied (0 before any). */
-  appliedThrough: number;
-  /** Change rows applied. */
-  changesApplied: number;
-  /** Catch-ups run (notifications, own writes, heartbeats, replays). */
-  catchUps: number;
-  /** For the last change applied: ms from its append to its eviction, by the database's clock. */
-  lastLagMs: number | null;
 }>;
 
 /** One change row as applied, for subscribers (onChanges). */
@@ -130,17 +120,19 @@ const pruneQuery = `
 delete from credential_change where id in (
   select id from credential_change where created_at < now() - interval '${retention}' limit ${pruneBatch})`;
 
-/** Creates the listener (start() connects). `url`: KEYWARD_LISTEN_DATABASE_URL or the database's URL. */
-export function createInvalidationListener(deps: {
-  url: string;
+/** What the listener needs besides its connection URL and its target (shared with createVerificationCache). */
+export type InvalidationListenerDeps = {
   db: Database;
-  target: InvalidationTarget;
   clock: Clock;
   logger: Logger;
+  /** The LISTEN connection's connect and query bounds, in ms. */
   timeouts: { connectMs: number; queryMs: number };
   /** Called with each applied change's lag in seconds (change row written → evicted here), for `keyward_invalidation_lag_seconds`. */
   observeLag?: ((seconds: number) => void) | undefined;
-}): InvalidationListener {
+};
+
+/** Creates the listener (start() connects). `url`: KEYWARD_LISTEN_DATABASE_URL or the database's URL. */
+export function createInvalidationListener(deps: InvalidationListenerDeps & { url: string; target: InvalidationTarget }): InvalidationListener {
   const { target, clock } = deps;
   const logger = deps.logger.child({ component: "invalidation" });
   const pool = deps.db.orm.driver.getConnection();
@@ -149,7 +141,6 @@ export function createInvalidationListener(deps: {
   let active: pg.Client | undefined;
   const clients = new Set<pg.Client>();
   let backendPid: number | null = null;
-  let lostAt: Date | null = null;
   /** performance.now() when the connection was lost (for the replay horizon; real time, whatever the clock). */
   let lostAtMonotonic: number | undefined;
   let lastConfirmedAt = clock.now();
@@ -181,15 +172,14 @@ export function createInvalidationListener(deps: {
       }
     }
   }
-  const counters = { reconnects: 0, appliedThrough: 0, changesApplied: 0, catchUps: 0, lastLagMs: null as number | null };
+  let reconnects = 0;
 
   /** Reads the log past the position and evicts what changed; moves the position. */
   async function apply(read: Reader): Promise<void> {
-    counters.catchUps += 1;
     if (cursor === undefined) {
       const rows = await read("");
       cursor = BigInt(rows[0]!.xmin);
-      if (baselineId === 0) baselineId = Number(rows[0]!.max_id ?? 0);
+      baselineId = Math.max(baselineId, Number(rows[0]!.max_id ?? 0));
       publish([]);
       return;
     }
@@ -199,11 +189,7 @@ export function createInvalidationListener(deps: {
     const changes = rows.filter((r) => r.id !== null);
     if (changes.length > maxRowsPerCatchUp) {
       logger.warn({ changes: changes.length }, "too many credential changes to apply one by one: the verification cache starts empty");
-      target.clear();
-      applied.clear();
-      resetPending = true;
-      // Everything up to now is reflected in an empty cache.
-      appliedIds.clear();
+      forgetAll();
       baselineId = Math.max(baselineId, ...changes.map((r) => Number(r.id)));
     } else {
       for (const row of changes) {
@@ -211,10 +197,7 @@ export function createInvalidationListener(deps: {
         applied.set(row.id!, BigInt(row.txid!));
         if (row.scope === "key") target.evictKey(row.key_id!);
         else target.evictTenant(row.tenant_id!);
-        counters.changesApplied += 1;
-        counters.appliedThrough = Math.max(counters.appliedThrough, Number(row.id));
         remember(Number(row.id));
-        counters.lastLagMs = row.lag_ms;
         if (row.lag_ms !== null) deps.observeLag?.(Number(row.lag_ms) / 1000);
         published.push({ id: row.id!, txid: BigInt(row.txid!), tenantId: row.tenant_id!, scope: row.scope!, keyId: row.key_id, createdAt: new Date(Number(row.created_ms ?? 0)) });
       }
@@ -222,6 +205,18 @@ export function createInvalidationListener(deps: {
     if (xmin > cursor) cursor = xmin;
     for (const [id, txid] of applied) if (txid < cursor) applied.delete(id);
     publish(published);
+  }
+
+  /**
+   * Skips changes rather than applying them one by one (too many, or too long disconnected):
+   * the cache empties, subscribers are told to reset, and everything up to the new baseline
+   * counts as applied (an empty cache reflects it).
+   */
+  function forgetAll(): void {
+    target.clear();
+    applied.clear();
+    appliedIds.clear();
+    resetPending = true;
   }
 
   function remember(id: number): void {
@@ -303,10 +298,8 @@ export function createInvalidationListener(deps: {
       await exclusive(async () => {
         if (lostAtMonotonic !== undefined && performance.now() - lostAtMonotonic > replayHorizonMs) {
           logger.warn("the change notification connection was lost for over an hour: the verification cache starts empty");
+          forgetAll();
           cursor = undefined;
-          applied.clear();
-          target.clear();
-          resetPending = true;
         }
         await apply(readVia(client));
       });
@@ -314,7 +307,6 @@ export function createInvalidationListener(deps: {
       active = client;
       backendPid = pid;
       lastConfirmedAt = clock.now();
-      lostAt = null;
       lostAtMonotonic = undefined;
       target.connectionRestored();
     } catch (e) {
@@ -328,13 +320,24 @@ export function createInvalidationListener(deps: {
     if (client !== active) return;
     active = undefined;
     backendPid = null;
-    lostAt = lastConfirmedAt;
     lostAtMonotonic = performance.now();
-    target.connectionLost(lostAt);
+    target.connectionLost(lastConfirmedAt);
     close(client);
     if (stopped) return;
     logger.warn({ reason: e === undefined ? "connection closed" : describeDatabaseFailure(e) }, "lost the change notification connection; reconnecting (the verification cache answers within its grace meanwhile)");
     void reconnect();
+  }
+
+  /** Waits `ms`, or until stop() wakes it. */
+  async function pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    wake = undefined;
   }
 
   async function reconnect(): Promise<void> {
@@ -342,18 +345,11 @@ export function createInvalidationListener(deps: {
     reconnecting = true;
     try {
       for (let delay = reconnectMinMs, attempt = 1; !stopped; delay = Math.min(delay * 2, reconnectMaxMs), attempt++) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay / 2 + (Math.random() * delay) / 2);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
+        await pause(delay / 2 + (Math.random() * delay) / 2);
         if (stopped) return;
         try {
           await connect();
-          counters.reconnects += 1;
+          reconnects += 1;
           logger.info({ attempt }, "change notification connection restored; missed changes replayed");
           return;
         } catch (e) {
@@ -411,7 +407,7 @@ export function createInvalidationListener(deps: {
     },
     catchUp: () => schedule(true),
     state() {
-      return { connected: active !== undefined, lostAt, backendPid, ...counters };
+      return { connected: active !== undefined, backendPid, reconnects };
     },
     hasApplied: (id) => id <= baselineId || appliedIds.has(id),
     prune,

@@ -51,11 +51,11 @@ select k.key_id, k.tenant_id, t.slug as tenant_slug, t.disable_keys_of_suspended
   left join principal x on x.id = any(k.bounded_by)
  where k.key_id = ?`;
 
-type Row = {
+type Row = BoundRow & {
   key_id: string; tenant_id: string; tenant_slug: string; disable_keys_of_suspended_principals: boolean; kind: KeyKindName;
   org_id: string | null; org_slug: string | null; permissions: string[]; owner_id: string; principal_id: string;
   owner_status: PrincipalStatus; owner_permissions: string[];
-  bounded_by: string[]; bound_id: string | null; bound_status: PrincipalStatus | null; bound_permissions: string[] | null; secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
+  secret_hash: Uint8Array; expires_at: Date | null; revoked_at: Date | null;
 };
 
 /**
@@ -64,18 +64,36 @@ type Row = {
  * otherwise. MikroORM 7 takes them on the logging-context argument of execute() (its
  * EntityManager does the same); they are stripped before anything is logged.
  */
-export function abortOptions(signal: AbortSignal | undefined): LoggingOptions | undefined {
+function abortOptions(signal: AbortSignal | undefined): LoggingOptions | undefined {
   return signal === undefined ? undefined : ({ signal, inflightQueryAbortStrategy: "cancel query" } as LoggingOptions);
 }
 
+/** Runs a hot-path `query` (one `?`, the id) over the pool, bounded by the caller's signal. */
+export function createRowReader<R>(db: Database, query: string): (id: string, signal: AbortSignal | undefined) => Promise<R[]> {
+  const connection = db.orm.driver.getConnection();
+  return (id, signal) => connection.execute<R[]>(query, [id], "all", undefined, abortOptions(signal));
+}
+
+/** The bounding principals of a credential from its rows (one per `bound_id`, or one with nulls). */
+export function boundsOf(rows: readonly BoundRow[]): { boundsActive: boolean; boundsPermissions: (readonly string[])[] } {
+  const bounds = rows.filter((row) => row.bound_id !== null);
+  return {
+    // Every bounding principal must exist and be active (a missing one fails closed).
+    boundsActive: bounds.length === rows[0]!.bounded_by.length && bounds.every((b) => b.bound_status === "active"),
+    boundsPermissions: bounds.map((b) => b.bound_permissions ?? []),
+  };
+}
+
+/** The columns of the bounding principals both lookups join. */
+export type BoundRow = { bounded_by: string[]; bound_id: string | null; bound_status: PrincipalStatus | null; bound_permissions: string[] | null };
+
 /** Creates the lookup over the database's connection pool. */
 export function createKeyLookup(db: Database): KeyLookup {
-  const connection = db.orm.driver.getConnection();
+  const read = createRowReader<Row>(db, keyLookupQuery);
   return async (keyId, signal) => {
-    const rows = await connection.execute<Row[]>(keyLookupQuery, [keyId], "all", undefined, abortOptions(signal));
+    const rows = await read(keyId, signal);
     const r = rows[0];
     if (r === undefined) return undefined;
-    const bounds = rows.filter((row) => row.bound_id !== null);
     return {
       keyId: r.key_id,
       tenantId: r.tenant_id,
@@ -90,9 +108,7 @@ export function createKeyLookup(db: Database): KeyLookup {
       ownerStatus: r.owner_status,
       ownerPermissions: r.owner_permissions,
       boundedBy: r.bounded_by,
-      // Every bounding principal must exist and be active (a missing one fails closed).
-      boundsActive: bounds.length === r.bounded_by.length && bounds.every((b) => b.bound_status === "active"),
-      boundsPermissions: bounds.map((b) => b.bound_permissions ?? []),
+      ...boundsOf(rows),
       secretHash: r.secret_hash,
       expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),

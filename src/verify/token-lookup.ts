@@ -3,7 +3,7 @@
 // principals bounding the token) — no ORM unit of work, no entity hydration. Mirrors key-lookup.ts.
 import type { Database } from "../db/orm.ts";
 import type { PrincipalStatus } from "../directory/directory-repository.ts";
-import { abortOptions } from "./key-lookup.ts";
+import { boundsOf, createRowReader, type BoundRow } from "./key-lookup.ts";
 
 /** Everything VerifyKey needs to judge a minted token, read in one query. */
 export type TokenLookupRecord = Readonly<{
@@ -55,24 +55,21 @@ select m.jti, m.kind, m.tenant_id, t.slug as tenant_slug, t.disable_keys_of_susp
   left join principal x on x.id = any(m.bounded_by)
  where m.jti = ?`;
 
-type Row = {
+type Row = BoundRow & {
   jti: string; kind: "exchanged" | "user"; tenant_id: string; tenant_slug: string; disable_keys_of_suspended_principals: boolean;
   org_id: string | null; org_slug: string | null; permissions: string[]; subject: string;
   principal_row_id: string; principal_id: string; principal_status: PrincipalStatus; principal_permissions: string[];
   policy_id: string | null; policy_permissions: string[] | null;
-  bounded_by: string[]; bound_id: string | null; bound_status: PrincipalStatus | null; bound_permissions: string[] | null;
   issued_at: Date; expires_at: Date;
 };
 
 /** Creates the lookup over the database's connection pool. */
 export function createTokenLookup(db: Database): TokenLookup {
-  const connection = db.orm.driver.getConnection();
+  const read = createRowReader<Row>(db, query);
   return async (jti, signal) => {
-    // As in key-lookup.ts: the caller's signal bounds the wait and cancels the query in flight.
-    const rows = await connection.execute<Row[]>(query, [jti], "all", undefined, abortOptions(signal));
+    const rows = await read(jti, signal);
     const r = rows[0];
     if (r === undefined) return undefined;
-    const bounds = rows.filter((row) => row.bound_id !== null);
     return {
       jti: r.jti,
       kind: r.kind,
@@ -90,9 +87,7 @@ export function createTokenLookup(db: Database): TokenLookup {
       policyId: r.policy_id,
       policyPermissions: r.policy_id === null ? null : (r.policy_permissions ?? []),
       boundedBy: r.bounded_by,
-      // Every bounding principal must exist and be active (a missing one fails closed).
-      boundsActive: bounds.length === r.bounded_by.length && bounds.every((b) => b.bound_status === "active"),
-      boundsPermissions: bounds.map((b) => b.bound_permissions ?? []),
+      ...boundsOf(rows),
       issuedAt: new Date(r.issued_at),
       expiresAt: new Date(r.expires_at),
     };

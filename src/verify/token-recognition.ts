@@ -9,7 +9,8 @@ import type { Catalogue } from "../directory/permissions.ts";
 import { accessTokenTyp } from "../tokens/token-types.ts";
 import { signingAlgorithm, type SigningKeys } from "../tokens/signing-keys.ts";
 import { effectivePermissions } from "./effective-permissions.ts";
-import type { TokenLookup } from "./token-lookup.ts";
+import { oncePer } from "./once-per.ts";
+import type { TokenLookup, TokenLookupRecord } from "./token-lookup.ts";
 import type { CredentialIdentity, Recognition } from "./verifier.ts";
 
 /** The longest minted token looked at, in characters; anything longer is MALFORMED without any work. */
@@ -68,20 +69,14 @@ export function createTokenRecognizer(deps: {
     }
   }
 
-  return async (token, signal) => {
-    if (token.length > maxAccessTokenLength) return { result: "malformed" };
-    const checked = await checkSignature(token);
-    if (checked === undefined) return { result: "malformed" };
-    const { payload } = checked;
-    const { jti, tenant, aud } = payload as { jti?: unknown; tenant?: unknown; aud?: unknown };
-    if (typeof jti !== "string" || typeof tenant !== "string" || aud !== tenantAudience(tenant, deps.audienceDomain)) return { result: "malformed" };
-    const record = await lookup(jti, signal);
-    if (record === undefined) return { result: "not_found" };
-    if (record.tenantSlug !== tenant) return { result: "malformed" };
-
+  /**
+   * Who a token record is. Cached records are the same object on every hit (as in the
+   * verifier's key path): the identity is built once per record read.
+   */
+  const identityOf = oncePer((record: TokenLookupRecord): CredentialIdentity => {
     const bounds = [record.principalPermissions, ...record.boundsPermissions, ...(record.policyPermissions === null ? [] : [record.policyPermissions])];
     const effective = effectivePermissions(catalogue, record.permissions, bounds);
-    const identity: CredentialIdentity = {
+    return {
       keyId: record.jti,
       kind: record.kind === "user" ? "user_token" : "exchanged_token",
       tenantId: record.tenantId,
@@ -97,6 +92,19 @@ export function createTokenRecognizer(deps: {
       creatorActive: record.boundsActive,
       token: { policyName: record.policyId === null ? null : resourceName(record.tenantSlug, "policies", record.policyId), subject: record.subject },
     };
+  });
+
+  return async (token, signal) => {
+    if (token.length > maxAccessTokenLength) return { result: "malformed" };
+    const checked = await checkSignature(token);
+    if (checked === undefined) return { result: "malformed" };
+    const { payload } = checked;
+    const { jti, tenant, aud } = payload as { jti?: unknown; tenant?: unknown; aud?: unknown };
+    if (typeof jti !== "string" || typeof tenant !== "string" || aud !== tenantAudience(tenant, deps.audienceDomain)) return { result: "malformed" };
+    const record = await lookup(jti, signal);
+    if (record === undefined) return { result: "not_found" };
+    if (record.tenantSlug !== tenant) return { result: "malformed" };
+    const identity = identityOf(record);
     // Deleting the policy stops its tokens at once (DESIGN.md §4).
     if (record.kind === "exchanged" && record.policyId === null) return { result: "revoked", identity };
     if (checked.expired || record.expiresAt.getTime() <= clock.now().getTime()) return { result: "expired", identity };

@@ -1,13 +1,10 @@
 // Wires the VerifyKey cache to its invalidation listener (DESIGN.md §3), or, with
 // KEYWARD_VERIFY_CACHE_TTL_SECONDS=0, leaves both out: every verification then reads the
 // database (the "cold" mode), and no LISTEN connection is opened.
-import type { Clock } from "../clock.ts";
 import type { VerifyCacheConfig } from "../config.ts";
 import { describeDatabaseFailure } from "../db/database-errors.ts";
-import type { Database } from "../db/orm.ts";
-import type { Logger } from "../logger.ts";
 import { createCredentialCache, type CredentialCache } from "./credential-cache.ts";
-import { createInvalidationListener, type InvalidationListener } from "./invalidation-listener.ts";
+import { createInvalidationListener, type InvalidationListener, type InvalidationListenerDeps } from "./invalidation-listener.ts";
 import { createKeyLookup, type KeyLookup } from "./key-lookup.ts";
 import { createTokenLookup, type TokenLookup } from "./token-lookup.ts";
 
@@ -27,16 +24,7 @@ export type VerificationCache = {
 };
 
 /** Creates the lookups; `databaseUrl` is the URL the store connected to (DATABASE_URL or the embedded server's). */
-export function createVerificationCache(deps: {
-  config: VerifyCacheConfig;
-  db: Database;
-  databaseUrl: string;
-  clock: Clock;
-  logger: Logger;
-  timeouts: { connectMs: number; queryMs: number };
-  /** Receives each invalidation's lag in seconds (metrics). */
-  observeLag?: ((seconds: number) => void) | undefined;
-}): VerificationCache {
+export function createVerificationCache(deps: InvalidationListenerDeps & { config: VerifyCacheConfig; databaseUrl: string }): VerificationCache {
   const { config, db, clock, logger } = deps;
   if (config.ttlMs === 0) {
     return {
@@ -55,9 +43,7 @@ export function createVerificationCache(deps: {
     clock,
     options: { maxEntries: config.maxEntries, maxBytes: config.maxBytes, ttlMs: config.ttlMs, staleMs: config.staleMs },
   });
-  const listener = createInvalidationListener({
-    url: config.listenDatabaseUrl ?? deps.databaseUrl, db, target: cache, clock, logger, timeouts: deps.timeouts, observeLag: deps.observeLag,
-  });
+  const listener = createInvalidationListener({ ...deps, url: config.listenDatabaseUrl ?? deps.databaseUrl, target: cache });
   return {
     lookupKey: cache.lookupKey,
     lookupToken: cache.lookupToken,

@@ -10,6 +10,7 @@ import { keyMatches, parseKey, type KeyKindName } from "../keys/key-format.ts";
 import { effectivePermissions } from "./effective-permissions.ts";
 import type { KeyLookup, KeyLookupRecord } from "./key-lookup.ts";
 import type { LastUsedRecorder } from "./last-used.ts";
+import { oncePer } from "./once-per.ts";
 import type { TokenRecognizer } from "./token-recognition.ts";
 
 /** The verdicts of DESIGN.md §8. */
@@ -128,14 +129,11 @@ export function createVerifier(deps: {
    * Who a key record is. Cached records are the same object on every hit: the identity (its
    * effective permissions parsed and intersected) is computed once per record read.
    */
-  const identities = new WeakMap<KeyLookupRecord, CredentialIdentity>();
-  function identityOf(record: KeyLookupRecord): CredentialIdentity {
-    let identity = identities.get(record);
-    if (identity !== undefined) return identity;
+  const identityOf = oncePer((record: KeyLookupRecord): CredentialIdentity => {
     // A key is bounded by its owner's current authority and by that of every principal up
     // the chain that made it (DESIGN.md §1): stripping any of them shrinks it at once.
     const effective = effectivePermissions(catalogue, record.permissions, [record.ownerPermissions, ...record.boundsPermissions]);
-    identity = {
+    return {
       keyId: record.keyId,
       kind: record.kind,
       tenantId: record.tenantId,
@@ -151,9 +149,7 @@ export function createVerifier(deps: {
       creatorActive: record.boundsActive,
       token: null,
     };
-    identities.set(record, identity);
-    return identity;
-  }
+  });
 
   /** Checks format, existence, secret, revocation, expiry (against the clock, every call) and owner/creator status. */
   async function identify(key: string, signal: AbortSignal | undefined): Promise<Recognition> {
@@ -172,6 +168,9 @@ export function createVerifier(deps: {
     return { result: "valid", identity };
   }
 
+  /** The identity's effective permissions as strings, formatted once per identity (cached identities repeat). */
+  const permissionsOf = oncePer((identity: CredentialIdentity): readonly string[] => formatPermissions(catalogue, identity.permissions));
+
   return {
     async verify(input) {
       // A broken request is an RPC error; a bad credential is a verdict.
@@ -183,7 +182,7 @@ export function createVerifier(deps: {
       if (recognition.result === "not_found") return { result: "not_found" };
       if (recognition.result !== "valid") return recognition;
       const { identity } = recognition;
-      const permissions = formatPermissions(catalogue, identity.permissions);
+      const permissions = permissionsOf(identity);
       if (identity.orgSlug !== null && input.org !== identity.orgSlug) return { result: "wrong_scope", identity, permissions };
       const missing = notImplied(catalogue, identity.permissions, required);
       if (missing.length > 0) return { result: "insufficient_permissions", identity, permissions, missing };
