@@ -37,12 +37,36 @@ export function patternPart(pattern: RegExp): PositionPart {
  */
 export type PageQuery = Readonly<{ listing: string; parent: string; filters?: Readonly<Record<string, unknown>> }>;
 
+/**
+ * A 16-character fingerprint of what an opaque token is bound to (a listing and its query,
+ * a tenant's stream): a token minted for one thing fails the check of any other.
+ */
+export function tokenFingerprint(scope: readonly unknown[]): string {
+  return createHash("sha256").update(JSON.stringify(scope)).digest("base64url").slice(0, 16);
+}
+
 function fingerprint(query: PageQuery): string {
-  return createHash("sha256").update(JSON.stringify([query.listing, query.parent, query.filters ?? {}])).digest("base64url").slice(0, 16);
+  return tokenFingerprint([query.listing, query.parent, query.filters ?? {}]);
+}
+
+/** An opaque token: base64url of a JSON object (page tokens, WatchInvalidations resume tokens). */
+export function encodeOpaqueToken(value: Readonly<Record<string, unknown>>): string {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+/** The JSON object an opaque token holds; undefined when it is longer than `maxChars` or holds no object. */
+export function decodeOpaqueToken(token: string, maxChars: number): Record<string, unknown> | undefined {
+  if (token.length > maxChars) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function encodePageToken(position: readonly string[], query: PageQuery): string {
-  return Buffer.from(JSON.stringify({ p: position, f: fingerprint(query) })).toString("base64url");
+  return encodeOpaqueToken({ p: position, f: fingerprint(query) });
 }
 
 /** The refusal of a page token that is not valid for the request. */
@@ -58,15 +82,9 @@ export function invalidPageToken(): KeywardError {
 export function decodePageToken(token: string, query: PageQuery, parts: readonly PositionPart[]): string[] | undefined {
   if (token === "") return undefined;
   const bad = invalidPageToken;
-  if (token.length > 1024) throw bad();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    throw bad();
-  }
-  if (parsed === null || typeof parsed !== "object") throw bad();
-  const { p, f } = parsed as { p?: unknown; f?: unknown };
+  const parsed = decodeOpaqueToken(token, 1024);
+  if (parsed === undefined) throw bad();
+  const { p, f } = parsed;
   if (f !== fingerprint(query) || !Array.isArray(p) || p.length !== parts.length) throw bad();
   if (!p.every((value, i) => typeof value === "string" && parts[i]!(value))) throw bad();
   return p as string[];

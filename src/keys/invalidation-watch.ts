@@ -14,6 +14,7 @@ import { requireOwnTenant, requirePermission, type CallContext } from "../direct
 import type { Database } from "../db/orm.ts";
 import { ErrorKind, invalidArgument, KeywardError } from "../errors.ts";
 import { parseTenantName } from "../common/resource-names.ts";
+import { decodeOpaqueToken, encodeOpaqueToken, tokenFingerprint } from "../common/page-token.ts";
 import type { Logger } from "../logger.ts";
 import type { AppliedChanges, InvalidationListener } from "../verify/invalidation-listener.ts";
 
@@ -69,7 +70,7 @@ select s.xmin::text as xmin, (extract(epoch from clock_timestamp()) * 1000)::flo
 type Position = { cursor: bigint; delivered: Map<string, bigint>; timeMs: number };
 
 function fingerprint(tenantId: string): string {
-  return createHash("sha256").update(JSON.stringify(["WatchInvalidations", tenantId])).digest("base64url").slice(0, 16);
+  return tokenFingerprint(["WatchInvalidations", tenantId]);
 }
 
 function invalidResumeToken(): KeywardError {
@@ -79,22 +80,16 @@ function invalidResumeToken(): KeywardError {
 /** Encodes a position for `tenantId` (exported for tests that need an old position). */
 export function encodeResumeToken(tenantId: string, position: Position): string {
   const d = [...position.delivered].slice(-maxDeliveredInToken).map(([id, txid]) => [id, txid.toString()]);
-  return Buffer.from(JSON.stringify({ x: position.cursor.toString(), d, t: position.timeMs, f: fingerprint(tenantId) })).toString("base64url");
+  return encodeOpaqueToken({ x: position.cursor.toString(), d, t: position.timeMs, f: fingerprint(tenantId) });
 }
 
 const digits = /^[0-9]{1,20}$/;
 
 /** Decodes a token minted for `tenantId`; anything else is INVALID_ARGUMENT `INVALID_RESUME_TOKEN`. */
 function decodeResumeToken(token: string, tenantId: string): Position {
-  if (token.length > 64 * 1024) throw invalidResumeToken();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    throw invalidResumeToken();
-  }
-  if (parsed === null || typeof parsed !== "object") throw invalidResumeToken();
-  const { x, d, t, f } = parsed as { x?: unknown; d?: unknown; t?: unknown; f?: unknown };
+  const parsed = decodeOpaqueToken(token, 64 * 1024);
+  if (parsed === undefined) throw invalidResumeToken();
+  const { x, d, t, f } = parsed;
   if (f !== fingerprint(tenantId) || typeof x !== "string" || !digits.test(x) || typeof t !== "number" || !Number.isFinite(t) || !Array.isArray(d) || d.length > maxDeliveredInToken) {
     throw invalidResumeToken();
   }
