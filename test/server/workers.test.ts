@@ -7,7 +7,7 @@ import { describe, expect, test } from "@jest/globals";
 import http from "node:http";
 import { availableParallelism } from "node:os";
 import { randomUUID } from "node:crypto";
-import { bootstrapCli, isAlive, killLeftovers, postgresProcesses, postmasterPid, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
+import { bootstrapCli, exitWithin, isAlive, killLeftovers, postgresProcesses, postmasterPid, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
 import { testDatabaseUrl } from "../harness.ts";
 import { until } from "../wait.ts";
 import { maxRestarts, workerCount } from "../../src/workers.ts";
@@ -91,15 +91,6 @@ async function answersUntilEach(serve: ServeProcess, key: string, expected: stri
     answers.set(worker, [...(answers.get(worker) ?? []), { result: String(result), sentAt }]);
   }
   return answers;
-}
-
-async function exitWithin(serve: ServeProcess, ms: number): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([serve.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms:\n${serve.output()}`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe("how many workers", () => {
