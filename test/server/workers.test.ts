@@ -26,6 +26,8 @@ function listeningWorkers(out: string): { worker: number; pid: number }[] {
 /** Checks the primary's "keyward listening" line (written once every worker listens); returns the workers' slots and pids. */
 async function allListening(serve: ServeProcess, n: number): Promise<Map<number, number>> {
   expect(serve.output()).toMatch(new RegExp(`"worker":0,"url":"http://[^"]+","workers":${n},"msg":"keyward listening"`));
+  // Each worker writes its own line to the shared output: it may arrive just after the primary's.
+  await until(() => new Set(listeningWorkers(serve.output()).map((w) => w.worker)).size >= n, 5_000, `the ${n} workers' "worker listening" lines`);
   return new Map(listeningWorkers(serve.output()).map((w) => [w.worker, w.pid]));
 }
 
