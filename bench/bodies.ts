@@ -42,6 +42,18 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** What every load generator is given (as its JSON argument). Times in seconds. */
+export type LoadOptions = {
+  url: string;
+  contentType: string;
+  bodiesFile: string;
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+  /** Stop after this many measured requests even if time remains. */
+  maxRequests: number;
+};
+
 /** What every load generator prints (one JSON line on stdout). Latencies in milliseconds. */
 export type LoadResult = {
   tool: string;

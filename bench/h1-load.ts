@@ -4,17 +4,9 @@
 // Usage: node bench/h1-load.ts '<json H1LoadOptions>'; prints one LoadResult JSON line.
 // An answer counts as an error unless it is 2xx (and the transport did not fail).
 import autocannon from "autocannon";
-import { readBodies, type LoadResult } from "./bodies.ts";
+import { readBodies, type LoadOptions, type LoadResult } from "./bodies.ts";
 
-export type H1LoadOptions = {
-  url: string;
-  contentType: string;
-  bodiesFile: string;
-  connections: number;
-  seconds: number;
-  warmupSeconds: number;
-  maxRequests: number;
-};
+export type H1LoadOptions = LoadOptions;
 
 const opts = JSON.parse(process.argv[2] ?? "{}") as H1LoadOptions;
 const bodies = readBodies(opts.bodiesFile);

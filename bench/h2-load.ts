@@ -11,20 +11,12 @@
 // a RST_STREAM, a gRPC answer with no DATA (a trailers-only answer is how gRPC errors come),
 // or a Connect answer whose body is a JSON error (`{"code"…` / a proto body starting `{`).
 import net from "node:net";
-import { readBodies, quantile, type LoadResult } from "./bodies.ts";
+import { readBodies, quantile, type LoadOptions, type LoadResult } from "./bodies.ts";
 
-export type H2LoadOptions = {
-  url: string;
+export type H2LoadOptions = LoadOptions & {
   path: string;
-  contentType: string;
   grpc: boolean;
-  bodiesFile: string;
-  connections: number;
   streams: number;
-  seconds: number;
-  warmupSeconds: number;
-  /** Stop after this many measured requests even if time remains. */
-  maxRequests: number;
 };
 
 const opts = JSON.parse(process.argv[2] ?? "{}") as H2LoadOptions;

@@ -90,14 +90,33 @@ const healthPath = "/grpc.health.v1.Health/Check";
 
 // ---------------------------------------------------------------- processes we started
 const children = new Set<ChildProcess>();
+/** Set once SIGINT/SIGTERM arrived: the database going away is then expected. */
+let stopping = false;
 function killAll(): void {
   for (const c of children) if (c.exitCode === null && c.pid !== undefined) c.kill("SIGKILL");
 }
 process.on("exit", killAll);
 for (const s of ["SIGINT", "SIGTERM"] as const) {
   process.on(s, () => {
+    stopping = true;
     killAll();
-    process.exit(130);
+    // The embedded PostgreSQL runs in a session of its own and would outlive process.exit:
+    // stop it and remove the work folder first, bounded (a second signal's exit is the same).
+    const bound = setTimeout(() => process.exit(130), 15_000);
+    void (async () => {
+      try {
+        await store?.close();
+      } catch {
+        // a signal before the store existed, or a failed stop: the folder goes anyway
+      }
+      try {
+        rmSync(work, { recursive: true, force: true });
+      } catch {
+        // a signal before the folder existed
+      }
+      clearTimeout(bound);
+      process.exit(130);
+    })();
   });
 }
 
@@ -568,6 +587,10 @@ try {
   const audit = createAuditLog({ units, clock: systemClock, logger: silent });
   const boot = await bootstrapTenant({ units, clock: systemClock, audit, minting: config }, "bench");
   const db = new pg.Client({ connectionString: databaseUrl });
+  // An idle client's error is fatal, except while a signal stops the database under it.
+  db.on("error", (e) => {
+    if (!stopping) throw e;
+  });
   await db.connect();
   try {
     await seed(db, boot.keyId, 0, warmKeys);

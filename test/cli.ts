@@ -113,6 +113,16 @@ export async function waitForExit(pid: number, timeoutMs = 10_000): Promise<bool
   return !isAlive(pid);
 }
 
+/** The exit code of `serve` once it exits; rejects (with its output) if it has not within `ms`. */
+export async function exitWithin(serve: ServeProcess, ms: number): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([serve.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms:\n${serve.output()}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The pid in `<dataDir>/pg/postmaster.pid`, if the file exists. */
 export function postmasterPid(dataDir: string): number | undefined {
   try {

@@ -23,12 +23,17 @@ function runBench(out: string, timeoutMs: number): Promise<{ code: number | null
     });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    // Past the bound: SIGTERM, so the bench stops what it started (servers, its embedded
+    // PostgreSQL, in a session of its own); SIGKILL if it has not exited 20 s later.
+    let kill: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
-      child.kill("SIGKILL");
+      child.kill("SIGTERM");
+      kill = setTimeout(() => child.kill("SIGKILL"), 20_000);
       reject(new Error(`bench --smoke did not finish in ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
     child.on("close", (code) => {
       clearTimeout(timer);
+      clearTimeout(kill);
       resolve({ code, stderr });
     });
   });

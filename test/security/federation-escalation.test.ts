@@ -10,23 +10,25 @@ import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts
 import { KeyKind, KeySlot } from "../../gen/keyward/v1/key_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
-import { backendsWaitingOnLocks, createTestTenant, startTestServer, withKey, withOpenTransaction, type TestServer, type TestTenant } from "../harness.ts";
+import { backendsWaitingOnLocks, createTestTenant, withKey, withOpenTransaction, type TestServer, type TestTenant } from "../harness.ts";
 import { attempt, reasonOf, uniq } from "../rpc.ts";
-import { startLocalIssuer, type LocalIssuer } from "../oidc/local-issuer.ts";
+import type { LocalIssuer } from "../oidc/local-issuer.ts";
+import { startExchangeWorld, type ExchangeWorld } from "../tokens/exchange-support.ts";
 import { createUser, segment, userToken } from "../tokens/helpers.ts";
 
+let w: ExchangeWorld;
 let issuer: LocalIssuer;
 let server: TestServer;
 let t: TestTenant;
 
 beforeAll(async () => {
-  issuer = await startLocalIssuer();
-  server = await startTestServer({ env: { KEYWARD_OIDC_ISSUERS: issuer.issuer } });
+  w = await startExchangeWorld(["ci"]);
+  server = w.server;
+  issuer = w.issuers["ci"]!;
   t = await createTestTenant(server, "esc");
 });
 afterAll(async () => {
-  await server?.stop();
-  await issuer?.close();
+  await w?.stop();
 });
 
 /** Everything alice (a user) holds; the CI policy she makes allows all of it. */

@@ -42,17 +42,33 @@ async function openStream(
   session.on("error", () => {});
   const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", "x-request-id": requestId });
   stream.on("error", () => {});
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${path}: not ${opts.ready} within 5 s`)), 5_000);
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    if (opts.ready === "data") stream.once("data", done);
-    if (opts.end) stream.end(first, opts.ready === "sent" ? done : undefined);
-    else stream.write(first, opts.ready === "sent" ? done : undefined);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${path}: not ${opts.ready} within 5 s`)), 5_000);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (opts.ready === "data") stream.once("data", done);
+      if (opts.end) stream.end(first, opts.ready === "sent" ? done : undefined);
+      else stream.write(first, opts.ready === "sent" ? done : undefined);
+    });
+  } catch (e) {
+    session.destroy();
+    throw e;
+  }
   return { session, stream };
+}
+
+/** Opens a stream (as `openStream`), resets it and checks the call was logged Canceled (`expectCanceled`); the session is closed either way. */
+async function expectResetLoggedCanceled(path: string, first: Buffer, requestId: string, opts: { end: boolean; ready: "data" | "sent" }): Promise<void> {
+  const { session, stream } = await openStream(path, first, requestId, opts);
+  try {
+    reset(stream);
+    expectCanceled(await rpcLogged(requestId));
+  } finally {
+    session.close();
+  }
 }
 
 /**
@@ -76,28 +92,19 @@ describe("when the client resets its stream", () => {
   test("when a reflection stream waiting for the next request gets RST_STREAM CANCEL, then it is logged Canceled (not Internal Premature close)", async () => {
     const requestId = randomUUID();
     const list = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
-    const { session, stream } = await openStream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", frame(0, list), requestId, { end: false, ready: "data" });
-    reset(stream);
-    expectCanceled(await rpcLogged(requestId));
-    session.close();
+    await expectResetLoggedCanceled("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", frame(0, list), requestId, { end: false, ready: "data" });
   });
 
   test("when a health Watch stream gets RST_STREAM CANCEL, then it is logged Canceled (not OK)", async () => {
     const requestId = randomUUID();
     const check = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }));
-    const { session, stream } = await openStream("/grpc.health.v1.Health/Watch", frame(0, check), requestId, { end: true, ready: "data" });
-    reset(stream);
-    expectCanceled(await rpcLogged(requestId));
-    session.close();
+    await expectResetLoggedCanceled("/grpc.health.v1.Health/Watch", frame(0, check), requestId, { end: true, ready: "data" });
   });
 
   test("when a unary gRPC call is cancelled in the middle of its body, then it is logged Canceled (not Unimplemented)", async () => {
     const requestId = randomUUID();
     // The frame promises 100 bytes; 10 arrive, then the client cancels.
-    const { session, stream } = await openStream("/keyward.v1.KeyService/VerifyKey", frame(0, Buffer.alloc(10), 100), requestId, { end: false, ready: "sent" });
-    reset(stream);
-    expectCanceled(await rpcLogged(requestId));
-    session.close();
+    await expectResetLoggedCanceled("/keyward.v1.KeyService/VerifyKey", frame(0, Buffer.alloc(10), 100), requestId, { end: false, ready: "sent" });
   });
 });
 

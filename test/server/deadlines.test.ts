@@ -208,6 +208,7 @@ async function waitServing(s: TestServer, service: string, boundMs: number): Pro
   for await (const res of health.watch({ service }, { signal })) {
     if (res.status === HealthCheckResponse_ServingStatus.SERVING) return;
   }
+  throw new Error(`the Health watch of ${service} ended before it reported SERVING`);
 }
 
 // Skipped only outside CI on a machine without PgBouncer (.ci/run installs it; in CI a

@@ -6,18 +6,7 @@ import { join } from "node:path";
 import { maxStopMs } from "../../src/db/embedded-postgres.ts";
 import { closeTimeoutMs } from "../../src/db/store.ts";
 import { flushBoundMs } from "../../src/main.ts";
-import { bootstrapCli, killLeftovers, postgresProcesses, postmasterPid, startServe, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
-
-/** `exited`, or "timeout" after `ms` (the timer is cleared either way). */
-async function exitWithin(served: ServeProcess, ms: number): Promise<number | null | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)));
-  try {
-    return await Promise.race([served.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { bootstrapCli, exitWithin, killLeftovers, postgresProcesses, postmasterPid, startServe, withDataDir, verifyOverHttp, type ServeProcess } from "../cli.ts";
 
 /** The log lines at error level (50) or above. */
 function errorLines(out: string): string[] {

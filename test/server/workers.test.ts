@@ -7,7 +7,7 @@ import { describe, expect, test } from "@jest/globals";
 import http from "node:http";
 import { availableParallelism } from "node:os";
 import { randomUUID } from "node:crypto";
-import { bootstrapCli, isAlive, killLeftovers, postgresProcesses, postmasterPid, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
+import { bootstrapCli, exitWithin, isAlive, killLeftovers, postgresProcesses, postmasterPid, startServe, waitForExit, withDataDir, type ServeProcess } from "../cli.ts";
 import { testDatabaseUrl } from "../harness.ts";
 import { until } from "../wait.ts";
 import { maxRestarts, workerCount } from "../../src/workers.ts";
@@ -26,6 +26,8 @@ function listeningWorkers(out: string): { worker: number; pid: number }[] {
 /** Checks the primary's "keyward listening" line (written once every worker listens); returns the workers' slots and pids. */
 async function allListening(serve: ServeProcess, n: number): Promise<Map<number, number>> {
   expect(serve.output()).toMatch(new RegExp(`"worker":0,"url":"http://[^"]+","workers":${n},"msg":"keyward listening"`));
+  // Each worker writes its own line to the shared output: it may arrive just after the primary's.
+  await until(() => new Set(listeningWorkers(serve.output()).map((w) => w.worker)).size >= n, 5_000, `the ${n} workers' "worker listening" lines`);
   return new Map(listeningWorkers(serve.output()).map((w) => [w.worker, w.pid]));
 }
 
@@ -91,15 +93,6 @@ async function answersUntilEach(serve: ServeProcess, key: string, expected: stri
     answers.set(worker, [...(answers.get(worker) ?? []), { result: String(result), sentAt }]);
   }
   return answers;
-}
-
-async function exitWithin(serve: ServeProcess, ms: number): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([serve.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms:\n${serve.output()}`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe("how many workers", () => {

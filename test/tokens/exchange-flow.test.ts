@@ -10,10 +10,12 @@ import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createTestTenant, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { reasonOf, rpcError, uniq } from "../rpc.ts";
-import { startLocalIssuer, type LocalIssuer } from "../oidc/local-issuer.ts";
+import type { LocalIssuer } from "../oidc/local-issuer.ts";
+import { audienceOf as worldAudienceOf, deployClaims, newPolicy as worldNewPolicy, startExchangeWorld, type Claims, type ExchangeWorld } from "./exchange-support.ts";
 
+let w: ExchangeWorld;
 let issuer: LocalIssuer;
 let server: TestServer;
 let t: TestTenant;
@@ -22,33 +24,23 @@ let exchange: Client<typeof TokenExchangeService>;
 let keys: Client<typeof KeyService>;
 let audit: Client<typeof AuditService>;
 
-/** The claims of the default token: the acme/deploy repository on main. */
-const deployClaims = { repositoryOwner: "acme", repository: "acme/deploy", repositoryId: "123456789", repositoryOwnerId: "987654" };
-
 beforeAll(async () => {
-  issuer = await startLocalIssuer();
-  server = await startTestServer({ env: { KEYWARD_OIDC_ISSUERS: issuer.issuer } });
+  w = await startExchangeWorld(["ci"]);
+  ({ server, policies, exchange, keys, audit } = w);
+  issuer = w.issuers["ci"]!;
   t = await createTestTenant(server, "xchg");
-  policies = server.client(PolicyService);
-  exchange = server.client(TokenExchangeService);
-  keys = server.client(KeyService);
-  audit = server.client(AuditService);
 });
 afterAll(async () => {
-  await server?.stop();
-  await issuer?.close();
+  await w?.stop();
 });
 
 function audienceOf(tenant: TestTenant): string {
-  return `${tenant.slug}.${server.config.audienceDomain}`;
+  return worldAudienceOf(w, tenant);
 }
 
-async function newPolicy(tenant: TestTenant, claims: Record<string, string>, permissions = ["harden_runner:read", "keys:read"]) {
-  const res = await policies.createPolicy(
-    { parent: `tenants/${tenant.slug}`, policy: { displayName: uniq("deploy"), claims, permissions, maxSessionDurationSeconds: 600 } },
-    withKey(tenant.adminKey),
-  );
-  return res.policy!;
+/** A policy in `tenant` for `claims`: 600 s, harden_runner:read + keys:read. */
+function newPolicy(tenant: TestTenant, claims: Claims) {
+  return worldNewPolicy(w, tenant, claims);
 }
 
 describe("exchange, verify, use, delete", () => {

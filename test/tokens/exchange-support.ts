@@ -47,8 +47,15 @@ export type ExchangeWorld = {
 export async function startExchangeWorld(names: readonly string[]): Promise<ExchangeWorld> {
   const clock = createTestClock();
   const issuers: Record<string, LocalIssuer> = {};
-  for (const name of names) issuers[name] = await startLocalIssuer({ clock });
-  const server = await startTestServer({ clock, env: { KEYWARD_OIDC_ISSUERS: Object.values(issuers).map((i) => i.issuer).join(",") } });
+  let server: TestServer;
+  try {
+    for (const name of names) issuers[name] = await startLocalIssuer({ clock });
+    server = await startTestServer({ clock, env: { KEYWARD_OIDC_ISSUERS: Object.values(issuers).map((i) => i.issuer).join(",") } });
+  } catch (e) {
+    // Nothing started may outlive a failed start: the caller has no world to stop.
+    for (const issuer of Object.values(issuers)) await issuer.close();
+    throw e;
+  }
   return {
     clock, server, issuers,
     policies: server.client(PolicyService),
@@ -56,8 +63,11 @@ export async function startExchangeWorld(names: readonly string[]): Promise<Exch
     keys: server.client(KeyService),
     audit: server.client(AuditService),
     async stop() {
-      await server.stop();
-      for (const issuer of Object.values(issuers)) await issuer.close();
+      try {
+        await server.stop();
+      } finally {
+        for (const issuer of Object.values(issuers)) await issuer.close();
+      }
     },
   };
 }

@@ -10,24 +10,26 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
-import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createTestTenant, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { uniq } from "../rpc.ts";
-import { startLocalIssuer, type LocalIssuer } from "../oidc/local-issuer.ts";
+import type { LocalIssuer } from "../oidc/local-issuer.ts";
+import { startExchangeWorld, type ExchangeWorld } from "./exchange-support.ts";
 
+let w: ExchangeWorld;
 let issuer: LocalIssuer;
 let server: TestServer;
 let t: TestTenant;
 let dir: string;
 
 beforeAll(async () => {
-  issuer = await startLocalIssuer();
-  server = await startTestServer({ env: { KEYWARD_OIDC_ISSUERS: issuer.issuer } });
+  w = await startExchangeWorld(["ci"]);
+  server = w.server;
+  issuer = w.issuers["ci"]!;
   t = await createTestTenant(server, "snip");
   dir = mkdtempSync(join(tmpdir(), "keyward-snippet-"));
 });
 afterAll(async () => {
-  await server?.stop();
-  await issuer?.close();
+  await w?.stop();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -60,21 +62,25 @@ async function policyWith(claims: Record<string, string>) {
   return res.policy!;
 }
 
+/** Runs the snippet's `run:` block as a job whose ID token comes from `actions`, with an empty GITHUB_ENV file; returns the run and that file. */
+async function runSnippetJob(policy: { workflowSnippet: string }, actions: { url: string; requestToken: string }) {
+  const githubEnv = join(dir, uniq("github-env"));
+  writeFileSync(githubEnv, "");
+  const run = await runStep(runBlockOf(policy.workflowSnippet), {
+    ACTIONS_ID_TOKEN_REQUEST_URL: actions.url,
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: actions.requestToken,
+    KEYWARD_URL: server.url,
+    GITHUB_ENV: githubEnv,
+  });
+  return { run, githubEnv };
+}
+
 describe("the workflow snippet, run with bash", () => {
   test("when the snippet's script runs in a job whose token matches, then it masks the token first and exports KEYWARD_TOKEN, which verifies", async () => {
     const policy = await policyWith({ repositoryOwner: "acme", repository: "acme/deploy", repositoryId: "123456789" });
     expect(policy.workflowSnippet).toContain("id-token: write");
     expect(policy.workflowSnippet).toContain(policy.audience);
-    const actions = issuer.actionsTokenEndpoint();
-    const githubEnv = join(dir, uniq("github-env"));
-    writeFileSync(githubEnv, "");
-
-    const run = await runStep(runBlockOf(policy.workflowSnippet), {
-      ACTIONS_ID_TOKEN_REQUEST_URL: actions.url,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: actions.requestToken,
-      KEYWARD_URL: server.url,
-      GITHUB_ENV: githubEnv,
-    });
+    const { run, githubEnv } = await runSnippetJob(policy, issuer.actionsTokenEndpoint());
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
 
@@ -94,15 +100,7 @@ describe("the workflow snippet, run with bash", () => {
 
   test("when the job's token does not satisfy the policy, then the script fails with keyward's reason and exports nothing", async () => {
     const policy = await policyWith({ repositoryOwner: "acme", repository: "acme/infra" });
-    const actions = issuer.actionsTokenEndpoint({ repository: "acme/infra-evil" });
-    const githubEnv = join(dir, uniq("github-env"));
-    writeFileSync(githubEnv, "");
-    const run = await runStep(runBlockOf(policy.workflowSnippet), {
-      ACTIONS_ID_TOKEN_REQUEST_URL: actions.url,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: actions.requestToken,
-      KEYWARD_URL: server.url,
-      GITHUB_ENV: githubEnv,
-    });
+    const { run, githubEnv } = await runSnippetJob(policy, issuer.actionsTokenEndpoint({ repository: "acme/infra-evil" }));
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain("keyward refused the exchange");
     expect(run.stderr).toContain("CLAIM_MISMATCH");

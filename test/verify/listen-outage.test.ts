@@ -139,7 +139,12 @@ describe("start-up", () => {
   test("when KEYWARD_LISTEN_DATABASE_URL cannot be reached, then start-up fails naming it, without its password", async () => {
     const url = `postgres://keyward:listen-secret-pw@127.0.0.1:${await freePort()}/keyward`;
     const started = startTestServer({ env: { KEYWARD_LISTEN_DATABASE_URL: url } });
-    await expect(started).rejects.toThrow(/cannot LISTEN for credential changes at 127\.0\.0\.1:\d+\/keyward: connection refused \(check KEYWARD_LISTEN_DATABASE_URL\)/);
-    await expect(started).rejects.not.toThrow("listen-secret-pw");
+    try {
+      await expect(started).rejects.toThrow(/cannot LISTEN for credential changes at 127\.0\.0\.1:\d+\/keyward: connection refused \(check KEYWARD_LISTEN_DATABASE_URL\)/);
+      await expect(started).rejects.not.toThrow("listen-secret-pw");
+    } finally {
+      // A server that started after all must not outlive the failed test.
+      await started.then((s) => s.stop(), () => undefined);
+    }
   });
 });

@@ -11,27 +11,29 @@ import { KeyKind, KeySlot } from "../../gen/keyward/v1/key_pb.ts";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
-import { createTestClock, createTestTenant, startTestServer, withKey, type TestClock, type TestServer, type TestTenant } from "../harness.ts";
-import { startLocalIssuer, type LocalIssuer } from "../oidc/local-issuer.ts";
+import { createTestTenant, startTestServer, withKey, type TestClock, type TestServer, type TestTenant } from "../harness.ts";
+import type { LocalIssuer } from "../oidc/local-issuer.ts";
+import { startExchangeWorld, type ExchangeWorld } from "../tokens/exchange-support.ts";
 import { attempt, reasonOf, uniq } from "../rpc.ts";
 import { craftKey, heard, latestChange, listenerOf, randomKeyId, statsOf, verifyCached, verifyOn } from "./cache-helpers.ts";
 
+let w: ExchangeWorld;
 let clock: TestClock;
 let issuer: LocalIssuer;
 let a: TestServer;
 let b: TestServer;
 
 beforeAll(async () => {
-  clock = createTestClock();
-  issuer = await startLocalIssuer({ clock });
-  a = await startTestServer({ clock, env: { KEYWARD_OIDC_ISSUERS: issuer.issuer } });
+  // Replica A trusts a local issuer; replica B shares its database and clock.
+  w = await startExchangeWorld(["ci"]);
+  ({ clock, server: a } = w);
+  issuer = w.issuers["ci"]!;
   b = await startTestServer({ clock });
 });
 
 afterAll(async () => {
-  await a?.stop();
   await b?.stop();
-  await issuer?.close();
+  await w?.stop();
 });
 
 const keysOn = (s: TestServer) => s.client(KeyService);
