@@ -6,6 +6,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createKeywardClient, verifyResultName, type KeywardClient } from "./client.ts";
 import { InvalidationScope, VerifyResult, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
 import type { KeyKind } from "../../gen/keyward/v1/key_pb.ts";
+import type { VerifyOptions } from "./guard-types.ts";
 
 /** Options of createVerifier. */
 export type VerifierOptions = {
@@ -80,7 +81,7 @@ export type Verifier = {
    * none). Throws the ConnectError (e.g. `Unavailable`) when keyward cannot answer and
    * nothing servable is cached: fail closed.
    */
-  verify(key: string, opts?: { permissions?: string[]; org?: string }): Promise<VerifyOutcome>;
+  verify(key: string, opts?: VerifyOptions): Promise<VerifyOutcome>;
   stats(): VerifierStats;
   /** Stops the stream and forgets the cache. */
   close(): void;
