@@ -21,7 +21,7 @@ try {
   console.log("tenant:", me.tenant);
 
   const { keys } = await kw.keys.listKeys({ parent: `tenants/${me.tenant}`, pageSize: 10 }, call);
-  console.log("keys:", keys.map((k) => `${k.name} (${k.displayName || k.kind})`).join(", "));
+  console.log("keys:", keys.map((k) => `${k.name} (${k.displayName})`).join("; "));
 
   const presented = process.argv[2] ?? process.env["KEYWARD_KEY"] ?? "";
   const verdict = await kw.keys.verifyKey({ key: presented, requiredPermissions: ["keys:read"] }, call);

@@ -258,7 +258,9 @@ describe("the examples of sdk/examples, run from the consumer project against a 
   it("when client.ts runs, then it prints its tenant, the tenant's keys, the verdict of the key given and the reason of a refused call", async () => {
     const own = (await sh(process.execPath, ["examples/client.ts"], app, env)).split("\n");
     expect(own).toContain(`tenant: ${ex.slug}`);
-    expect(own.find((l) => l.startsWith("keys: "))).toContain(`tenants/${ex.slug}/keys/${keyIdOf(serviceKey)}`);
+    const listed = own.find((l) => l.startsWith("keys: ")) ?? "";
+    expect(listed).toContain(`tenants/${ex.slug}/keys/${keyIdOf(serviceKey)} (example-`);
+    expect(listed).toContain(`tenants/${ex.slug}/keys/${keyIdOf(ex.adminKey)} (admin (primary))`);
     expect(own).toContain("verify: VALID []");
     expect(own).toContain("refused: KEY_NOT_FOUND NotFound");
     // A key given as argument is verified for keys:read, which the caller's key lacks.
