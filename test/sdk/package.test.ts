@@ -20,7 +20,7 @@ const run = promisify(execFile);
 const repo = resolve(".");
 const modules = join(repo, "node_modules");
 /** Packages the SDK declares as dependencies, linked into the consumer project. */
-const DEPENDENCIES = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node"];
+const DEPENDENCIES = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node", "jose"];
 
 let dir: string;
 let app: string;
