@@ -158,12 +158,19 @@ describe("the packed SDK in a fresh project", () => {
   });
 
   it("when the README snippets (main README and sdk/README.md) are type-checked and run as written against a live keyward, then they succeed and print the verdict by name", async () => {
-    expect(snippets.map((x) => x.file)).toEqual(["README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md"]);
+    expect(snippets.map((x) => x.file)).toEqual(["README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md"]);
     for (const [i, snippet] of snippets.entries()) {
+      const verifyKeyCalls = () => server.logs.filter((l) => l.includes("KeyService/VerifyKey")).length;
+      const callsBefore = verifyKeyCalls();
       const out = await sh(process.execPath, [`snippet-${String(i)}.ts`], app, { KEYWARD_URL: server.url, KEYWARD_KEY: tenant.adminKey, KEYWARD_TENANT: tenant.slug });
       if (snippet.code.includes("verifyResultName")) expect(out).toContain("VALID true");
       if (snippet.code.includes("createVerifier")) expect(out).toContain("verifier: VALID true []");
       if (snippet.code.includes("errorReason(err)")) expect(out).toMatch(/^[A-Z_]+$/m);
+      // "Verify a minted token offline": a real user token VALID, a tampered one refused, with no VerifyKey call.
+      if (snippet.code.includes("createMintedTokenVerifier(")) {
+        expect(out).toMatch(/^offline: VALID true \[\]\noffline: MALFORMED INVALID_SIGNATURE$/m);
+        expect(verifyKeyCalls()).toBe(callsBefore);
+      }
       expect(out).not.toContain(tenant.adminKey);
     }
   });
