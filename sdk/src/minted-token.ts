@@ -185,8 +185,8 @@ const maxSharedResolvers = 16;
 
 /**
  * Verifies one minted token offline: as createMintedTokenVerifier(opts).verify(token, opts),
- * with the JWKS cache shared by every call for the same `baseUrl` (and cache settings) in
- * this process. Same verdicts, errors and revocation bound (at most the token's remaining
+ * with the JWKS cache shared by every call for the same `baseUrl` (and cache settings and
+ * `fetch`) in this process (at most 16 such caches; `jwks` given: that set, nothing cached). Same verdicts, errors and revocation bound (at most the token's remaining
  * lifetime, ≤ 12 h: see createMintedTokenVerifier).
  *
  * ```ts
@@ -196,10 +196,10 @@ const maxSharedResolvers = 16;
  */
 export function verifyMintedToken(token: string, opts: MintedTokenVerifierOptions & VerifyOptions): Promise<MintedTokenOutcome> {
   let keys: KeyResolver;
-  if (opts.jwks !== undefined || opts.fetch !== undefined) {
+  if (opts.jwks !== undefined) {
     keys = keyResolver(opts);
   } else {
-    const cacheKey = JSON.stringify([jwksUrl(opts).href, opts.jwksCacheMaxAgeMs, opts.jwksCooldownMs, opts.jwksTimeoutMs]);
+    const cacheKey = JSON.stringify([jwksUrl(opts).href, opts.jwksCacheMaxAgeMs, opts.jwksCooldownMs, opts.jwksTimeoutMs, fetchId(opts.fetch)]);
     let shared = sharedResolvers.get(cacheKey);
     if (shared === undefined) {
       shared = keyResolver(opts);
@@ -210,6 +210,16 @@ export function verifyMintedToken(token: string, opts: MintedTokenVerifierOption
   }
   return check(token, keys, opts, opts);
 }
+
+/** A number per fetch function given to verifyMintedToken (0: the global fetch), so each shares its own cache. */
+const fetchIds = new WeakMap<typeof fetch, number>();
+function fetchId(f: typeof fetch | undefined): number {
+  if (f === undefined) return 0;
+  let id = fetchIds.get(f);
+  if (id === undefined) fetchIds.set(f, (id = ++fetchIdCounter));
+  return id;
+}
+let fetchIdCounter = 0;
 
 /** `${baseUrl}/.well-known/jwks.json`. */
 function jwksUrl(opts: MintedTokenVerifierOptions): URL {

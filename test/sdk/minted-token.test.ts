@@ -92,9 +92,13 @@ describe("verifyMintedToken / createMintedTokenVerifier", () => {
     expect(r.identity!.expireTime).toEqual(timestampDate(online.expireTime!));
     expect(r.identity!.issuedAt.getTime()).toBe(r.identity!.expireTime!.getTime() - 600_000);
 
-    // The one-call form (a JWKS cache shared per URL) answers the same.
-    const once = await verifyMintedToken(made.accessToken, { ...optionsFor(server, t), permissions: ["keys:write"] });
-    expect(once).toMatchObject({ valid: true, resultName: "VALID", identity: { keyId: online.keyId } });
+    // The one-call form (a JWKS cache shared per URL and fetch) answers the same, fetching once.
+    const shared = countingFetch();
+    for (let i = 0; i < 3; i++) {
+      const once = await verifyMintedToken(made.accessToken, { ...optionsFor(server, t, { fetch: shared.fetch }), permissions: ["keys:write"] });
+      expect(once).toMatchObject({ valid: true, resultName: "VALID", identity: { keyId: online.keyId } });
+    }
+    expect(shared.urls).toHaveLength(1);
   });
 
   it("when the token's scope lacks a required permission or the token is pinned to another org, then INSUFFICIENT_PERMISSIONS (with what is missing) or WRONG_SCOPE, as VerifyKey answers", async () => {
