@@ -54,3 +54,18 @@ export {
   type VerifierStats,
   type VerifyOutcome,
 } from "./verifier.ts";
+export {
+  createMintedTokenVerifier,
+  DEFAULT_CLOCK_TOLERANCE_SECONDS,
+  MAX_MINTED_TOKEN_LENGTH,
+  MAX_MINTED_TOKEN_LIFETIME_SECONDS,
+  MINTED_TOKEN_ALGORITHM,
+  MINTED_TOKEN_TYP,
+  missingPermissions,
+  verifyMintedToken,
+  type MintedTokenIdentity,
+  type MintedTokenOutcome,
+  type MintedTokenReason,
+  type MintedTokenVerifier,
+  type MintedTokenVerifierOptions,
+} from "./minted-token.ts";

@@ -26,7 +26,7 @@ const run = promisify(execFile);
 const repo = resolve(".");
 const modules = join(repo, "node_modules");
 /** Packages the SDK declares as dependencies, linked into the consumer project. */
-const DEPENDENCIES = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node"];
+const DEPENDENCIES = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node", "jose"];
 
 let dir: string;
 let app: string;
@@ -169,7 +169,7 @@ describe("the packed SDK in a fresh project", () => {
   });
 
   it("when the README snippets (main README and sdk/README.md) are type-checked and run as written against a live keyward, then each prints what its comments say", async () => {
-    expect(snippets.map((x) => x.file)).toEqual(["README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md"]);
+    expect(snippets.map((x) => x.file)).toEqual(["README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md", "sdk/README.md"]);
     /** What a snippet prints, recognized by what it calls: every snippet must match at least one, so none runs unchecked. */
     const prints: [string, RegExp][] = [
       ["verifyResultName(result), result === VerifyResult.VALID", /^VALID true( \[\])?$/m],
@@ -177,12 +177,18 @@ describe("the packed SDK in a fresh project", () => {
       ["verifier.verify(", /^verifier: VALID true \[\]$/m],
       // The five-line guard (sdk/README.md step 3): a 200 from its own guarded server, with the key's id from req.keyward.
       ["keywardMiddleware(", new RegExp(`^guarded: 200 hello ${keyIdOf(tenant.adminKey)}$`, "m")],
+      // "Verify a minted token offline" (step 4): a real user token VALID, a tampered one refused.
+      ["createMintedTokenVerifier(", /^offline: VALID true \[\]\noffline: MALFORMED INVALID_SIGNATURE$/m],
     ];
+    const verifyKeyCalls = () => server.logs.filter((l) => l.includes("KeyService/VerifyKey")).length;
     for (const [i, snippet] of snippets.entries()) {
       const expected = prints.filter(([calls]) => snippet.code.includes(calls));
       expect({ snippet: i, checks: expected.length > 0 }).toEqual({ snippet: i, checks: true });
+      const callsBefore = verifyKeyCalls();
       const out = await sh(process.execPath, [`snippet-${String(i)}.ts`], app, { KEYWARD_URL: server.url, KEYWARD_KEY: tenant.adminKey, KEYWARD_TENANT: tenant.slug });
       for (const [, line] of expected) expect(out).toMatch(line);
+      // Offline verification makes no VerifyKey call.
+      if (snippet.code.includes("createMintedTokenVerifier(")) expect(verifyKeyCalls()).toBe(callsBefore);
       expect(out).not.toContain(tenant.adminKey);
     }
   });
