@@ -1,6 +1,6 @@
 // The SDK verifier (DESIGN.md §7, issue 13 item 3): VerifyKey with a local, bounded,
 // revocation-prompt cache fed by KeyService.WatchInvalidations.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createKeywardClient, verifyResultName, type KeywardClient } from "./client.ts";
@@ -80,7 +80,7 @@ export type Verifier = {
    * none). Throws the ConnectError (e.g. `Unavailable`) when keyward cannot answer and
    * nothing servable is cached: fail closed.
    */
-  verify(key: string, opts?: { permissions?: string[]; org?: string }): Promise<VerifyOutcome>;
+  verify(key: string, opts?: { permissions?: readonly string[]; org?: string }): Promise<VerifyOutcome>;
   stats(): VerifierStats;
   /** Stops the stream and forgets the cache. */
   close(): void;
@@ -92,7 +92,7 @@ type Entry = { outcome: VerifyOutcome; keyIdHash: string | undefined; storedAt: 
 export function keyIdHashOf(raw: string): string | undefined {
   const parts = raw.split("_");
   if (raw.split(".").length === 3 || parts.length < 3 || parts[1]!.length !== 16) return undefined;
-  return createHash("sha256").update(parts[1]!, "ascii").digest("base64url");
+  return hash("sha256", parts[1]!, "base64url");
 }
 
 /**
@@ -157,9 +157,11 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   };
 
   const verify: Verifier["verify"] = (key, vopts = {}) => {
-    const permissions = [...new Set(vopts.permissions ?? [])].sort();
+    const asked = vopts.permissions ?? [];
+    // The cache key does not depend on the order or repetition of permissions (the common one-permission case skips the sort).
+    const permissions = asked.length <= 1 ? [...asked] : [...new Set(asked)].sort();
     const org = vopts.org ?? "";
-    const cacheKey = `${createHash("sha256").update(key).digest("base64url")}\n${permissions.join(",")}\n${org}`;
+    const cacheKey = `${hash("sha256", key, "base64url")}\n${permissions.join(",")}\n${org}`;
     const hit = cache.get(cacheKey);
     if (hit !== undefined) {
       if (servable(hit, Date.now())) {
