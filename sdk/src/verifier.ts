@@ -1,7 +1,6 @@
 // The SDK verifier (DESIGN.md §7, issue 13 item 3): VerifyKey with a local, bounded,
 // revocation-prompt cache fed by KeyService.WatchInvalidations.
 import { hash } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createKeywardClient, verifyResultName, type KeywardClient } from "./client.ts";
 import { InvalidationScope, VerifyResult, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
@@ -137,12 +136,8 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   const lookup = async (key: string, permissions: string[], org: string, cacheKey: string): Promise<VerifyOutcome> => {
     const startGeneration = generation;
     stats.rpcs += 1;
-    let res: VerifyKeyResponse;
-    try {
-      res = await client.keys.verifyKey({ key, requiredPermissions: permissions, org });
-    } catch (err) {
-      throw asUnavailable(err);
-    }
+    // A connection failure comes as Unavailable (createKeywardClient's connectionErrorsAsUnavailable).
+    const res: VerifyKeyResponse = await client.keys.verifyKey({ key, requiredPermissions: permissions, org });
     const outcome = toOutcome(res);
     const now = Date.now();
     if (generation === startGeneration && !closed) {
@@ -233,23 +228,6 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       cache.clear();
     },
   };
-}
-
-/** Network errors of the node transports that mean "keyward unreachable". */
-const unreachable = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE", "ERR_HTTP2_STREAM_CANCEL", "ERR_HTTP2_SESSION_ERROR"]);
-
-/**
- * connect-node reports a refused or reset connection as `Internal` with the socket error as
- * its cause; the verifier reports it as `Unavailable` (what guards map to 503). Other errors
- * pass unchanged.
- */
-function asUnavailable(err: unknown): unknown {
-  const e = ConnectError.from(err);
-  const cause = e.cause as { code?: unknown } | undefined;
-  if (e.code !== Code.Unavailable && typeof cause?.code === "string" && unreachable.has(cause.code)) {
-    return new ConnectError(`keyward unreachable (${cause.code})`, Code.Unavailable, undefined, undefined, err);
-  }
-  return e;
 }
 
 function toOutcome(res: VerifyKeyResponse): VerifyOutcome {
