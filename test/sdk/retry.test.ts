@@ -176,6 +176,9 @@ async function resettingServer(): Promise<{ url: string; connections: () => numb
   };
 }
 
+// connect-node 2.2 reports a reset connection as Aborted and, when the Node.js error comes from
+// another realm (as under Jest's vm modules: its `instanceof Error` fails), even a refused one
+// as Internal; the client's connectionErrorsAsUnavailable makes both Unavailable.
 describe("connection failures of the SDK client", () => {
   it("when nothing listens on keyward's port, then a read is tried 1 + retries times and ends in Unavailable", async () => {
     const counter = { attempts: 0 };
