@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createKeywardClient } from "../sdk/src/index.ts";
-import { quantile } from "./bodies.ts";
+import { summarize, type LatencySummary } from "./bodies.ts";
 
 /** The target: p99 under this many ms. */
 export const guardRevocationTargetMs = 1_000;
@@ -24,7 +24,7 @@ export const guardRevocationTargetMs = 1_000;
 export const guardThroughputTarget = 0.9;
 
 /** What one run measured; latencies in ms, over the trials that saw a 401. */
-export type GuardRevocationResult = {
+export type GuardRevocationResult = LatencySummary & {
   /** Measured trials asked for (warm-up not included). */
   trials: number;
   warmupTrials: number;
@@ -36,10 +36,6 @@ export type GuardRevocationResult = {
   failures: number;
   /** The first few failures, described (key names only, never a secret). */
   errors: string[];
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  maxMs: number;
   /** Guard requests after RevokeKey per measured trial, on average (the first 401 included). */
   pollsPerTrial: number;
   /** Measured trials whose first poll already got 401. */
@@ -129,9 +125,7 @@ export async function measureGuardRevocation(opts: GuardRevocationOptions): Prom
       if (errors.length < 5) errors.push(`trial ${i} (${name}): ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  const sorted = Float64Array.from(latencies).sort();
-  const any = sorted.length > 0;
-  const p99Ms = any ? quantile(sorted, 0.99) : 0;
+  const summary = summarize(latencies);
   return {
     trials: opts.trials,
     warmupTrials: warmup,
@@ -139,16 +133,13 @@ export async function measureGuardRevocation(opts: GuardRevocationOptions): Prom
     refused: latencies.length,
     failures,
     errors,
-    p50Ms: any ? quantile(sorted, 0.5) : 0,
-    p95Ms: any ? quantile(sorted, 0.95) : 0,
-    p99Ms,
-    maxMs: any ? sorted[sorted.length - 1]! : 0,
+    ...summary,
     pollsPerTrial: latencies.length > 0 ? polls / latencies.length : 0,
     firstPollRefused,
     pollIntervalMs,
     boundMs,
     targetMs: guardRevocationTargetMs,
-    pass: any ? failures === 0 && ran === opts.trials && p99Ms < guardRevocationTargetMs : null,
+    pass: latencies.length > 0 ? failures === 0 && ran === opts.trials && summary.p99Ms < guardRevocationTargetMs : null,
   };
 }
 
