@@ -841,7 +841,8 @@ try {
           }
           await runCase("ceiling/connect-json h1", "Health/Check (no-op)", keyward, h1("connect-json", healthPath, healthBody("connect-json")), { keysInTable: tableSmall });
         }
-        if (quick) await prime(keyward, verifyBodies(warm, "grpc"));
+        // Every mode primes the cache first (smoke too: its warm case then measures hits, as its test checks).
+        await prime(keyward, verifyBodies(warm, "grpc"));
         if (full) await runCase("warm/grpc 1 key h2load", "VerifyKey, one valid key", keyward, h2("h2load", "grpc", verifyPath, verifyBodies([warm[0]!], "grpc")), { keysInTable: tableSmall });
         await runCase("warm/grpc", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
         if (full) {
