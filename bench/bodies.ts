@@ -42,6 +42,16 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** Quantiles of latencies in ms (all 0 when there are none). */
+export type LatencySummary = { p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
+
+/** p50, p95, p99 and the largest of `latencies` (ms, any order). */
+export function summarize(latencies: readonly number[]): LatencySummary {
+  const sorted = Float64Array.from(latencies).sort();
+  if (sorted.length === 0) return { p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 };
+  return { p50Ms: quantile(sorted, 0.5), p95Ms: quantile(sorted, 0.95), p99Ms: quantile(sorted, 0.99), maxMs: sorted[sorted.length - 1]! };
+}
+
 /** What every load generator is given (as its JSON argument). Times in seconds. */
 export type LoadOptions = {
   url: string;

@@ -6,7 +6,10 @@
 import autocannon from "autocannon";
 import { readBodies, type LoadOptions, type LoadResult } from "./bodies.ts";
 
-export type H1LoadOptions = LoadOptions;
+export type H1LoadOptions = LoadOptions & {
+  /** More request headers (e.g. authorization), sent on every request. */
+  headers?: Record<string, string>;
+};
 
 const opts = JSON.parse(process.argv[2] ?? "{}") as H1LoadOptions;
 const bodies = readBodies(opts.bodiesFile);
@@ -21,7 +24,7 @@ function run(seconds: number, amount: number | undefined): Promise<Result> {
     pipelining: 1,
     ...(amount === undefined ? { duration: seconds } : { amount }),
     timeout: 10,
-    headers: { "content-type": opts.contentType },
+    headers: { ...opts.headers, "content-type": opts.contentType },
     requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
   });
 }

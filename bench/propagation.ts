@@ -12,13 +12,13 @@
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { quantile } from "./bodies.ts";
+import { summarize, type LatencySummary } from "./bodies.ts";
 
 /** The target: p99 under this many ms. */
 export const propagationTargetMs = 100;
 
 /** What one run measured; latencies in ms, over the trials that saw REVOKED. */
-export type PropagationResult = {
+export type PropagationResult = LatencySummary & {
   /** Measured trials (the warm-up trials not included). */
   trials: number;
   /** Trials run before, not measured, each still required to see REVOKED. */
@@ -29,10 +29,6 @@ export type PropagationResult = {
   failures: number;
   /** The first few failures, described. */
   errors: string[];
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  maxMs: number;
   /** B's VerifyKey calls after the revocation per trial, on average (the first REVOKED included). */
   pollsPerTrial: number;
   /** Trials in which B's first poll already answered REVOKED. */
@@ -122,25 +118,20 @@ export async function measurePropagation(opts: PropagationOptions): Promise<Prop
       if (errors.length < 5) errors.push(`trial ${i} (${key.name}): ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  const sorted = Float64Array.from(latencies).sort();
-  const measured = sorted.length > 0;
-  const p99Ms = measured ? quantile(sorted, 0.99) : 0;
+  const summary = summarize(latencies);
   return {
     trials: opts.keys.length - warmup,
     warmupTrials: warmup,
     seen: latencies.length,
     failures,
     errors,
-    p50Ms: measured ? quantile(sorted, 0.5) : 0,
-    p95Ms: measured ? quantile(sorted, 0.95) : 0,
-    p99Ms,
-    maxMs: measured ? sorted[sorted.length - 1]! : 0,
+    ...summary,
     pollsPerTrial: opts.keys.length > warmup ? polls / (opts.keys.length - warmup) : 0,
     firstPollRevoked,
     pollIntervalMs,
     boundMs,
     targetMs: propagationTargetMs,
-    pass: measured ? failures === 0 && p99Ms < propagationTargetMs : null,
+    pass: latencies.length > 0 ? failures === 0 && summary.p99Ms < propagationTargetMs : null,
   };
 }
 

@@ -2,13 +2,17 @@
 // its own process on 127.0.0.1, so the server's RSS and CPU are its own. One run measures
 // the references (the bare node:http2 limit, connect-node's no-op ceiling, a raw pg server)
 // and VerifyKey (warm, cold, unknown, garbage; 10k and 1M keys in the table; 1 and N workers;
-// gRPC, Connect binary and JSON over HTTP/2 and HTTP/1.1), then prints a table, the ratios
-// against the issue's targets, and JSON (also written to bench/results.json, or --out).
+// gRPC, Connect binary and JSON over HTTP/2 and HTTP/1.1), and the SDK (issue 13: a guarded
+// no-op endpoint against the same endpoint unguarded, and revocation → guard refusal, see
+// bench/sdk.ts), then prints a table, the ratios against the issues' targets, and JSON (also
+// written to bench/results.json, or --out).
 //
 // Modes: default (full, < 5 min on 2 cores), --quick (fewer, shorter cases, for CI),
-// --smoke (a few hundred requests per case, two cases: for the test suite).
+// --smoke (a few hundred requests per case, two VerifyKey cases and the SDK's node:http pair,
+// fewer trials: for the test suite).
 // Options: --seconds=N (measured seconds per case), --out=PATH, --workers=N,
-// --only=propagation (the revocation propagation step alone, see bench/propagation.ts).
+// --only=propagation (the revocation propagation step alone, see bench/propagation.ts),
+// --only=sdk (the SDK step alone: guard throughput and revocation → guard refusal).
 // Env: BENCH_KEYWARD_NODE_FLAGS adds node flags to every keyward started (e.g. "--cpu-prof
 // --cpu-prof-dir=/tmp/p" to profile it; each process writes its profile when it stops).
 // Single-process cases run keyward with KEYWARD_WORKERS=1 (serve's default is one per core).
@@ -35,10 +39,12 @@ import { createUnitsOfWork } from "../src/db/unit-of-work.ts";
 import { bootstrapTenant } from "../src/directory/bootstrap.ts";
 import { withChecksum } from "../src/keys/key-format.ts";
 import { createLogger } from "../src/logger.ts";
-import { grpcFrame, quantile, writeBodies, type LoadResult } from "./bodies.ts";
+import { grpcFrame, quantile, writeBodies, type LatencySummary, type LoadResult } from "./bodies.ts";
 import type { H1LoadOptions } from "./h1-load.ts";
 import type { H2LoadOptions } from "./h2-load.ts";
 import { formatPropagation, measurePropagation, propagationTargetMs, type PropagationResult } from "./propagation.ts";
+import { formatGuardRevocation, guardRevocationTargetMs, guardThroughputTarget, measureGuardRevocation, type GuardRevocationResult } from "./sdk.ts";
+import { createKeywardClient } from "../sdk/src/index.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bench = join(root, "bench");
@@ -56,10 +62,10 @@ const { values: args } = parseArgs({
     only: { type: "string" },
   },
 });
-/** `--only=propagation` runs the revocation propagation step alone (also `node bench/propagation.ts`). */
+/** `--only=propagation` runs the revocation propagation step alone (also `node bench/propagation.ts`); `--only=sdk` the SDK step (also `node bench/sdk.ts`). */
 const only = args.only;
-if (only !== undefined && only !== "propagation") {
-  process.stderr.write(`bench: unknown --only=${only}: the one step that runs alone is "propagation"\n`);
+if (only !== undefined && only !== "propagation" && only !== "sdk") {
+  process.stderr.write(`bench: unknown --only=${only}: the steps that run alone are "propagation" and "sdk"\n`);
   process.exit(2);
 }
 const mode = args.smoke === true ? "smoke" : args.quick === true ? "quick" : "full";
@@ -80,6 +86,9 @@ const cachedKeys = 100_000;
 /** Revocation propagation trials (one key each); the target asks for at least 200. Plus warm-up trials, not measured. */
 const propagationTrials = mode === "smoke" ? 20 : 250;
 const propagationWarmup = mode === "smoke" ? 2 : 20;
+/** Revocation → SDK guard refusal trials (one key each, created through CreateKey); the target asks for 200. Plus warm-up trials. */
+const guardTrials = mode === "smoke" ? 20 : 200;
+const guardWarmup = mode === "smoke" ? 2 : 10;
 /** Cases that would start after this many seconds are skipped (with a note): the run stays under 5 minutes. */
 const budgetSeconds = mode === "full" ? 255 : 120;
 
@@ -154,10 +163,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts a server script that prints {"port":N} when listening (limit and raw pg servers). */
-async function startScript(name: string, script: string, env: NodeJS.ProcessEnv): Promise<Server> {
+/**
+ * Starts a server script that prints {"port":N} when listening (limit, raw pg and SDK guard
+ * servers). `countQueries: false` leaves out the statement counter (servers without a database).
+ */
+async function startScript(name: string, script: string, env: NodeJS.ProcessEnv, countQueries = true): Promise<Server> {
   const queryDir = mkdtempSync(join(work, "q-"));
-  const child = spawn(process.execPath, ["--import", join(bench, "count-queries.ts"), join(bench, script)], {
+  const child = spawn(process.execPath, [...(countQueries ? ["--import", join(bench, "count-queries.ts")] : []), join(bench, script)], {
     env: { ...env, BENCH_QUERY_COUNT_DIR: queryDir },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -166,7 +178,7 @@ async function startScript(name: string, script: string, env: NodeJS.ProcessEnv)
   child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const port = await new Promise<number>((resolvePort, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 15 s: ${err}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s: ${err}`)), 30_000);
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const line = out.split("\n")[0];
@@ -300,7 +312,8 @@ function bodiesFile(bodies: readonly Uint8Array[]): string {
   return path;
 }
 
-type Load = { tool: Tool; transport: Transport; protocol: Protocol; path: string; bodies: readonly Uint8Array[]; seconds?: number; warmup?: number; max?: number };
+/** `headers`: more request headers (autocannon only), e.g. the SDK cases' authorization. */
+type Load = { tool: Tool; transport: Transport; protocol: Protocol; path: string; bodies: readonly Uint8Array[]; seconds?: number; warmup?: number; max?: number; headers?: Record<string, string> };
 
 async function h2load(url: string, load: Load, secs: number, warmup: number, max: number): Promise<LoadResult> {
   const body = join(work, "h2load-body.bin");
@@ -357,7 +370,16 @@ async function generate(url: string, load: Load): Promise<LoadResult> {
     };
     return JSON.parse(await runChild(process.execPath, [join(bench, "h2-load.ts"), JSON.stringify(opts)], (secs + warmup + 60) * 1000)) as LoadResult;
   }
-  const opts: H1LoadOptions = { url: url + load.path, contentType: contentTypes[load.protocol], bodiesFile: file, connections: h1Connections, seconds: secs, warmupSeconds: warmup, maxRequests: max };
+  const opts: H1LoadOptions = {
+    url: url + load.path,
+    contentType: contentTypes[load.protocol],
+    bodiesFile: file,
+    connections: h1Connections,
+    seconds: secs,
+    warmupSeconds: warmup,
+    maxRequests: max,
+    ...(load.headers === undefined ? {} : { headers: load.headers }),
+  };
   return JSON.parse(await runChild(process.execPath, [join(bench, "h1-load.ts"), JSON.stringify(opts)], (secs + warmup + 60) * 1000)) as LoadResult;
 }
 
@@ -398,6 +420,12 @@ async function runCase(
   const before = await statements(server);
   const r = await generate(server.url, load);
   const after = await statements(server);
+  if (r.errors > 0) notes.push(`${id}: ${r.errors} of ${r.requests} answers were errors (HTTP status ≠ 200, grpc-status ≠ 0, or transport)`);
+  return record(id, label, server, load, meta, r, meta.database === false ? null : r.completed > 0 ? (after - before) / r.completed : null);
+}
+
+/** Adds a measured case to the results (and the table). */
+function record(id: string, label: string, server: Server, load: Load, meta: { keysInTable: number | null; workers?: number }, r: LoadResult, dbStatementsPerRequest: number | null): CaseResult {
   const result: CaseResult = {
     id,
     label,
@@ -413,12 +441,64 @@ async function runCase(
     p50Ms: r.p50,
     p99Ms: r.p99,
     serverRssMB: rssMB(server.child.pid!),
-    dbStatementsPerRequest: meta.database === false ? null : r.completed > 0 ? (after - before) / r.completed : null,
+    dbStatementsPerRequest,
   };
   results.push(result);
   log(formatRow(result));
-  if (r.errors > 0) notes.push(`${id}: ${r.errors} of ${r.requests} answers were errors (HTTP status ≠ 200, grpc-status ≠ 0, or transport)`);
   return result;
+}
+
+/** One side of an interleaved pair (see runPair). */
+type PairSide = { id: string; label: string; server: Server; load: Load };
+
+/**
+ * Two cases compared by a ratio, measured interleaved so that the machine's load (shared,
+ * noisy) weighs on both alike: A B B A (smoke) or A B B A A B B A, each run a share of the
+ * case's seconds (and of its request bound); each side's first run has the warm-up. Per side:
+ * requests, errors and seconds summed, req/s = requests ÷ seconds, p50 the request-weighted
+ * mean of the runs' p50, p99 the largest. Servers without a database (no statement count).
+ */
+async function runPair(a: PairSide, b: PairSide, meta: { keysInTable: number | null }): Promise<[CaseResult | undefined, CaseResult | undefined]> {
+  const elapsed = (performance.now() - started) / 1000;
+  if (elapsed > budgetSeconds) {
+    notes.push(`${a.id}, ${b.id}: skipped, the run had used ${elapsed.toFixed(0)} s of its ${budgetSeconds} s budget`);
+    return [undefined, undefined];
+  }
+  const runsPerSide = mode === "smoke" ? 2 : 4;
+  const share = (load: Load, warm: boolean): Load => ({
+    ...load,
+    seconds: (load.seconds ?? seconds) / runsPerSide,
+    warmup: warm ? (load.warmup ?? warmupSeconds) : 0,
+    max: Math.max(1, Math.floor((load.max ?? maxRequests) / runsPerSide)),
+  });
+  const runs = new Map<PairSide, LoadResult[]>([
+    [a, []],
+    [b, []],
+  ]);
+  for (let i = 0; i < 2 * runsPerSide; i++) {
+    const side = i % 4 === 0 || i % 4 === 3 ? a : b;
+    const list = runs.get(side)!;
+    list.push(await generate(side.server.url, share(side.load, list.length === 0)));
+  }
+  const combined = (rs: LoadResult[]): LoadResult => {
+    const requests = rs.reduce((n, r) => n + r.requests, 0);
+    const secs = rs.reduce((n, r) => n + r.seconds, 0);
+    return {
+      tool: rs[0]!.tool,
+      requests,
+      completed: rs.reduce((n, r) => n + r.completed, 0),
+      errors: rs.reduce((n, r) => n + r.errors, 0),
+      seconds: secs,
+      perSecond: secs > 0 ? requests / secs : 0,
+      p50: requests > 0 ? rs.reduce((n, r) => n + r.p50 * r.requests, 0) / requests : 0,
+      p99: Math.max(...rs.map((r) => r.p99)),
+    };
+  };
+  return [a, b].map((side) => {
+    const r = combined(runs.get(side)!);
+    if (r.errors > 0) notes.push(`${side.id}: ${r.errors} of ${r.requests} answers were errors (HTTP status ≠ 200, or transport)`);
+    return record(side.id, side.label, side.server, side.load, meta, r, null);
+  }) as [CaseResult, CaseResult];
 }
 
 function formatRow(r: CaseResult): string {
@@ -563,6 +643,104 @@ async function propagationStep(db: pg.Client, boot: { tenant: string; secret: st
   }
 }
 
+// ---------------------------------------------------------------- the SDK (issue 13)
+let guardRevocation: GuardRevocationResult | undefined;
+/** Per guarded SDK case: what its verifier did during the measured load (from the guard server's GET /__stats). */
+const guardStats: { case: string; requests: number; verifyRpcs: number; cacheHits: number; streamUp: boolean }[] = [];
+
+type VerifierCounters = { rpcs?: number; hits?: number; streamUp?: boolean };
+async function verifierStats(server: Server): Promise<VerifierCounters> {
+  return (await (await fetch(`${server.url}/__stats`, { signal: AbortSignal.timeout(5_000) })).json()) as VerifierCounters;
+}
+
+/** Status of one request to a (guarded or not) SDK server; throws unless it is `expected`. */
+async function expectStatus(url: string, body: string, headers: Record<string, string>, expected: number, what: string): Promise<void> {
+  const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  if (res.status !== expected) throw new Error(`sanity check (${what}): expected HTTP ${expected}, got ${res.status} ${text.slice(0, 200)}`);
+}
+
+/**
+ * The SDK step: one keyward (KEYWARD_WORKERS=1), and per server kind (node:http with
+ * keywardMiddleware; Connect with keywardInterceptor, not in smoke) the same no-op endpoint
+ * unguarded and guarded (bench/sdk-server.ts, one process each, createVerifier with its
+ * stream up), loaded by autocannon with one valid key as bearer, interleaved (runPair). The
+ * guard's cache is warm: a request with the key precedes the load (and the load's warm-up).
+ * Then revocation → guard refusal (bench/sdk.ts) against the node:http guard.
+ */
+async function sdkStep(boot: { tenant: string; secret: string }): Promise<void> {
+  const elapsed = (performance.now() - started) / 1000;
+  if (elapsed > budgetSeconds) {
+    notes.push(`sdk: skipped, the run had used ${elapsed.toFixed(0)} s of its ${budgetSeconds} s budget`);
+    return;
+  }
+  const keyward = await startKeyward("keyward for the SDK", {});
+  const sdkServers: Server[] = [];
+  try {
+    const kw = createKeywardClient({ baseUrl: keyward.url, apiKey: boot.secret, retries: 0, timeoutMs: 10_000 });
+    const permissions = ["keys:read"];
+    const loadKey = (await kw.keys.createKey({ parent: `tenants/${boot.tenant}`, displayName: `bench sdk load ${Date.now().toString(36)}`, permissions, expireDays: 1 })).secret;
+    const auth = { authorization: `Bearer ${loadKey}` };
+    const kinds = mode === "smoke" ? (["http"] as const) : (["http", "connect"] as const);
+    let httpGuard: Server | undefined;
+    for (const kind of kinds) {
+      const path = kind === "http" ? "/noop" : healthPath;
+      const protocol: Protocol = kind === "http" ? "json" : "connect-json";
+      const body = "{}"; // Connect JSON: an empty HealthCheckRequest
+      const env = { PATH: process.env["PATH"], BENCH_SDK_SERVER: kind, BENCH_SDK_PERMISSIONS: permissions.join(","), KEYWARD_URL: keyward.url, BENCH_SDK_API_KEY: boot.secret };
+      const open = await startScript(`sdk ${kind} unguarded`, "sdk-server.ts", { ...env, BENCH_SDK_GUARD: "0" }, false);
+      sdkServers.push(open);
+      const guarded = await startScript(`sdk ${kind} guarded`, "sdk-server.ts", { ...env, BENCH_SDK_GUARD: "1" }, false);
+      sdkServers.push(guarded);
+      const json = { "content-type": "application/json" };
+      await expectStatus(open.url + path, body, json, 200, `${kind} unguarded, no key`);
+      await expectStatus(guarded.url + path, body, json, 401, `${kind} guarded, no key`);
+      await expectStatus(guarded.url + path, body, { ...json, ...auth }, 200, `${kind} guarded, valid key`); // the guard's cache now holds it
+      const label = kind === "http" ? "node:http no-op" : "Connect Health/Check no-op";
+      const load: Load = { tool: "autocannon", transport: "h1", protocol, path, bodies: [Buffer.from(body)], headers: auth };
+      const before = await verifierStats(guarded);
+      const [, g] = await runPair(
+        { id: `sdk/${kind} unguarded`, label: `${label}, no guard`, server: open, load },
+        { id: `sdk/${kind} guarded`, label: `${label}, ${kind === "http" ? "keywardMiddleware" : "keywardInterceptor"}`, server: guarded, load },
+        { keysInTable: null },
+      );
+      const after = await verifierStats(guarded);
+      if (g !== undefined) {
+        const s = { case: g.id, requests: g.requests, verifyRpcs: (after.rpcs ?? 0) - (before.rpcs ?? 0), cacheHits: (after.hits ?? 0) - (before.hits ?? 0), streamUp: after.streamUp === true };
+        guardStats.push(s);
+        notes.push(`${g.id}: the verifier made ${s.verifyRpcs} VerifyKey calls and served ${s.cacheHits} answers from its cache (warm-up included) for ${g.requests} measured requests; stream ${s.streamUp ? "up" : "DOWN"}`);
+      }
+      // The node:http guard stays for the revocation trials; the others stop now (fewer processes on the cores).
+      await stop(open);
+      if (kind === "http") httpGuard = guarded;
+      else await stop(guarded);
+    }
+    const elapsedNow = (performance.now() - started) / 1000;
+    if (httpGuard === undefined) return;
+    if (elapsedNow > budgetSeconds) {
+      notes.push(`sdk revocation: skipped, the run had used ${elapsedNow.toFixed(0)} s of its ${budgetSeconds} s budget`);
+      return;
+    }
+    const t0 = performance.now();
+    guardRevocation = await measureGuardRevocation({
+      keyward: keyward.url,
+      guard: `${httpGuard.url}/noop`,
+      adminKey: boot.secret,
+      tenant: boot.tenant,
+      permissions,
+      trials: guardTrials,
+      warmupTrials: guardWarmup,
+      stepBoundMs: mode === "smoke" ? 30_000 : 120_000,
+    });
+    log(formatGuardRevocation(guardRevocation));
+    notes.push(`sdk revocation: ${guardRevocation.ran + guardRevocation.warmupTrials} trials in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    for (const e of guardRevocation.errors) notes.push(`sdk revocation failure: ${e}`);
+  } finally {
+    for (const s of sdkServers) await stop(s);
+    await stop(keyward);
+  }
+}
+
 // ---------------------------------------------------------------- features of this checkout
 const configSource = readFileSync(join(root, "src/config.ts"), "utf8");
 const cacheSwitch = configSource.includes("KEYWARD_VERIFY_CACHE_TTL_SECONDS");
@@ -619,6 +797,7 @@ try {
     const quick = mode !== "smoke";
 
     if (only === "propagation") await propagationStep(db, boot);
+    else if (only === "sdk") await sdkStep(boot);
     else {
       // The references.
       const limit = await startScript("limit", "limit-server.ts", { PATH: process.env["PATH"] });
@@ -662,7 +841,8 @@ try {
           }
           await runCase("ceiling/connect-json h1", "Health/Check (no-op)", keyward, h1("connect-json", healthPath, healthBody("connect-json")), { keysInTable: tableSmall });
         }
-        if (quick) await prime(keyward, verifyBodies(warm, "grpc"));
+        // Every mode primes the cache first (smoke too: its warm case then measures hits, as its test checks).
+        await prime(keyward, verifyBodies(warm, "grpc"));
         if (full) await runCase("warm/grpc 1 key h2load", "VerifyKey, one valid key", keyward, h2("h2load", "grpc", verifyPath, verifyBodies([warm[0]!], "grpc")), { keysInTable: tableSmall });
         await runCase("warm/grpc", "VerifyKey, 10k valid keys", keyward, h2("h2-load", "grpc", verifyPath, verifyBodies(warm, "grpc")), { keysInTable: tableSmall });
         if (full) {
@@ -711,6 +891,9 @@ try {
 
       // Revocation propagation to a second replica (bench/propagation.ts).
       await propagationStep(db, boot);
+
+      // The SDK's guard: throughput guarded ÷ unguarded, revocation → refusal (bench/sdk.ts).
+      await sdkStep(boot);
 
       // 1M keys in the table.
       if (full) {
@@ -789,6 +972,8 @@ const ratios: Ratio[] = [
   ratio("cold 1M ÷ cold 10k (gRPC)", "cold/grpc 1M", "cold/grpc", 0.9, "≥ 0.9"),
   ratio("warm metrics on ÷ metrics off (gRPC)", "warm/grpc", "warm/grpc metrics off", 0.97, "≥ 0.97"),
   ratio(`warm ${workersN} workers ÷ 1 worker (gRPC, 1M)`, `warm/grpc 1M ${workersN}w`, "warm/grpc 1M", 0, "(no target)"),
+  ratio("SDK guard, node:http: guarded ÷ unguarded no-op (warm cache)", "sdk/http guarded", "sdk/http unguarded", guardThroughputTarget, `≥ ${guardThroughputTarget}`),
+  ratio("SDK guard, Connect: guarded ÷ unguarded no-op (warm cache)", "sdk/connect guarded", "sdk/connect unguarded", 0, "(no target)"),
 ];
 const spread = byId("spread/grpc 1M 100k");
 ratios.push(
@@ -796,17 +981,20 @@ ratios.push(
     ? { name: "server RSS, 1M keys in table, 100k seen (MB)", value: null, target: "< 200", pass: null, note: "not measured in this mode" }
     : { name: "server RSS, 1M keys in table, 100k seen (MB)", value: spread.serverRssMB, target: "< 200", pass: spread.serverRssMB < 200, note: `${spread.requests} of ${cachedKeys} keys verified in the bounded pass` },
 );
-ratios.push(
-  propagation === undefined
-    ? { name: "revocation seen by a second replica, p99 (ms)", value: null, target: `< ${propagationTargetMs} over ≥ 200 trials`, pass: null, note: "not measured in this run" }
-    : {
-        name: "revocation seen by a second replica, p99 (ms)",
-        value: propagation.p99Ms,
-        target: `< ${propagationTargetMs} over ≥ 200 trials`,
-        pass: propagation.pass === null ? null : propagation.pass && propagation.trials >= 200,
-        note: `${propagation.seen}/${propagation.trials} seen, ${propagation.failures} failed; p50 ${propagation.p50Ms.toFixed(1)}, p95 ${propagation.p95Ms.toFixed(1)}, max ${propagation.maxMs.toFixed(1)} ms`,
-      },
-);
+/** The p99 line of a timed trial series (PASS needs its own pass and at least 200 timed trials). */
+function p99Ratio(name: string, targetMs: number, r: (LatencySummary & { pass: boolean | null; trials: number; failures: number }) | undefined, timed: number, verb: string): Ratio {
+  const target = `< ${targetMs} over ≥ 200 trials`;
+  if (r === undefined) return { name, value: null, target, pass: null, note: "not measured in this run" };
+  return {
+    name,
+    value: r.p99Ms,
+    target,
+    pass: r.pass === null ? null : r.pass && timed >= 200,
+    note: `${timed}/${r.trials} ${verb}, ${r.failures} failed; p50 ${r.p50Ms.toFixed(1)}, p95 ${r.p95Ms.toFixed(1)}, max ${r.maxMs.toFixed(1)} ms`,
+  };
+}
+ratios.push(p99Ratio("revocation seen by a second replica, p99 (ms)", propagationTargetMs, propagation, propagation?.seen ?? 0, "seen"));
+ratios.push(p99Ratio("revocation → SDK guard refusal, p99 (ms)", guardRevocationTargetMs, guardRevocation, guardRevocation?.refused ?? 0, "refused"));
 notes.push("SQL/r = statements the server process(es) sent to PostgreSQL per completed request, counted in the process by bench/count-queries.ts (pg.Client#query); it includes the ~1/s health probe and last-used writes");
 
 const cpus = os.cpus();
@@ -820,6 +1008,7 @@ const report = {
   servers,
   cases: results,
   propagation: propagation ?? null,
+  sdk: { guards: guardStats, revocation: guardRevocation ?? null },
   ratios,
   notes,
   elapsedSeconds: (performance.now() - started) / 1000,
@@ -834,6 +1023,7 @@ if (mode !== "smoke") {
     header,
     ...results.map(formatRow),
     ...(propagation === undefined ? [] : ["", formatPropagation(propagation)]),
+    ...(guardRevocation === undefined ? [] : [...(propagation === undefined ? [""] : []), formatGuardRevocation(guardRevocation)]),
     "",
     ...ratios.map((r) => `${(r.pass === null ? "  –  " : r.pass ? "PASS " : "MISS ")} ${r.name.padEnd(70)} ${r.value === null ? "–" : r.value.toFixed(2)}  target ${r.target}${r.note === undefined ? "" : `  (${r.note})`}`),
     "",

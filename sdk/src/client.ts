@@ -1,6 +1,6 @@
 // Typed clients for every keyward service (DESIGN.md §7), sharing one transport that sends the
-// caller's API key as `Authorization: Bearer <key>`, with a default deadline and bounded
-// retries of idempotent reads on `Unavailable`.
+// caller's API key as `Authorization: Bearer <key>`, with a default deadline, connection-level
+// failures reported as `Unavailable`, and bounded retries of idempotent reads on `Unavailable`.
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
@@ -31,7 +31,9 @@ export type KeywardClientOptions = {
   /**
    * `"connect"` (default; Connect protocol over HTTP/1.1), `"grpc"` (HTTP/2) or `"grpc-web"`
    * (HTTP/1.1), or a Transport of your own (then baseUrl, timeoutMs, retries and
-   * httpVersion are ignored; apiKey is still attached).
+   * httpVersion are ignored and errors come as your transport raises them — add
+   * {@link connectionErrorsAsUnavailable} and {@link retryIdempotentReads} to its interceptors
+   * for the same behaviour; apiKey is still attached).
    */
   transport?: KeywardTransportKind | Transport;
   /** Deadline of each call in milliseconds unless the call passes its own `timeoutMs`. Default 5000. */
@@ -40,7 +42,7 @@ export type KeywardClientOptions = {
   retries?: number | RetryOptions | undefined;
   /** HTTP version; default "2" for gRPC, "1.1" otherwise. */
   httpVersion?: "1.1" | "2";
-  /** More interceptors, run inside the bearer and retry interceptors. */
+  /** More interceptors, run inside the retry, connection-error and bearer interceptors (each attempt passes through them; they see transport errors as the transport raised them). */
   interceptors?: Interceptor[];
 };
 
@@ -63,6 +65,98 @@ export function bearerAuth(apiKey: string): Interceptor {
   return (next) => (req) => {
     req.header.set("authorization", `Bearer ${apiKey}`);
     return next(req);
+  };
+}
+
+/**
+ * Node.js error codes (on an error's `cause` chain) that mean the connection to keyward could
+ * not be made or was lost: refused, reset, broken pipe, timed out, host or network
+ * unreachable, name not resolved, and HTTP/2 session failures.
+ */
+export const CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ERR_HTTP2_SESSION_ERROR",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_INVALID_SESSION",
+  "ERR_HTTP2_STREAM_CANCEL",
+  "ERR_HTTP2_PING_CANCEL",
+]);
+
+/**
+ * The connection-level Node.js error code on `err`'s `cause` chain (e.g. "ECONNRESET"), or
+ * undefined. Follows at most 8 causes and stops at a cycle. Reads the `code` property of any
+ * object (no `instanceof Error`, which fails for errors made in another realm, e.g. under a
+ * test runner's vm context, where connect-node then reports even a refused connection as
+ * `Internal`).
+ */
+export function connectionErrorCode(err: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && typeof e === "object" && e !== null && !seen.has(e); depth += 1) {
+    seen.add(e);
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && CONNECTION_ERROR_CODES.has(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * `err` as a ConnectError, with a connection-level failure ({@link connectionErrorCode}) as
+ * `Unavailable` "keyward unreachable (CODE)" (the original error as its cause). Errors the
+ * caller caused (`Canceled`, `DeadlineExceeded`), errors keyward answered and every other
+ * error keep their code.
+ */
+export function connectionErrorAsUnavailable(err: unknown): ConnectError {
+  const ce = ConnectError.from(err);
+  if (ce.code === Code.Unavailable || ce.code === Code.Canceled || ce.code === Code.DeadlineExceeded) return ce;
+  const code = connectionErrorCode(err);
+  if (code === undefined) return ce;
+  return new ConnectError(`keyward unreachable (${code})`, Code.Unavailable, undefined, undefined, err);
+}
+
+/**
+ * Interceptor that reports connection-level failures as `Unavailable`. connect-node 2.2 reports
+ * a reset connection (ECONNRESET, e.g. keyward stopped while a kept-alive connection was open)
+ * as `Aborted`, and a broken pipe, an unreachable host or a failed HTTP/2 session as
+ * `Internal`; only refused connections, timeouts and unresolved names come as `Unavailable`.
+ * Every one means "keyward could not be reached", so this makes them `Unavailable` — what
+ * {@link retryIdempotentReads} retries and what the guards turn into 503. Applies to unary
+ * calls and to a stream's messages.
+ *
+ * A write (CreateKey, RevokeKey, …) that fails this way is never retried, and `Unavailable`
+ * does not say it was not applied: the connection can fail after keyward committed it. Read
+ * the state back before repeating a write.
+ */
+export function connectionErrorsAsUnavailable(): Interceptor {
+  return (next) => async (req) => {
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      throw connectionErrorAsUnavailable(err);
+    }
+    if (!res.stream) return res;
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (err) {
+          throw connectionErrorAsUnavailable(err);
+        }
+      })(),
+    };
   };
 }
 
@@ -131,7 +225,8 @@ export function createKeywardClient(opts: KeywardClientOptions): KeywardClient {
     const common = {
       baseUrl: opts.baseUrl,
       defaultTimeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      interceptors: [retryIdempotentReads(retry), ...auth, ...(opts.interceptors ?? [])],
+      // Outermost first: the retry sees what the connection-error mapping made of each attempt.
+      interceptors: [retryIdempotentReads(retry), connectionErrorsAsUnavailable(), ...auth, ...(opts.interceptors ?? [])],
     };
     switch (kind) {
       case "connect":

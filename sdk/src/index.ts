@@ -2,6 +2,10 @@
 // and service of keyward.v1 (so `result === VerifyResult.VALID` works from the package root).
 export {
   bearerAuth,
+  CONNECTION_ERROR_CODES,
+  connectionErrorAsUnavailable,
+  connectionErrorCode,
+  connectionErrorsAsUnavailable,
   createKeywardClient,
   DEFAULT_RETRIES,
   DEFAULT_TIMEOUT_MS,

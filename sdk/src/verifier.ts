@@ -1,7 +1,6 @@
 // The SDK verifier (DESIGN.md §7, issue 13 item 3): VerifyKey with a local, bounded,
 // revocation-prompt cache fed by KeyService.WatchInvalidations.
-import { createHash } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { hash } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createKeywardClient, verifyResultName, type KeywardClient } from "./client.ts";
 import { InvalidationScope, VerifyResult, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
@@ -93,7 +92,7 @@ type Entry = { outcome: VerifyOutcome; keyIdHash: string | undefined; storedAt: 
 export function keyIdHashOf(raw: string): string | undefined {
   const parts = raw.split("_");
   if (raw.split(".").length === 3 || parts.length < 3 || parts[1]!.length !== 16) return undefined;
-  return createHash("sha256").update(parts[1]!, "ascii").digest("base64url");
+  return hash("sha256", parts[1]!, "base64url");
 }
 
 /**
@@ -138,12 +137,8 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   const lookup = async (key: string, permissions: string[], org: string, cacheKey: string): Promise<VerifyOutcome> => {
     const startGeneration = generation;
     stats.rpcs += 1;
-    let res: VerifyKeyResponse;
-    try {
-      res = await client.keys.verifyKey({ key, requiredPermissions: permissions, org });
-    } catch (err) {
-      throw asUnavailable(err);
-    }
+    // A connection failure comes as Unavailable (createKeywardClient's connectionErrorsAsUnavailable).
+    const res: VerifyKeyResponse = await client.keys.verifyKey({ key, requiredPermissions: permissions, org });
     const outcome = toOutcome(res);
     const now = Date.now();
     if (generation === startGeneration && !closed) {
@@ -158,9 +153,11 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   };
 
   const verify: Verifier["verify"] = (key, vopts = {}) => {
-    const permissions = [...new Set(vopts.permissions ?? [])].sort();
+    const asked = vopts.permissions ?? [];
+    // The cache key does not depend on the order or repetition of permissions (the common one-permission case skips the sort).
+    const permissions = asked.length <= 1 ? [...asked] : [...new Set(asked)].sort();
     const org = vopts.org ?? "";
-    const cacheKey = `${createHash("sha256").update(key).digest("base64url")}\n${permissions.join(",")}\n${org}`;
+    const cacheKey = `${hash("sha256", key, "base64url")}\n${permissions.join(",")}\n${org}`;
     const hit = cache.get(cacheKey);
     if (hit !== undefined) {
       if (servable(hit, Date.now())) {
@@ -232,23 +229,6 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       cache.clear();
     },
   };
-}
-
-/** Network errors of the node transports that mean "keyward unreachable". */
-const unreachable = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE", "ERR_HTTP2_STREAM_CANCEL", "ERR_HTTP2_SESSION_ERROR"]);
-
-/**
- * connect-node reports a refused or reset connection as `Internal` with the socket error as
- * its cause; the verifier reports it as `Unavailable` (what guards map to 503). Other errors
- * pass unchanged.
- */
-function asUnavailable(err: unknown): unknown {
-  const e = ConnectError.from(err);
-  const cause = e.cause as { code?: unknown } | undefined;
-  if (e.code !== Code.Unavailable && typeof cause?.code === "string" && unreachable.has(cause.code)) {
-    return new ConnectError(`keyward unreachable (${cause.code})`, Code.Unavailable, undefined, undefined, err);
-  }
-  return e;
 }
 
 function toOutcome(res: VerifyKeyResponse): VerifyOutcome {
