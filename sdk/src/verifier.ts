@@ -120,11 +120,11 @@ export function keyIdHashOf(raw: string): string | undefined {
  */
 export function createVerifier(opts: VerifierOptions): Verifier {
   const client = opts.client ?? createKeywardClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey });
-  const cacheTtlMs = opts.cacheTtlMs ?? 60_000;
-  const maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
-  const negativeTtlMs = Math.min(1000, opts.negativeTtlMs ?? 1000);
-  const degradedTtlMs = opts.degradedTtlMs ?? 5000;
-  const streamIdleMs = opts.streamIdleMs ?? 30_000;
+  const cacheTtlMs = nonNegative("cacheTtlMs", opts.cacheTtlMs ?? 60_000);
+  const maxEntries = Math.max(1, nonNegative("maxEntries", opts.maxEntries ?? 10_000));
+  const negativeTtlMs = Math.min(1000, nonNegative("negativeTtlMs", opts.negativeTtlMs ?? 1000));
+  const degradedTtlMs = nonNegative("degradedTtlMs", opts.degradedTtlMs ?? 5000);
+  const streamIdleMs = nonNegative("streamIdleMs", opts.streamIdleMs ?? 30_000);
   const watch = opts.watch ?? (opts.client !== undefined || opts.apiKey !== undefined);
 
   /** The tenant whose changes the stream delivers (undefined until known). */
@@ -276,6 +276,12 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       cache.clear();
     },
   };
+}
+
+/** `value` when it is a finite number >= 0; otherwise a RangeError naming the option (a NaN bound would disable it). */
+function nonNegative(option: string, value: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new RangeError(`createVerifier: ${option} must be a finite number >= 0`);
+  return value;
 }
 
 /** Network errors of the node transports that mean "keyward unreachable". */

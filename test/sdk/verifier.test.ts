@@ -263,6 +263,14 @@ describe("the SDK verifier", () => {
     }
   });
 
+  it("when an option is not a finite number >= 0 (NaN would disable a bound, e.g. maxEntries), then createVerifier throws a RangeError naming it", () => {
+    for (const option of ["cacheTtlMs", "maxEntries", "negativeTtlMs", "degradedTtlMs", "streamIdleMs"]) {
+      for (const value of [Number.NaN, -1, Number.POSITIVE_INFINITY]) {
+        expect(() => createVerifier({ baseUrl: server.url, watch: false, [option]: value })).toThrow(new RangeError(`createVerifier: ${option} must be a finite number >= 0`));
+      }
+    }
+  });
+
   it("when keyward is unreachable and nothing is cached, then verify throws Unavailable (fail closed)", async () => {
     const t = await createTestTenant(server, "sv");
     const client = createKeywardClient({ baseUrl: "http://127.0.0.1:1", retries: 0, timeoutMs: 1000 });
