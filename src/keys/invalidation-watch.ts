@@ -11,7 +11,8 @@
 //
 // A stream lives longer than the check of its credential: it authenticates the credential
 // again (CallContext.reauthenticate) when a change may concern it (its own key, anything
-// tenant-wide) and at least every `recheckMs`, and ends UNAUTHENTICATED (revoked, expired) or
+// tenant-wide) and otherwise at the first wake-up (the listener's 5 s heartbeat, or the
+// stream's own) `recheckMs` after the last check — within 10 s — and ends UNAUTHENTICATED (revoked, expired) or
 // PERMISSION_DENIED (no longer keys:read, owner suspended) when it no longer may watch.
 import { createHash } from "node:crypto";
 import type { Catalogue } from "../directory/permissions.ts";
@@ -40,7 +41,7 @@ export type InvalidationWatch = {
    * `TOO_MANY_WATCH_STREAMS` (the process's or the tenant's limit), FAILED_PRECONDITION
    * `WATCH_UNAVAILABLE` (no listener: the VerifyKey cache is disabled); while it runs,
    * UNAUTHENTICATED or PERMISSION_DENIED once the caller's credential may no longer watch
-   * (`ctx.reauthenticate`: at once after a change of its key or tenant, else within `recheckMs`).
+   * (`ctx.reauthenticate`: at once after a change of its key or tenant, else within about 10 s).
    */
   watch(ctx: CallContext, req: { parent: string; resumeToken: string }): AsyncGenerator<InvalidationBatch>;
   /** Open streams (for tests and metrics). */
@@ -62,7 +63,7 @@ const resumeHorizonMs = 23 * 60 * 60_000;
 const maxDeliveredInToken = 500;
 /** Largest xid8 (PostgreSQL's 64-bit unsigned transaction id): a larger cursor is no position. */
 const maxXid8 = 2n ** 64n - 1n;
-/** Longest a stream goes without authenticating its credential again, in ms (expiry is noticed within this). */
+/** A stream authenticates its credential again at its first wake-up this long (ms) after the last check (expiry is noticed within this plus the listener's 5 s heartbeat). */
 const recheckMs = 5_000;
 
 type CatchUpRow = { xmin: string; now_ms: number; id: string | null; txid: string | null; scope: "key" | "tenant" | null; key_id: string | null; created_ms: number | null };

@@ -21,8 +21,8 @@ const boundMs = 5_000;
 const hashOf = (raw: string): string => createHash("sha256").update(keyIdOf(raw), "ascii").digest("base64url");
 
 type Watch = {
-  /** The next message (heartbeats included), within the bound. */
-  next(what: string): Promise<WatchInvalidationsResponse>;
+  /** The next message (heartbeats included), within `ms` (default: the bound). */
+  next(what: string, ms?: number): Promise<WatchInvalidationsResponse>;
   /** Reads messages until one has an invalidation matching `pred`; returns every message read. */
   until(pred: (m: WatchInvalidationsResponse) => boolean, what: string): Promise<WatchInvalidationsResponse[]>;
   /** Every message received so far. */
@@ -39,8 +39,8 @@ function openWatch(srv: TestServer, t: TestTenant, opts: { transport?: Transport
   );
   const iterator = stream[Symbol.asyncIterator]();
   const received: WatchInvalidationsResponse[] = [];
-  const next = async (what: string): Promise<WatchInvalidationsResponse> => {
-    const r = await within(boundMs, iterator.next(), what);
+  const next = async (what: string, ms = boundMs): Promise<WatchInvalidationsResponse> => {
+    const r = await within(ms, iterator.next(), what);
     if (r.done === true) throw new Error(`${what}: the stream ended`);
     received.push(r.value);
     return r.value;
@@ -332,6 +332,26 @@ describe("WatchInvalidations bounds", () => {
       await srv.stop();
     }
   });
+
+  it("when the watching key expires while its stream is open (nothing else changes), then the stream ends UNAUTHENTICATED within the recheck period", async () => {
+    const srv = await startTestServer({ env: { KEYWARD_WATCH_HEARTBEAT_MS: "60000" } });
+    let w: Watch | undefined;
+    try {
+      const t = await createTestTenant(srv);
+      const { secret } = await srv.client(KeyService).createKey({ parent: `tenants/${t.slug}`, displayName: uniq("expiring"), permissions: ["keys:read"], expireDays: 1 }, withKey(t.adminKey));
+      w = openWatch(srv, t, { key: secret });
+      await established(w);
+      srv.clock.advance(2 * 24 * 60 * 60_000);
+      // No change is written: only the periodic recheck can notice (5 s after the last, at the
+      // change log's next 5 s heartbeat: within 10 s). No message comes meanwhile (heartbeat 60 s).
+      const err = await w.next("the expiry", 15_000).then(() => undefined, (e: unknown) => e);
+      if (!(err instanceof ConnectError)) throw new Error(`the stream did not end with an RPC error: ${String(err)}`);
+      expect([err.code, reasonOf(err)]).toEqual([Code.Unauthenticated, "UNAUTHENTICATED"]);
+    } finally {
+      w?.close();
+      await srv.stop();
+    }
+  }, 30_000);
 
   it("when the stream limit is reached, then RESOURCE_EXHAUSTED; when the server stops, then open streams end cleanly", async () => {
     const srv = await startTestServer({ env: { KEYWARD_WATCH_MAX_STREAMS: "1", KEYWARD_WATCH_HEARTBEAT_MS: "60000" } });
