@@ -51,8 +51,12 @@ export type Config = Readonly<{
   logFormat: "json" | "pretty" | "auto";
   /** Largest request message accepted, in bytes. */
   maxRequestBytes: number;
-  /** WatchInvalidations: heartbeat interval in ms (KEYWARD_WATCH_HEARTBEAT_MS, default 10000) and most open streams per process (KEYWARD_WATCH_MAX_STREAMS, default 1000). */
-  watch: Readonly<{ heartbeatMs: number; maxStreams: number }>;
+  /**
+   * WatchInvalidations: heartbeat interval in ms (KEYWARD_WATCH_HEARTBEAT_MS, default 10000),
+   * most open streams per process (KEYWARD_WATCH_MAX_STREAMS, default 1000) and per tenant in
+   * a process (KEYWARD_WATCH_MAX_STREAMS_PER_TENANT, default 100: one tenant cannot take them all).
+   */
+  watch: Readonly<{ heartbeatMs: number; maxStreams: number; maxStreamsPerTenant: number }>;
   /** Whether common VerifyKey calls are answered by the fast path (KEYWARD_VERIFY_FAST_PATH, default 1; 0 turns it off). */
   verifyFastPath: boolean;
   /** Prefix of every API key, before the kind (e.g. `kw` → `kw_admin_...`). */
@@ -145,6 +149,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     watch: Object.freeze({
       heartbeatMs: integer(env, "KEYWARD_WATCH_HEARTBEAT_MS", 10_000, 10, 600_000),
       maxStreams: integer(env, "KEYWARD_WATCH_MAX_STREAMS", 1000, 1, 1_000_000),
+      maxStreamsPerTenant: integer(env, "KEYWARD_WATCH_MAX_STREAMS_PER_TENANT", 100, 1, 1_000_000),
     }),
     keyPrefix: pattern(env, "KEYWARD_KEY_PREFIX", /^[a-z][a-z0-9]{1,7}$/, "2 to 8 lowercase letters or digits, starting with a letter") ?? "kw",
     keyPepper: pepper(env, "KEYWARD_KEY_PEPPER"),

@@ -156,6 +156,40 @@ type KeyResolver = (header: JWSHeaderParameters, input: FlattenedJWSInput) => Pr
 /** Marks a JWKS that could not be obtained (as opposed to a token that does not verify). */
 class JwksUnavailable extends Error {}
 
+/** The largest JWKS body read, in bytes (keyward's holds a few public keys, about 1 KiB each); a longer one is not buffered. */
+export const MAX_JWKS_BYTES = 256 * 1024;
+
+/** A JWKS response over MAX_JWKS_BYTES (its name is what the Unavailable error says). */
+class JwksTooLarge extends Error {
+  override name = "JWKS_TOO_LARGE";
+}
+
+/** `base`, with the response body read up to MAX_JWKS_BYTES (declared or actual); past that it throws JwksTooLarge. */
+function cappedFetch(base: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const res = await base(input, init);
+    if (Number(res.headers.get("content-length") ?? 0) > MAX_JWKS_BYTES) {
+      await res.body?.cancel();
+      throw new JwksTooLarge();
+    }
+    if (res.body === null) return res;
+    const reader = res.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_JWKS_BYTES) {
+        await reader.cancel();
+        throw new JwksTooLarge();
+      }
+      chunks.push(value);
+    }
+    return new Response(Buffer.concat(chunks), { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
+
 /**
  * Creates an offline verifier of keyward's minted tokens (RFC 9068 profile): signature
  * (ES256 only, `kid` required, keys from keyward's JWKS — fetched on first use, cached for
@@ -248,7 +282,7 @@ function keyResolver(opts: MintedTokenVerifierOptions): KeyResolver {
           cacheMaxAge: opts.jwksCacheMaxAgeMs ?? 600_000,
           cooldownDuration: opts.jwksCooldownMs ?? 1000,
           timeoutDuration: opts.jwksTimeoutMs ?? 5000,
-          ...(opts.fetch === undefined ? {} : { [customFetch]: opts.fetch }),
+          [customFetch]: cappedFetch(opts.fetch ?? ((input, init) => fetch(input, init))),
         });
   return async (header, input) => {
     if (typeof header.kid !== "string" || header.kid === "") throw new errors.JWKSNoMatchingKey();

@@ -1,6 +1,7 @@
 // The SDK verifier (DESIGN.md §7, issue 13 item 3): VerifyKey with a local, bounded,
 // revocation-prompt cache fed by KeyService.WatchInvalidations.
 import { hash } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createKeywardClient, verifyResultName, type KeywardClient } from "./client.ts";
 import { InvalidationScope, VerifyResult, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
@@ -15,7 +16,12 @@ export type VerifierOptions = {
   client?: KeywardClient | undefined;
   /** An API key of the tenant holding `keys:read`: needed for the invalidation stream. */
   apiKey?: string | undefined;
-  /** Tenant slug to watch; default: the apiKey's own tenant. */
+  /**
+   * Tenant slug to watch; default: the apiKey's own tenant (learned with one VerifyKey of the
+   * apiKey). Only results of this tenant are kept past `degradedTtlMs`: the stream carries no
+   * other tenant's changes. With a `client` and no `apiKey`, set it, or every result is
+   * served at most `degradedTtlMs`.
+   */
   tenant?: string | undefined;
   /** How long a VALID result is served while the stream is up, ms. Default 60 000. */
   cacheTtlMs?: number | undefined;
@@ -86,7 +92,15 @@ export type Verifier = {
   close(): void;
 };
 
-type Entry = { outcome: VerifyOutcome; keyIdHash: string | undefined; storedAt: number; expiresAt: number };
+/**
+ * `covered`: the stream reports every later change of the credential — it is of the watched
+ * tenant, and was looked up after the current stream's start position. Other entries are
+ * served at most degradedTtlMs, stream or not.
+ */
+type Entry = { outcome: VerifyOutcome; keyIdHash: string | undefined; storedAt: number; expiresAt: number; covered: boolean };
+
+/** The longest credential sent to keyward, in characters (its VerifyKey answers MALFORMED past 8 KiB): longer is MALFORMED here, with no call. */
+export const MAX_CREDENTIAL_LENGTH = 8 * 1024;
 
 /** base64url (no padding) SHA-256 of the raw key's id (between its first and second `_`); undefined for minted tokens. */
 export function keyIdHashOf(raw: string): string | undefined {
@@ -106,13 +120,17 @@ export function keyIdHashOf(raw: string): string | undefined {
  */
 export function createVerifier(opts: VerifierOptions): Verifier {
   const client = opts.client ?? createKeywardClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey });
-  const cacheTtlMs = opts.cacheTtlMs ?? 60_000;
-  const maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
-  const negativeTtlMs = Math.min(1000, opts.negativeTtlMs ?? 1000);
-  const degradedTtlMs = opts.degradedTtlMs ?? 5000;
-  const streamIdleMs = opts.streamIdleMs ?? 30_000;
+  const cacheTtlMs = nonNegative("cacheTtlMs", opts.cacheTtlMs ?? 60_000);
+  const maxEntries = Math.max(1, nonNegative("maxEntries", opts.maxEntries ?? 10_000));
+  const negativeTtlMs = Math.min(1000, nonNegative("negativeTtlMs", opts.negativeTtlMs ?? 1000));
+  const degradedTtlMs = nonNegative("degradedTtlMs", opts.degradedTtlMs ?? 5000);
+  const streamIdleMs = nonNegative("streamIdleMs", opts.streamIdleMs ?? 30_000);
   const watch = opts.watch ?? (opts.client !== undefined || opts.apiKey !== undefined);
 
+  /** The tenant whose changes the stream delivers (undefined until known). */
+  let watchedTenant = opts.tenant;
+  /** Counts streams that started from "now" (no resume token): lookups begun before one are not covered by it. */
+  let epoch = 0;
   const cache = new Map<string, Entry>();
   const inflight = new Map<string, Promise<VerifyOutcome>>();
   const stats = { rpcs: 0, hits: 0, invalidations: 0, streamsOpened: 0 };
@@ -132,10 +150,11 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   };
 
   const servable = (e: Entry, now: number): boolean =>
-    now < e.expiresAt && (streamUp || now - e.storedAt < degradedTtlMs);
+    now < e.expiresAt && ((streamUp && e.covered) || now - e.storedAt < degradedTtlMs);
 
   const lookup = async (key: string, permissions: string[], org: string, cacheKey: string): Promise<VerifyOutcome> => {
     const startGeneration = generation;
+    const startEpoch = epoch;
     stats.rpcs += 1;
     // A connection failure comes as Unavailable (createKeywardClient's connectionErrorsAsUnavailable).
     const res: VerifyKeyResponse = await client.keys.verifyKey({ key, requiredPermissions: permissions, org });
@@ -146,18 +165,21 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       const exp = outcome.identity?.expireTime?.getTime();
       if (exp !== undefined && exp < expiresAt) expiresAt = exp;
       cache.delete(cacheKey);
-      cache.set(cacheKey, { outcome, keyIdHash: keyIdHashOf(key), storedAt: now, expiresAt });
+      const covered = startEpoch === epoch && watchedTenant !== undefined && outcome.identity?.tenant === watchedTenant;
+      cache.set(cacheKey, { outcome, keyIdHash: keyIdHashOf(key), storedAt: now, expiresAt, covered });
       while (cache.size > maxEntries) cache.delete(cache.keys().next().value!);
     }
     return outcome;
   };
 
   const verify: Verifier["verify"] = (key, vopts = {}) => {
+    if (typeof key !== "string" || key.length > MAX_CREDENTIAL_LENGTH) return Promise.resolve(malformed());
     const asked = vopts.permissions ?? [];
     // The cache key does not depend on the order or repetition of permissions (the common one-permission case skips the sort).
     const permissions = asked.length <= 1 ? [...asked] : [...new Set(asked)].sort();
     const org = vopts.org ?? "";
-    const cacheKey = `${hash("sha256", key, "base64url")}\n${permissions.join(",")}\n${org}`;
+    // JSON: no permission or org string can make two different checks share an entry.
+    const cacheKey = JSON.stringify([hash("sha256", key, "base64url"), permissions, org]);
     const hit = cache.get(cacheKey);
     if (hit !== undefined) {
       if (servable(hit, Date.now())) {
@@ -175,11 +197,27 @@ export function createVerifier(opts: VerifierOptions): Verifier {
     return p;
   };
 
+  /** The apiKey's tenant, by one VerifyKey (undefined when it cannot be learned now). */
+  const learnTenant = async (): Promise<string | undefined> => {
+    if (opts.apiKey === undefined || opts.apiKey === "") return undefined;
+    try {
+      const res = await client.keys.verifyKey({ key: opts.apiKey }, { signal: ac.signal });
+      return res.tenant === "" ? undefined : res.tenant;
+    } catch {
+      return undefined;
+    }
+  };
+
   const runStream = async (): Promise<void> => {
     let resumeToken = "";
     let failures = 0;
-    const parent = opts.tenant === undefined ? "" : `tenants/${opts.tenant}`;
     while (!closed) {
+      if (watchedTenant === undefined) watchedTenant = await learnTenant();
+      const parent = watchedTenant === undefined ? "" : `tenants/${watchedTenant}`;
+      // A stream opened without a resume token starts "from now": entries and lookups from
+      // before it may predate changes it will never report, so from its first message they
+      // are served only as if the stream were down (degradedTtlMs).
+      let fresh = resumeToken === "";
       const streamAc = new AbortController();
       const onClose = (): void => streamAc.abort();
       ac.signal.addEventListener("abort", onClose);
@@ -193,6 +231,11 @@ export function createVerifier(opts: VerifierOptions): Verifier {
         armIdle();
         for await (const m of client.keys.watchInvalidations({ parent, resumeToken }, { signal: streamAc.signal, timeoutMs: 0 })) {
           armIdle();
+          if (fresh) {
+            fresh = false;
+            epoch += 1;
+            for (const e of cache.values()) e.covered = false;
+          }
           for (const inv of m.invalidations) {
             if (inv.scope === InvalidationScope.KEY) invalidate(inv.keyIdHash);
             else invalidate(undefined);
@@ -201,8 +244,10 @@ export function createVerifier(opts: VerifierOptions): Verifier {
           streamUp = true;
           failures = 0;
         }
-      } catch {
-        // Down: reconnect below (the error carries nothing the verifier can act on).
+      } catch (err) {
+        // Down: reconnect below. A resume token keyward refuses (INVALID_RESUME_TOKEN) is
+        // dropped, or every reconnect would be refused alike: the next stream starts fresh.
+        if (ConnectError.from(err).code === Code.InvalidArgument) resumeToken = "";
       } finally {
         clearTimeout(idle);
         ac.signal.removeEventListener("abort", onClose);
@@ -229,6 +274,17 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       cache.clear();
     },
   };
+}
+
+/** `value` when it is a finite number >= 0; otherwise a RangeError naming the option (a NaN bound would disable it). */
+function nonNegative(option: string, value: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new RangeError(`createVerifier: ${option} must be a finite number >= 0`);
+  return value;
+}
+
+/** The outcome of a credential refused before any call (too long to be one). */
+function malformed(): VerifyOutcome {
+  return { valid: false, result: VerifyResult.MALFORMED, resultName: verifyResultName(VerifyResult.MALFORMED), missingPermissions: [] };
 }
 
 function toOutcome(res: VerifyKeyResponse): VerifyOutcome {

@@ -34,6 +34,12 @@ export type CallContext = Readonly<{
   requestId: string;
   /** Aborts when the call's deadline passes or its client goes away; bounds its database work. */
   signal?: AbortSignal | undefined;
+  /**
+   * Long-lived calls (server streams) only: authenticates the call's credential again, now —
+   * the current Caller, or undefined once it is revoked, expired or unknown; throws as the
+   * authenticator does (PERMISSION_DENIED for a suspended owner or creator).
+   */
+  reauthenticate?: (() => Promise<Caller | undefined>) | undefined;
 }>;
 
 /** The message every missing-permission refusal starts with (DESIGN.md, the SDK's 403). */

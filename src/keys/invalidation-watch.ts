@@ -8,9 +8,15 @@
 // has delivered every change of its tenant whose transaction is below `cursor`, plus the ids in
 // `delivered` (changes at or after it). The resume token carries both, the database time of the
 // position, and a fingerprint of the tenant (a token is valid for that tenant only).
+//
+// A stream lives longer than the check of its credential: it authenticates the credential
+// again (CallContext.reauthenticate) when a change may concern it (its own key, anything
+// tenant-wide) and otherwise at the first wake-up (the listener's 5 s heartbeat, or the
+// stream's own) `recheckMs` after the last check — within 10 s — and ends UNAUTHENTICATED (revoked, expired) or
+// PERMISSION_DENIED (no longer keys:read, owner suspended) when it no longer may watch.
 import { createHash } from "node:crypto";
 import type { Catalogue } from "../directory/permissions.ts";
-import { requireOwnTenant, requirePermission, type CallContext } from "../directory/caller.ts";
+import { requireOwnTenant, requirePermission, type CallContext, type Caller } from "../directory/caller.ts";
 import type { Database } from "../db/orm.ts";
 import { ErrorKind, invalidArgument, KeywardError } from "../errors.ts";
 import { parseTenantName } from "../common/resource-names.ts";
@@ -32,8 +38,10 @@ export type InvalidationWatch = {
    * when it found nothing); then a message per batch of changes, and a heartbeat every
    * `heartbeatMs` without one. Ends (returns) when `ctx.signal` aborts or at shutdown.
    * Throws INVALID_ARGUMENT `INVALID_RESUME_TOKEN`, PERMISSION_DENIED, RESOURCE_EXHAUSTED
-   * `TOO_MANY_WATCH_STREAMS`, FAILED_PRECONDITION `WATCH_UNAVAILABLE` (no listener: the
-   * VerifyKey cache is disabled).
+   * `TOO_MANY_WATCH_STREAMS` (the process's or the tenant's limit), FAILED_PRECONDITION
+   * `WATCH_UNAVAILABLE` (no listener: the VerifyKey cache is disabled); while it runs,
+   * UNAUTHENTICATED or PERMISSION_DENIED once the caller's credential may no longer watch
+   * (`ctx.reauthenticate`: at once after a change of its key or tenant, else within about 10 s).
    */
   watch(ctx: CallContext, req: { parent: string; resumeToken: string }): AsyncGenerator<InvalidationBatch>;
   /** Open streams (for tests and metrics). */
@@ -53,6 +61,10 @@ const maxCatchUpRows = 10_000;
 const resumeHorizonMs = 23 * 60 * 60_000;
 /** Most ids a resume token remembers past its cursor (transactions still open at the position; normally a handful). */
 const maxDeliveredInToken = 500;
+/** Largest xid8 (PostgreSQL's 64-bit unsigned transaction id): a larger cursor is no position. */
+const maxXid8 = 2n ** 64n - 1n;
+/** A stream authenticates its credential again at its first wake-up this long (ms) after the last check (expiry is noticed within this plus the listener's 5 s heartbeat). */
+const recheckMs = 5_000;
 
 type CatchUpRow = { xmin: string; now_ms: number; id: string | null; txid: string | null; scope: "key" | "tenant" | null; key_id: string | null; created_ms: number | null };
 // The snapshot's xmin and the tenant's rows of every transaction at or after the position
@@ -84,18 +96,19 @@ export function encodeResumeToken(tenantId: string, position: Position): string 
 }
 
 const digits = /^[0-9]{1,20}$/;
+const isXid8 = (v: unknown): v is string => typeof v === "string" && digits.test(v) && BigInt(v) <= maxXid8;
 
 /** Decodes a token minted for `tenantId`; anything else is INVALID_ARGUMENT `INVALID_RESUME_TOKEN`. */
 function decodeResumeToken(token: string, tenantId: string): Position {
   const parsed = decodeOpaqueToken(token, 64 * 1024);
   if (parsed === undefined) throw invalidResumeToken();
   const { x, d, t, f } = parsed;
-  if (f !== fingerprint(tenantId) || typeof x !== "string" || !digits.test(x) || typeof t !== "number" || !Number.isFinite(t) || !Array.isArray(d) || d.length > maxDeliveredInToken) {
+  if (f !== fingerprint(tenantId) || !isXid8(x) || typeof t !== "number" || !Number.isFinite(t) || !Array.isArray(d) || d.length > maxDeliveredInToken) {
     throw invalidResumeToken();
   }
   const delivered = new Map<string, bigint>();
   for (const entry of d) {
-    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string" || typeof entry[1] !== "string" || !digits.test(entry[0]) || !digits.test(entry[1])) throw invalidResumeToken();
+    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string" || !digits.test(entry[0]) || !isXid8(entry[1])) throw invalidResumeToken();
     delivered.set(entry[0], BigInt(entry[1]));
   }
   return { cursor: BigInt(x), delivered, timeMs: t };
@@ -111,11 +124,22 @@ export function createInvalidationWatch(deps: {
   heartbeatMs: number;
   /** Most open streams in this process (KEYWARD_WATCH_MAX_STREAMS). */
   maxStreams: number;
+  /** Most open streams of one tenant in this process (KEYWARD_WATCH_MAX_STREAMS_PER_TENANT). */
+  maxStreamsPerTenant: number;
 }): InvalidationWatch {
   const { listener, catalogue } = deps;
   const pool = deps.db.orm.driver.getConnection();
   const closers = new Set<() => void>();
+  /** Open streams by tenant id. */
+  const perTenant = new Map<string, number>();
   let stopped = false;
+
+  /** Refuses a caller that may no longer watch `tenantId` (the checks of the stream's start, again). */
+  const stillAllowed = (caller: Caller | undefined, tenantId: string): void => {
+    if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", "Missing or invalid API key");
+    if (caller.tenantId !== tenantId) throw new KeywardError(ErrorKind.PERMISSION_DENIED, "TENANT_MISMATCH", "the credential is not valid for this tenant");
+    requirePermission(catalogue, caller, "keys:read");
+  };
 
   async function* watch(ctx: CallContext, req: { parent: string; resumeToken: string }): AsyncGenerator<InvalidationBatch> {
     const tenant = parseTenantName(req.parent);
@@ -128,6 +152,9 @@ export function createInvalidationWatch(deps: {
     }
     if (closers.size >= deps.maxStreams) {
       throw new KeywardError(ErrorKind.RESOURCE_EXHAUSTED, "TOO_MANY_WATCH_STREAMS", "too many WatchInvalidations streams are open on this server; retry later", { limit: String(deps.maxStreams) });
+    }
+    if ((perTenant.get(tenantId) ?? 0) >= deps.maxStreamsPerTenant) {
+      throw new KeywardError(ErrorKind.RESOURCE_EXHAUSTED, "TOO_MANY_WATCH_STREAMS", "too many WatchInvalidations streams of this tenant are open on this server; share one per process, or retry later", { limit: String(deps.maxStreamsPerTenant) });
     }
     const signal = ctx.signal;
     if (stopped || signal?.aborted === true) return;
@@ -148,6 +175,15 @@ export function createInvalidationWatch(deps: {
     };
     const ended = (): boolean => closed || stopped || signal?.aborted === true;
     closers.add(close);
+    perTenant.set(tenantId, (perTenant.get(tenantId) ?? 0) + 1);
+    const credentialId = ctx.caller.credentialId;
+    let checkedAt = Date.now();
+    /** Authenticates the caller again when `concerned` or `recheckMs` passed; throws when it may no longer watch. */
+    const recheck = async (concerned: boolean): Promise<void> => {
+      if (ctx.reauthenticate === undefined || (!concerned && Date.now() - checkedAt < recheckMs)) return;
+      checkedAt = Date.now();
+      stillAllowed(await ctx.reauthenticate(), tenantId);
+    };
     const unsubscribe = listener.onChanges((applied) => {
       inbox.push(applied);
       notify();
@@ -188,26 +224,39 @@ export function createInvalidationWatch(deps: {
           });
           if (ended()) return;
           if (timedOut && inbox.length === 0) {
+            await recheck(false);
+            if (ended()) return;
             yield { invalidations: [], resumeToken: encodeResumeToken(tenantId, position), heartbeat: true };
             continue;
           }
         }
         const batch: Invalidation[] = [];
+        let concerned = false;
         for (let applied = inbox.shift(); applied !== undefined; applied = inbox.shift()) {
           // The listener skipped changes (too many, or a long disconnection): drop everything.
-          if (applied.reset) batch.push(tenantWide(new Date()));
+          if (applied.reset) {
+            batch.push(tenantWide(new Date()));
+            concerned = true;
+          }
           for (const change of applied.changes) {
             if (change.tenantId !== tenantId || change.txid < position.cursor || position.delivered.has(change.id)) continue;
+            if (change.scope === "tenant" || change.keyId === credentialId) concerned = true;
             position.delivered.set(change.id, change.txid);
             batch.push(invalidationOf(change.scope, change.keyId, change.createdAt));
           }
           advance(position, applied.position);
           position.timeMs = Date.now();
         }
+        // The caller's own credential may be what changed: it learns no more once it may not watch.
+        await recheck(concerned);
+        if (ended()) return;
         if (batch.length > 0) yield { invalidations: batch, resumeToken: encodeResumeToken(tenantId, position), heartbeat: false };
       }
     } finally {
       closers.delete(close);
+      const left = (perTenant.get(tenantId) ?? 1) - 1;
+      if (left > 0) perTenant.set(tenantId, left);
+      else perTenant.delete(tenantId);
       unsubscribe();
       signal?.removeEventListener("abort", close);
     }

@@ -11,6 +11,9 @@ import { requestIdKey } from "./context.ts";
 /** The authenticated caller of the current management call. */
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });
 
+/** For server streams: authenticates the call's credential again (CallContext.reauthenticate). */
+const reauthenticateKey = createContextKey<(() => Promise<Caller | undefined>) | undefined>(undefined, { description: "re-authenticate the caller" });
+
 /** Methods anyone may call: their credential travels in the request itself. */
 const publicProcedures = new Set([
   "keyward.v1.KeyService/VerifyKey",
@@ -29,10 +32,14 @@ export function createAuthInterceptor(authenticate: Authenticator): Interceptor 
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     if (!req.service.typeName.startsWith("keyward.") || publicProcedures.has(procedure)) return next(req);
-    const match = bearer.exec(req.header.get("authorization") ?? "");
-    const caller = match?.[1] === undefined ? undefined : await authenticate(match[1], { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
+    const credential = bearer.exec(req.header.get("authorization") ?? "")?.[1];
+    const caller = credential === undefined ? undefined : await authenticate(credential, { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
     if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
     req.contextValues.set(callerKey, caller);
+    if (credential !== undefined && req.method.methodKind === "server_streaming") {
+      // A stream outlives its credential's check: it asks again while it runs (WatchInvalidations).
+      req.contextValues.set(reauthenticateKey, () => authenticate(credential, { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal }));
+    }
     return next(req);
   };
 }
@@ -41,5 +48,5 @@ export function createAuthInterceptor(authenticate: Authenticator): Interceptor 
 export function callContextOf(ctx: { values: { get<T>(key: { id: symbol; defaultValue: T }): T }; signal: AbortSignal }): CallContext {
   const caller = ctx.values.get(callerKey);
   if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
-  return { caller, requestId: ctx.values.get(requestIdKey), signal: ctx.signal };
+  return { caller, requestId: ctx.values.get(requestIdKey), signal: ctx.signal, reauthenticate: ctx.values.get(reauthenticateKey) };
 }

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "@jest/globals";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { toBinary } from "@bufbuild/protobuf";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
 import { InvalidationScope, KeyService, WatchInvalidationsResponseSchema, type WatchInvalidationsResponse } from "../../gen/keyward/v1/key_service_pb.ts";
 import { encodeResumeToken } from "../../src/keys/invalidation-watch.ts";
@@ -20,8 +21,8 @@ const boundMs = 5_000;
 const hashOf = (raw: string): string => createHash("sha256").update(keyIdOf(raw), "ascii").digest("base64url");
 
 type Watch = {
-  /** The next message (heartbeats included), within the bound. */
-  next(what: string): Promise<WatchInvalidationsResponse>;
+  /** The next message (heartbeats included), within `ms` (default: the bound). */
+  next(what: string, ms?: number): Promise<WatchInvalidationsResponse>;
   /** Reads messages until one has an invalidation matching `pred`; returns every message read. */
   until(pred: (m: WatchInvalidationsResponse) => boolean, what: string): Promise<WatchInvalidationsResponse[]>;
   /** Every message received so far. */
@@ -38,8 +39,8 @@ function openWatch(srv: TestServer, t: TestTenant, opts: { transport?: Transport
   );
   const iterator = stream[Symbol.asyncIterator]();
   const received: WatchInvalidationsResponse[] = [];
-  const next = async (what: string): Promise<WatchInvalidationsResponse> => {
-    const r = await within(boundMs, iterator.next(), what);
+  const next = async (what: string, ms = boundMs): Promise<WatchInvalidationsResponse> => {
+    const r = await within(ms, iterator.next(), what);
     if (r.done === true) throw new Error(`${what}: the stream ended`);
     received.push(r.value);
     return r.value;
@@ -73,6 +74,20 @@ async function createKey(t: TestTenant, permissions = ["keys:read"]): Promise<st
 
 async function revoke(t: TestTenant, raw: string): Promise<void> {
   await keys.revokeKey({ name: `tenants/${t.slug}/keys/${keyIdOf(raw)}`, reason: "test" }, withKey(t.adminKey));
+}
+
+/** Reads messages until the stream fails (bounded by time and count); the error it ended with. */
+async function endOf(w: Watch, what: string): Promise<ConnectError> {
+  const deadline = Date.now() + boundMs;
+  for (let i = 0; i < 200 && Date.now() < deadline; i++) {
+    try {
+      await w.next(what);
+    } catch (e) {
+      if (e instanceof ConnectError) return e;
+      throw e;
+    }
+  }
+  throw new Error(`${what}: the stream still runs after ${boundMs} ms`);
 }
 
 /** The first message, which comes once the stream is set up: changes after it reach the stream. */
@@ -237,6 +252,49 @@ describe("WatchInvalidations", () => {
     }
   });
 
+  it("when the resume token's position is past the largest transaction id (xid8), then INVALID_RESUME_TOKEN, not an internal error", async () => {
+    const t = await createTestTenant(server);
+    const rows = await server.store.db.orm.driver.getConnection().execute<{ id: string }[]>("select id::text as id from tenant where slug = ?", [t.slug], "all");
+    const past = 2n ** 64n;
+    for (const position of [{ cursor: past, delivered: new Map<string, bigint>() }, { cursor: 1n, delivered: new Map([["1", past]]) }]) {
+      const token = encodeResumeToken(rows[0]!.id, { ...position, timeMs: Date.now() });
+      const err = await rpcError(openWatch(server, t, { resumeToken: token }).next("the refusal"));
+      expect([err.code, reasonOf(err)]).toEqual([Code.InvalidArgument, "INVALID_RESUME_TOKEN"]);
+    }
+  });
+
+  it("when the watching key is revoked, then its stream ends UNAUTHENTICATED within the bound and carries nothing after", async () => {
+    const t = await createTestTenant(server);
+    const watcher = await createKey(t, ["keys:read"]);
+    const w = openWatch(server, t, { key: watcher });
+    try {
+      await established(w);
+      await revoke(t, watcher);
+      const err = await endOf(w, "the watcher's revocation");
+      expect([err.code, reasonOf(err)]).toEqual([Code.Unauthenticated, "UNAUTHENTICATED"]);
+      const other = await createKey(t);
+      await revoke(t, other);
+      expect(w.received.some(hasKey(hashOf(other)))).toBe(false);
+    } finally {
+      w.close();
+    }
+  });
+
+  it("when the watching key's owner loses keys:read, then its stream ends PERMISSION_DENIED within the bound", async () => {
+    const t = await createTestTenant(server);
+    const { principal } = await directory.createPrincipal({ parent: `tenants/${t.slug}`, principalId: "watcher", type: PrincipalType.SERVICE_ACCOUNT, permissions: ["keys:read"] }, withKey(t.adminKey));
+    const { secret } = await keys.createKey({ parent: `tenants/${t.slug}`, displayName: uniq("watcher"), permissions: ["keys:read"], expireDays: 30, owner: principal!.name }, withKey(t.adminKey));
+    const w = openWatch(server, t, { key: secret });
+    try {
+      await established(w);
+      await directory.updatePrincipal({ principal: { name: principal!.name, permissions: ["directory:read"] }, updateMask: { paths: ["permissions"] } }, withKey(t.adminKey));
+      const err = await endOf(w, "the owner's demotion");
+      expect([err.code, reasonOf(err)]).toEqual([Code.PermissionDenied, "INSUFFICIENT_SCOPE"]);
+    } finally {
+      w.close();
+    }
+  });
+
   it("when the caller has no credential, then UNAUTHENTICATED", async () => {
     const t = await createTestTenant(server);
     const err = await rpcError(openWatch(server, t, { key: undefined }).next("the refusal"));
@@ -255,6 +313,46 @@ describe("WatchInvalidations", () => {
 });
 
 describe("WatchInvalidations bounds", () => {
+  it("when one tenant has its per-tenant limit of streams open, then its next stream is RESOURCE_EXHAUSTED and another tenant's still opens", async () => {
+    const srv = await startTestServer({ env: { KEYWARD_WATCH_MAX_STREAMS: "10", KEYWARD_WATCH_MAX_STREAMS_PER_TENANT: "2", KEYWARD_WATCH_HEARTBEAT_MS: "60000" } });
+    const open: Watch[] = [];
+    try {
+      const a = await createTestTenant(srv, "wa");
+      const b = await createTestTenant(srv, "wb");
+      for (let i = 0; i < 2; i++) {
+        open.push(openWatch(srv, a));
+        await established(open[open.length - 1]!);
+      }
+      const err = await rpcError(openWatch(srv, a).next("the refusal"));
+      expect([err.code, reasonOf(err), err.findDetails(ErrorInfoSchema)[0]?.metadata["limit"]]).toEqual([Code.ResourceExhausted, "TOO_MANY_WATCH_STREAMS", "2"]);
+      open.push(openWatch(srv, b));
+      await established(open[open.length - 1]!);
+    } finally {
+      for (const w of open) w.close();
+      await srv.stop();
+    }
+  });
+
+  it("when the watching key expires while its stream is open (nothing else changes), then the stream ends UNAUTHENTICATED within the recheck period", async () => {
+    const srv = await startTestServer({ env: { KEYWARD_WATCH_HEARTBEAT_MS: "60000" } });
+    let w: Watch | undefined;
+    try {
+      const t = await createTestTenant(srv);
+      const { secret } = await srv.client(KeyService).createKey({ parent: `tenants/${t.slug}`, displayName: uniq("expiring"), permissions: ["keys:read"], expireDays: 1 }, withKey(t.adminKey));
+      w = openWatch(srv, t, { key: secret });
+      await established(w);
+      srv.clock.advance(2 * 24 * 60 * 60_000);
+      // No change is written: only the periodic recheck can notice (5 s after the last, at the
+      // change log's next 5 s heartbeat: within 10 s). No message comes meanwhile (heartbeat 60 s).
+      const err = await w.next("the expiry", 15_000).then(() => undefined, (e: unknown) => e);
+      if (!(err instanceof ConnectError)) throw new Error(`the stream did not end with an RPC error: ${String(err)}`);
+      expect([err.code, reasonOf(err)]).toEqual([Code.Unauthenticated, "UNAUTHENTICATED"]);
+    } finally {
+      w?.close();
+      await srv.stop();
+    }
+  }, 30_000);
+
   it("when the stream limit is reached, then RESOURCE_EXHAUSTED; when the server stops, then open streams end cleanly", async () => {
     const srv = await startTestServer({ env: { KEYWARD_WATCH_MAX_STREAMS: "1", KEYWARD_WATCH_HEARTBEAT_MS: "60000" } });
     const w = { current: undefined as Watch | undefined };

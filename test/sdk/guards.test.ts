@@ -192,6 +192,11 @@ const refusedHeaders: [string, () => string | undefined][] = [
   ["a key that is not a keyward key", () => "Bearer not-a-key"],
   ["a well-formed key that does not exist", () => `Bearer ${unknownKey}`],
   ["a revoked key", () => `Bearer ${revokedKey}`],
+  ["a tab between scheme and key", () => `Bearer\t${readKey}`],
+  ["the key twice, comma-joined (as a proxy merges two headers)", () => `Bearer ${readKey}, Bearer ${readKey}`],
+  ["the key in another case", () => `Bearer ${readKey.toUpperCase()}`],
+  ["a 9 KiB credential", () => `Bearer ${"k".repeat(9 * 1024)}`],
+  ["a non-ASCII credential", () => `Bearer cl\u00e9-${readKey}`],
 ];
 
 it("(precondition) keyward's verdicts for the refused keys are MALFORMED, NOT_FOUND, REVOKED and INSUFFICIENT_PERMISSIONS: the guards hide four different reasons", async () => {
@@ -294,6 +299,55 @@ describe("every verdict maps to 401 or 403 without saying which", () => {
       (e: unknown) => ConnectError.from(e),
     );
     expect(err?.code).toBe(status === 401 ? Code.Unauthenticated : Code.PermissionDenied);
+  });
+
+  it("when the verifier throws for a reason other than the network (a bug, a refused argument), then 503 / Unavailable and the handler never runs", async () => {
+    for (const thrown of [new TypeError("boom"), new ConnectError("bad org", Code.InvalidArgument), "a string"]) {
+      const verifier: KeyVerifier = { verify: async () => { throw thrown; } };
+      const mw = keywardMiddleware({ verifier });
+      let reached = 0;
+      const server = createServer((req, res) => {
+        void (async () => {
+          if (await mw(req, res)) res.end(String((reached += 1)));
+        })();
+      });
+      const url = await listen(server);
+      try {
+        const res = await fetch(url, { headers: { authorization: `Bearer ${readKey}` } });
+        expect({ status: res.status, body: await res.text() }).toEqual({ status: 503, body: JSON.stringify(UNAVAILABLE) });
+      } finally {
+        await close(server);
+      }
+      const call = keywardInterceptor({ verifier })(async () => {
+        reached += 1;
+        throw new Error("the handler must not run");
+      });
+      const err = await call({ header: new Headers({ authorization: `Bearer ${readKey}` }) } as Parameters<typeof call>[0]).then(() => undefined, (e: unknown) => ConnectError.from(e));
+      expect([err?.code, err?.rawMessage]).toEqual([Code.Unavailable, "Authentication service unavailable"]);
+      expect(reached).toBe(0);
+    }
+  });
+
+  it("when a refused request is HEAD or OPTIONS, then it gets the same 401 status and headers (HEAD without a body) and never reaches the handler", async () => {
+    const mw = keywardMiddleware({ verifier: { verify: async () => ({ valid: false, result: 0, resultName: "REVOKED", missingPermissions: [] }) } });
+    let reached = 0;
+    const server = createServer((req, res) => {
+      void (async () => {
+        if (await mw(req, res)) res.end(String((reached += 1)));
+      })();
+    });
+    const url = await listen(server);
+    try {
+      for (const method of ["HEAD", "OPTIONS"]) {
+        const res = await fetch(url, { method, headers: { authorization: "Bearer k" } });
+        expect([method, res.status, res.headers.get("www-authenticate"), res.headers.get("content-type"), await res.text()]).toEqual([
+          method, 401, "Bearer", "application/json", method === "HEAD" ? "" : JSON.stringify(UNAUTHORIZED),
+        ]);
+      }
+      expect(reached).toBe(0);
+    } finally {
+      await close(server);
+    }
   });
 
   it("when the verifier says valid but gives no identity, then the request is refused 401 (fail closed)", async () => {

@@ -18,6 +18,7 @@ import {
   createMintedTokenVerifier,
   KeyKind,
   keywardMiddleware,
+  MAX_JWKS_BYTES,
   verifyMintedToken,
   VerifyResult,
   type MintedTokenOutcome,
@@ -207,6 +208,87 @@ describe("verifyMintedToken / createMintedTokenVerifier", () => {
     }
     expect((await mine.verify(await sign({ ...claims, tenant: "someone-else" }, {}))).reason).toBe("INVALID_CLAIM");
     expect((await mine.verify(await sign({ ...claims, scope: 7 }, {}))).reason).toBe("INVALID_CLAIM");
+  });
+
+  it("when a forged token names its own key in the header (jwk, jku, x5u, x5c) with keyward's kid, or a crit extension, then only the keys keyward publishes count: INVALID_SIGNATURE / MALFORMED, nothing fetched but keyward's JWKS", async () => {
+    const { accessToken } = await userToken(server, t, user);
+    const claims = { ...(segment(accessToken, 1) as JWTPayload), scope: "*:write" };
+    const kid = decodeProtectedHeader(accessToken).kid ?? "";
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const attackerJwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256" };
+    const counting = countingFetch();
+    const verifier = createMintedTokenVerifier(optionsFor(server, t, { fetch: counting.fetch }));
+    const sign = (header: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid, ...header }).sign(privateKey);
+    const attacker = "http://127.0.0.1:1/jwks.json";
+    for (const header of [{ jwk: attacker }, { jwk: attackerJwk }, { jku: attacker }, { x5u: attacker }, { x5c: ["AAAA"] }]) {
+      const r = await verifier.verify(await sign(header as Record<string, unknown>));
+      expect([Object.keys(header)[0], r.valid, r.reason]).toEqual([Object.keys(header)[0], false, "INVALID_SIGNATURE"]);
+    }
+    // A critical extension the verifier does not know: refused whatever the signature.
+    // (jose will not sign one: signed here with WebCrypto, ES256's raw r||s.)
+    const signingInput = `${encodeSegment({ alg: "ES256", typ: "at+jwt", kid, crit: ["kw-ext"], "kw-ext": true })}.${encodeSegment(claims)}`;
+    const signature = Buffer.from(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, Buffer.from(signingInput))).toString("base64url");
+    // Checked against the signing key itself (jwks option), so only the crit header can refuse it.
+    const trusting = createMintedTokenVerifier(optionsFor(server, t, { baseUrl: undefined, jwks: { keys: [attackerJwk] } }));
+    expect((await trusting.verify(await sign({}))).valid).toBe(true);
+    const crit = await trusting.verify(`${signingInput}.${signature}`);
+    expect([crit.valid, crit.resultName, crit.reason]).toEqual([false, "MALFORMED", "MALFORMED"]);
+    expect(new Set(counting.urls)).toEqual(new Set([`${server.url}/.well-known/jwks.json`]));
+  });
+
+  it("when the JWKS endpoint answers garbage, an empty set or an oversized body (declared or streamed), then verify fails closed (Unavailable or UNKNOWN_KEY), never VALID, and reads no more than 256 KiB", async () => {
+    const { accessToken } = await userToken(server, t, user);
+    const bodies: Record<string, string> = {
+      "/garbage": "<html>not json</html>",
+      "/empty": JSON.stringify({ keys: [] }),
+      "/notkeys": JSON.stringify({ keys: "nope" }),
+    };
+    let streamedBytes = 0;
+    const jwksServer: Server = createServer((req, res) => {
+      const path = (req.url ?? "").replace("/.well-known/jwks.json", "");
+      res.on("error", () => {});
+      if (path === "/huge") {
+        // 64 MiB declared up front.
+        res.writeHead(200, { "content-type": "application/json", "content-length": String(64 << 20) });
+        res.end(Buffer.alloc(64 << 20, 0x20));
+        return;
+      }
+      if (path === "/streamed") {
+        // No length: 1 MiB chunks, up to 64 MiB, while the client reads.
+        res.writeHead(200, { "content-type": "application/json" });
+        const chunk = Buffer.alloc(1 << 20, 0x20);
+        const more = (): void => {
+          while (streamedBytes < 64 << 20 && !res.destroyed) {
+            streamedBytes += chunk.length;
+            if (!res.write(chunk)) return void res.once("drain", more);
+          }
+          res.end();
+        };
+        more();
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(bodies[path] ?? "");
+    });
+    await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
+    const { port } = jwksServer.address() as { port: number };
+    const outcomeAt = (path: string) =>
+      createMintedTokenVerifier(optionsFor(server, t, { baseUrl: `http://127.0.0.1:${port}${path}` }))
+        .verify(accessToken)
+        .then((r) => r.reason as string, (e: unknown) => (e instanceof ConnectError ? `${Code[e.code]} ${e.rawMessage}` : String(e)));
+    try {
+      expect(await outcomeAt("/garbage")).toMatch(/^Unavailable /);
+      expect(await outcomeAt("/notkeys")).toMatch(/^Unavailable /);
+      expect(await outcomeAt("/empty")).toBe("UNKNOWN_KEY");
+      expect(await outcomeAt("/huge")).toMatch(/^Unavailable .*\(JWKS_TOO_LARGE\)/);
+      expect(await outcomeAt("/streamed")).toMatch(/^Unavailable .*\(JWKS_TOO_LARGE\)/);
+      // The client stopped reading soon after the cap (socket buffers aside), not at 64 MiB.
+      expect(streamedBytes).toBeLessThan(16 << 20);
+      expect(MAX_JWKS_BYTES).toBe(256 * 1024);
+    } finally {
+      jwksServer.closeAllConnections();
+      await new Promise((r) => jwksServer.close(r));
+    }
   });
 
   it("when the input is not a token at all, then MALFORMED without fetching anything", async () => {

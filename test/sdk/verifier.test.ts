@@ -200,6 +200,77 @@ describe("the SDK verifier", () => {
     }
   });
 
+  it("when a cached key of another tenant is revoked, then it is refused within degradedTtlMs (the stream carries only the watched tenant's changes), while the watched tenant's keys stay cached", async () => {
+    const a = await createTestTenant(server, "sv");
+    const b = await createTestTenant(server, "sv");
+    const mine = await createKey(a, ["keys:read"]);
+    const theirs = await createKey(b, ["keys:read"]);
+    // No `tenant`: the watched tenant is learned from the apiKey.
+    const v = createVerifier({ baseUrl: server.url, apiKey: a.adminKey, degradedTtlMs: 300 });
+    try {
+      await until(() => v.stats().streamUp, 5000, "the invalidation stream");
+      expect((await v.verify(mine)).valid).toBe(true);
+      expect((await v.verify(theirs)).valid).toBe(true);
+      await keys().revokeKey({ name: `tenants/${b.slug}/keys/${theirs.split("_")[1]}`, reason: "test" }, withKey(b.adminKey));
+      const took = await refusedWithin(v, theirs, 300 + revocationBoundMs);
+      expect(took).toBeLessThan(300 + revocationBoundMs);
+      expect((await v.verify(theirs)).result).toBe(VerifyResult.REVOKED);
+      // Past degradedTtlMs, the watched tenant's key is still answered from the cache.
+      const rpcs = v.stats().rpcs;
+      expect((await v.verify(mine)).valid).toBe(true);
+      expect(v.stats().rpcs).toBe(rpcs);
+    } finally {
+      v.close();
+    }
+  });
+
+  it("when a key was cached before the stream could open and revoked before it opened, then the stream's start does not make that entry trusted: it is refused within degradedTtlMs", async () => {
+    const t = await createTestTenant(server, "sv");
+    const key = await createKey(t, ["keys:read"]);
+    let streamAllowed = false;
+    const gate: Interceptor = (next) => async (req) => {
+      if (req.method.name === "WatchInvalidations" && !streamAllowed) throw new ConnectError("not yet", Code.Unavailable);
+      return next(req);
+    };
+    const v = createVerifier({ client: createKeywardClient({ baseUrl: server.url, apiKey: t.adminKey, interceptors: [gate], retries: 0 }), tenant: t.slug, degradedTtlMs: 800 });
+    try {
+      expect((await v.verify(key)).valid).toBe(true);
+      await keys().revokeKey({ name: `tenants/${t.slug}/keys/${key.split("_")[1]}`, reason: "test" }, withKey(t.adminKey));
+      streamAllowed = true;
+      // The stream starts "from now": the revocation is before it and never reported.
+      await until(() => v.stats().streamUp, 10_000, "the invalidation stream");
+      const took = await refusedWithin(v, key, 800 + revocationBoundMs);
+      expect(took).toBeLessThan(800 + revocationBoundMs);
+      expect((await v.verify(key)).result).toBe(VerifyResult.REVOKED);
+    } finally {
+      v.close();
+    }
+  });
+
+  it("when a key is longer than any credential (over 8 KiB), then it is MALFORMED without a call; permission and org strings cannot make two checks share an entry", async () => {
+    const t = await createTestTenant(server, "sv");
+    const v = verifierFor(t);
+    try {
+      const before = verifyCalls;
+      expect((await v.verify("k".repeat(300_000))).resultName).toBe("MALFORMED");
+      expect(verifyCalls).toBe(before);
+      // ["keys:read,keys:write"] is not ["keys:read", "keys:write"]: keyward refuses the first.
+      expect((await v.verify(t.adminKey, { permissions: ["keys:read", "keys:write"] })).valid).toBe(true);
+      const err = await v.verify(t.adminKey, { permissions: ["keys:read,keys:write"] }).then(() => undefined, (e: unknown) => e);
+      expect([(err as ConnectError | undefined)?.code]).toEqual([Code.InvalidArgument]);
+    } finally {
+      v.close();
+    }
+  });
+
+  it("when an option is not a finite number >= 0 (NaN would disable a bound, e.g. maxEntries), then createVerifier throws a RangeError naming it", () => {
+    for (const option of ["cacheTtlMs", "maxEntries", "negativeTtlMs", "degradedTtlMs", "streamIdleMs"]) {
+      for (const value of [Number.NaN, -1, Number.POSITIVE_INFINITY]) {
+        expect(() => createVerifier({ baseUrl: server.url, watch: false, [option]: value })).toThrow(new RangeError(`createVerifier: ${option} must be a finite number >= 0`));
+      }
+    }
+  });
+
   it("when keyward is unreachable and nothing is cached, then verify throws Unavailable (fail closed)", async () => {
     const t = await createTestTenant(server, "sv");
     const client = createKeywardClient({ baseUrl: "http://127.0.0.1:1", retries: 0, timeoutMs: 1000 });
