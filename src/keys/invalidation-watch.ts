@@ -68,8 +68,8 @@ const recheckMs = 5_000;
 
 type CatchUpRow = { xmin: string; now_ms: number; id: string | null; txid: string | null; scope: "key" | "tenant" | null; key_id: string | null; created_ms: number | null };
 // The snapshot's xmin and the tenant's rows of every transaction at or after the position
-// ($1, or the snapshot's own xmin when null), oldest first. Indexed by credential_change_txid_idx.
-const catchUpQuery = `
+// ($1, or the snapshot's own xmin when null), oldest first. Indexed by credential_change_tenant_txid_idx (migration 0008).
+export const catchUpQuery = `
 select s.xmin::text as xmin, (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms,
        c.id::text as id, c.txid::text as txid, c.scope, c.key_id, (extract(epoch from c.created_at) * 1000)::float8 as created_ms
   from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s

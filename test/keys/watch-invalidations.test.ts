@@ -7,7 +7,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { PrincipalStatus, PrincipalType } from "../../gen/keyward/v1/directory_pb.ts";
 import { InvalidationScope, KeyService, WatchInvalidationsResponseSchema, type WatchInvalidationsResponse } from "../../gen/keyward/v1/key_service_pb.ts";
-import { encodeResumeToken } from "../../src/keys/invalidation-watch.ts";
+import { catchUpQuery, encodeResumeToken } from "../../src/keys/invalidation-watch.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { createPolicy, policyOf, policyClient } from "../policies/policy-helpers.ts";
 import { directory, keyIdOf, keys, reasonOf, rpcError, server, uniq, useServer } from "../rpc.ts";
@@ -233,6 +233,19 @@ describe("WatchInvalidations", () => {
     } finally {
       w.close();
     }
+  });
+
+  it("when a stream catches up from an old position, then PostgreSQL reads only the asking tenant's changes (index on tenant_id, txid), not every tenant's since then", async () => {
+    const mine = await createTestTenant(server);
+    const other = await createTestTenant(server);
+    const connection = server.store.db.orm.driver.getConnection();
+    const ids = await connection.execute<{ slug: string; id: string }[]>("select slug, id::text as id from tenant where slug in (?, ?)", [mine.slug, other.slug], "all");
+    const idOf = (slug: string) => ids.find((r) => r.slug === slug)!.id;
+    // Another tenant's busy day: 20 000 changes.
+    await connection.execute("insert into credential_change (tenant_id, scope, key_id) select ?::uuid, 'key', 'k' || g from generate_series(1, 20000) g", [idOf(other.slug)], "run");
+    await connection.execute("analyze credential_change", [], "run");
+    const plan = await connection.execute<{ "QUERY PLAN": unknown }[]>(`explain (format json) ${catchUpQuery}`, ["1", idOf(mine.slug)], "all");
+    expect(JSON.stringify(plan)).toContain("credential_change_tenant_txid_idx");
   });
 
   it("when the resume token is forged or another tenant's, then INVALID_ARGUMENT INVALID_RESUME_TOKEN", async () => {

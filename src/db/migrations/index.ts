@@ -7,6 +7,7 @@ import { Migration20261130000004AuditEventId } from "./Migration20261130000004Au
 import { Migration20261130000005KeyBounds } from "./Migration20261130000005KeyBounds.ts";
 import { Migration20261130000006Federation } from "./Migration20261130000006Federation.ts";
 import { Migration20261130000007CredentialChanges } from "./Migration20261130000007CredentialChanges.ts";
+import { Migration20261130000008CredentialChangeTenantIndex } from "./Migration20261130000008CredentialChangeTenantIndex.ts";
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -17,4 +18,5 @@ export const migrations = [
   { name: "Migration20261130000005KeyBounds", class: Migration20261130000005KeyBounds },
   { name: "Migration20261130000006Federation", class: Migration20261130000006Federation },
   { name: "Migration20261130000007CredentialChanges", class: Migration20261130000007CredentialChanges },
+  { name: "Migration20261130000008CredentialChangeTenantIndex", class: Migration20261130000008CredentialChangeTenantIndex },
 ];
