@@ -3,6 +3,7 @@ import type http from "node:http";
 import type http2 from "node:http2";
 import type { Logger } from "../logger.ts";
 import { metricsContentType } from "../metrics.ts";
+import { createDocsRoutes } from "./docs/docs-routes.ts";
 import type { HealthReport } from "./health.ts";
 import type { RequestHandler } from "./listener.ts";
 
@@ -14,14 +15,18 @@ type Res = http.ServerResponse | http2.Http2ServerResponse;
  * and `GET /.well-known/jwks.json`: the public keys that verify minted tokens (RFC 7517 §5,
  * the same as TokenExchangeService.GetJwks), cacheable for 5 minutes; and `GET /metrics`: the
  * Prometheus text exposition (format 0.0.4) of `metrics`, without authentication (like
- * /healthz: expose the port to the scraper, not to the internet). All answer HEAD too.
+ * /healthz: expose the port to the scraper, not to the internet); and `GET /docs` with its
+ * `/docs/assets/…`: the interactive API reference (src/server/docs/docs-routes.ts). All answer
+ * HEAD too.
  */
 export function withHttpRoutes(
   connectHandler: RequestHandler,
   opts: { health: () => HealthReport; jwks: () => readonly object[]; metrics: () => Promise<string>; logger: Logger },
 ): RequestHandler {
+  const docs = createDocsRoutes({ logger: opts.logger });
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
+    if (path === "/docs" || path.startsWith("/docs/")) return docs(req, res, path);
     if (path === "/metrics") {
       if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: { code: "method_not_allowed", message: "use GET" } });
       opts.metrics().then(
