@@ -1,7 +1,9 @@
 // Caller authentication for management methods: `Authorization: Bearer <API key or minted token>`. Missing or
 // bad credentials get one answer, with no hint of why. Permission checks are business
 // rules and happen in the services.
+import { getOption, type DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type Interceptor } from "@connectrpc/connect";
+import { anonymous } from "../../gen/keyward/v1/options_pb.ts";
 import type { Caller, CallContext } from "../directory/caller.ts";
 import type { Authenticator } from "../directory/authenticator.ts";
 import { ErrorKind, KeywardError } from "../errors.ts";
@@ -14,12 +16,20 @@ export const callerKey = createContextKey<Caller | undefined>(undefined, { descr
 /** For server streams: authenticates the call's credential again (CallContext.reauthenticate). */
 const reauthenticateKey = createContextKey<(() => Promise<Caller | undefined>) | undefined>(undefined, { description: "re-authenticate the caller" });
 
-/** Methods anyone may call: their credential travels in the request itself. */
-const publicProcedures = new Set([
-  "keyward.v1.KeyService/VerifyKey",
-  "keyward.v1.TokenExchangeService/ExchangeToken",
-  "keyward.v1.TokenExchangeService/GetJwks",
-]);
+/**
+ * Whether anyone may call a method: the `(keyward.v1.anonymous)` option in its proto
+ * (proto/keyward/v1/options.proto), which the OpenAPI document reads too (`security: []`),
+ * so the server and the reference cannot disagree. Read once per method.
+ */
+const anonymousMethods = new WeakMap<DescMethod, boolean>();
+function isAnonymous(method: DescMethod): boolean {
+  let known = anonymousMethods.get(method);
+  if (known === undefined) {
+    known = getOption(method, anonymous) === true;
+    anonymousMethods.set(method, known);
+  }
+  return known;
+}
 
 /** The credential of an Authorization header: an API key, or a minted token of at most maxAccessTokenLength characters. */
 const bearer = new RegExp(`^Bearer[ \\t]+(\\S{1,${maxAccessTokenLength}})[ \\t]*$`, "i");
@@ -31,7 +41,7 @@ export const unauthenticatedMessage = "Missing or invalid API key";
 export function createAuthInterceptor(authenticate: Authenticator): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
-    if (!req.service.typeName.startsWith("keyward.") || publicProcedures.has(procedure)) return next(req);
+    if (!req.service.typeName.startsWith("keyward.") || isAnonymous(req.method)) return next(req);
     const credential = bearer.exec(req.header.get("authorization") ?? "")?.[1];
     const caller = credential === undefined ? undefined : await authenticate(credential, { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
     if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
