@@ -1,6 +1,6 @@
 // KeyService handlers: read the caller, convert the request, call one service method,
 // convert the result.
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { InvalidationScope, KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
 import type { InvalidationWatch } from "../keys/invalidation-watch.ts";
@@ -77,6 +77,9 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
           heartbeat: batch.heartbeat,
         };
       }
+      // The watch returns when the call's signal aborts; at the caller's deadline that is
+      // DEADLINE_EXCEEDED (as the proto says), not OK. A server stop still ends with OK.
+      if (ctx.signal.aborted && ConnectError.from(ctx.signal.reason).code === Code.DeadlineExceeded) throw ConnectError.from(ctx.signal.reason);
     },
   };
 }

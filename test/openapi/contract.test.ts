@@ -128,6 +128,8 @@ describe("the document's examples against the server", () => {
     const message = fromJson(WatchInvalidationsResponseSchema, JSON.parse(first.data.toString("utf8")) as JsonValue);
     expect(message.resumeToken).not.toBe("");
     expect(frames.at(-1)?.flags).toBe(2);
+    // Ended by the deadline: the end-stream message says deadline_exceeded (KeyService.WatchInvalidations' comment).
+    expect(JSON.parse(frames.at(-1)!.data.toString("utf8"))).toMatchObject({ error: { code: "deadline_exceeded" } });
     expect(unreadable).not.toContain(reasonOf(answer.error));
   });
 });

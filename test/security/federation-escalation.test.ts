@@ -77,12 +77,13 @@ describe("a CI workflow's exchanged token", () => {
     const ci = await ciToken(repo);
     const keys = server.client(KeyService);
     const { key } = await keys.createKey({ parent: `tenants/${t.slug}`, displayName: uniq("src"), permissions: ["keys:read"], expireDays: 7 }, withKey(aliceToken));
+    // Started one at a time: a call started early could reject while another is awaited (an unhandled rejection).
     for (const call of [
-      keys.createKey({ parent: `tenants/${t.slug}`, displayName: uniq("persist"), permissions: ["keys:write", "policies:write"], expireDays: 90 }, withKey(ci)),
-      keys.cloneKey({ name: key!.name, displayName: uniq("clone"), expireDays: 90 }, withKey(ci)),
-      keys.rotateKey({ parent: `tenants/${t.slug}`, kind: KeyKind.READ_ONLY, slot: KeySlot.SECONDARY }, withKey(ci)),
+      () => keys.createKey({ parent: `tenants/${t.slug}`, displayName: uniq("persist"), permissions: ["keys:write", "policies:write"], expireDays: 90 }, withKey(ci)),
+      () => keys.cloneKey({ name: key!.name, displayName: uniq("clone"), expireDays: 90 }, withKey(ci)),
+      () => keys.rotateKey({ parent: `tenants/${t.slug}`, kind: KeyKind.READ_ONLY, slot: KeySlot.SECONDARY }, withKey(ci)),
     ]) {
-      const err = await attempt(call);
+      const err = await attempt(call());
       expect([err === undefined ? "OK" : Code[err.code], reasonOf(err)]).toEqual(["PermissionDenied", "EXCHANGED_TOKEN_CANNOT_MINT"]);
     }
   });
