@@ -50,9 +50,10 @@ type Watched = { page: Page; context: BrowserContext; requests: string[]; proble
  * Opens /docs in a fresh browser context (fresh storage), recording every request; a request
  * to any origin but the server's is aborted and recorded as a problem, as are failed requests,
  * error answers (other than the RPCs the test calls on purpose), console errors, page errors
- * and CSP violations. `document`: served instead of the server's /openapi.json (a scratch one).
+ * and CSP violations. `document`: served instead of the server's /openapi.json (a scratch one);
+ * `pagePath`: the page's path with any query and fragment.
  */
-async function openDocs(document?: string): Promise<Watched> {
+async function openDocs(document?: string, pagePath = "/docs"): Promise<Watched> {
   if (browser === undefined) throw new Error("chromium did not start");
   const context = await browser.newContext({ viewport: { width: 1280, height: 1600 } });
   context.setDefaultTimeout(uiBoundMs);
@@ -86,7 +87,7 @@ async function openDocs(document?: string): Promise<Watched> {
   page.on("response", (r) => {
     if (r.status() >= 400 && !new URL(r.url()).pathname.startsWith("/keyward.v1.")) problems.push(`HTTP ${r.status()}: ${r.url()}`);
   });
-  const response = await page.goto(`${origin}/docs`, { waitUntil: "load" });
+  const response = await page.goto(`${origin}${pagePath}`, { waitUntil: "load" });
   expect(response?.status()).toBe(200);
   // swagger-ui has fetched /openapi.json and rendered the operations.
   await page.locator(".opblock-tag").first().waitFor({ state: "visible" });
@@ -244,6 +245,30 @@ describe("the /docs page in chromium", () => {
       expect(w.problems.filter((p) => !blockedInline.test(p))).toEqual([]);
     } finally {
       await w.context.close();
+    }
+  });
+
+  it("when the page's URL asks for another document (?url=, ?configUrl=, urls.primaryName) or carries markup in its #fragment, then it loads only /openapi.json and runs nothing", async () => {
+    const foreign = encodeURIComponent("https://evil.example/openapi.json");
+    const asked = [
+      `/docs?url=${foreign}&configUrl=${foreign}`,
+      `/docs?urls.primaryName=x&url=/docs/assets/swagger-ui.css.map`,
+      // (No "_" in a fragment: swagger-ui logs a deprecation error for any deep link with one.)
+      `/docs#/${encodeURIComponent("<img src=\"data:,\" onerror=\"window.kwFragment=1\">")}`,
+      `/docs#/KeyService/${encodeURIComponent("\"><svg onload=\"window.kwFragment=2\">")}`,
+    ];
+    for (const pagePath of asked) {
+      const w = await openDocs(undefined, pagePath);
+      try {
+        // Everything but the page and its assets: the one document, from this origin.
+        const documents = w.requests.filter((r) => !/^\/docs(\/assets\/[^/]+)?$/.test(new URL(r.split(" ")[1]!).pathname));
+        expect({ pagePath, documents }).toEqual({ pagePath, documents: [`GET ${origin}/openapi.json`] });
+        expect(await w.page.locator(".opblock-tag").count()).toBe(services.length);
+        expect(await w.page.evaluate<unknown>("window.kwFragment")).toBeUndefined();
+        expect({ pagePath, problems: w.problems }).toEqual({ pagePath, problems: [] });
+      } finally {
+        await w.context.close();
+      }
     }
   });
 });
