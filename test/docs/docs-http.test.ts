@@ -153,6 +153,22 @@ describe("GET /docs", () => {
       "/docs/index.html",
       "/docs/x",
       "/docs//assets/swagger-ui.css.map",
+      // Double encoding, NUL, overlong UTF-8, other case, trailing slash or dot, backslash.
+      "/docs/assets/%252e%252e%252fpackage.json",
+      "/docs/assets/swagger-ui.css.map%00",
+      "/docs/assets/swagger-ui.css.map%00.png",
+      "/docs/assets/%c0%ae%c0%ae/package.json",
+      "/docs/assets/%c0%af..%c0%afpackage.json",
+      "/docs/assets/SWAGGER-UI.CSS.MAP",
+      "/docs/assets/swagger-ui.css.map/",
+      "/docs/assets/swagger-ui.css.map/.",
+      "/docs/assets/swagger-ui.css.map%20",
+      "/docs/assets/swagger%2dui.css.map",
+      "/docs/assets/%5c..%5cpackage.json",
+      "/docs/assets/__proto__",
+      "/docs/assets/constructor",
+      "/docs/./",
+      "/docs/../openapi.json",
     ];
     for (const path of refused) {
       const a = await raw("GET", path);

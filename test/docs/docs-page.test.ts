@@ -5,10 +5,15 @@
 // tenant's key; CreateKey without a key answers 401; the key is never stored by the browser.
 // A screenshot is saved to test-output/docs/docs-page.png (gitignored).
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { createFileRegistry } from "@bufbuild/protobuf";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
+import { anonymous } from "../../gen/keyward/v1/options_pb.ts";
+import { buildOpenApiDocument } from "../../tools/protoc-gen-openapi/openapi-document.ts";
+import { bufBuild } from "../openapi/openapi-doc.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
 
 const services = ["KeyService", "PolicyService", "TokenExchangeService", "DirectoryService", "AuditService"];
@@ -45,9 +50,10 @@ type Watched = { page: Page; context: BrowserContext; requests: string[]; proble
  * Opens /docs in a fresh browser context (fresh storage), recording every request; a request
  * to any origin but the server's is aborted and recorded as a problem, as are failed requests,
  * error answers (other than the RPCs the test calls on purpose), console errors, page errors
- * and CSP violations.
+ * and CSP violations. `document`: served instead of the server's /openapi.json (a scratch one);
+ * `pagePath`: the page's path with any query and fragment.
  */
-async function openDocs(): Promise<Watched> {
+async function openDocs(document?: string, pagePath = "/docs"): Promise<Watched> {
   if (browser === undefined) throw new Error("chromium did not start");
   const context = await browser.newContext({ viewport: { width: 1280, height: 1600 } });
   context.setDefaultTimeout(uiBoundMs);
@@ -60,6 +66,7 @@ async function openDocs(): Promise<Watched> {
       problems.push(`request to another origin: ${url}`);
       return route.abort("blockedbyclient");
     }
+    if (document !== undefined && url === `${origin}/openapi.json`) return route.fulfill({ status: 200, contentType: "application/json", body: document });
     return route.continue();
   });
   const page = await context.newPage();
@@ -80,7 +87,7 @@ async function openDocs(): Promise<Watched> {
   page.on("response", (r) => {
     if (r.status() >= 400 && !new URL(r.url()).pathname.startsWith("/keyward.v1.")) problems.push(`HTTP ${r.status()}: ${r.url()}`);
   });
-  const response = await page.goto(`${origin}/docs`, { waitUntil: "load" });
+  const response = await page.goto(`${origin}${pagePath}`, { waitUntil: "load" });
   expect(response?.status()).toBe(200);
   // swagger-ui has fetched /openapi.json and rendered the operations.
   await page.locator(".opblock-tag").first().waitFor({ state: "visible" });
@@ -183,6 +190,85 @@ describe("the /docs page in chromium", () => {
       expect(w.problems).toEqual([]);
     } finally {
       await w.context.close();
+    }
+  });
+
+  it("when a proto comment carries HTML and markdown made to run script or reach elsewhere, then the page shows it inert: nothing runs, no handler, script, frame, form or javascript: link reaches the DOM, nothing loads from elsewhere", async () => {
+    // The plugin copies comments into descriptions verbatim and swagger-ui renders them as
+    // markdown: its sanitiser and the CSP must both hold (a swagger-ui upgrade must keep them).
+    const hostile = [
+      "XSSMARK <img src=\"data:,\" onerror=\"window.__kwXss='img'\"> <script>window.__kwXss='script'</script>",
+      "[link](javascript:window.__kwXss='link') <a href=\"javascript:window.__kwXss='a'\">a</a> <svg onload=\"window.__kwXss='svg'\"></svg>",
+      "<iframe srcdoc=\"<script>parent.__kwXss='iframe'</script>\"></iframe> <style>body{display:none}</style>",
+      "![t](https://evil.example/t.png) <form action=\"https://evil.example/\"><button formaction=\"javascript:window.__kwXss='form'\">go</button></form>",
+    ];
+    const dir = await mkdtemp(path.join(tmpdir(), "keyward-docs-xss-"));
+    let document: string;
+    try {
+      await writeFile(path.join(dir, "buf.yaml"), "version: v2\n");
+      const comment = (indent: string): string => hostile.map((line) => `${indent}// ${line}`).join("\n");
+      await writeFile(path.join(dir, "xss.proto"), [
+        'syntax = "proto3";', "package keyward.v1;",
+        comment(""), "service XssService {", comment("  "), "  rpc Echo(Hostile) returns (Hostile);", "}",
+        comment(""), "message Hostile {", comment("  "), "  string text = 1;", "}", "",
+      ].join("\n"));
+      const file = createFileRegistry(await bufBuild(dir)).getFile("xss.proto")!;
+      document = JSON.stringify(buildOpenApiDocument({ files: [file], anonymous, errorInfo: undefined }));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // The comments reach the document as they are: the page is what must render them inert.
+    expect(document).toContain("onerror=\\\"window.__kwXss");
+    const w = await openDocs(document);
+    try {
+      const op = w.page.locator(".opblock", { has: w.page.locator('[data-path="/keyward.v1.XssService/Echo"]') });
+      await op.locator(".opblock-summary").first().click();
+      await op.locator(".opblock-description-wrapper").filter({ hasText: "XSSMARK" }).first().waitFor({ state: "visible" });
+      // The request body's schema, with the field's comment.
+      await op.locator('button[data-name="model"]').first().click();
+      await op.locator(".model-box, .json-schema-2020-12").first().waitFor({ state: "visible" });
+      await op.locator("a", { hasText: "link" }).first().click({ timeout: 2_000 }).catch(() => undefined);
+      const found = await w.page.evaluate<{ ran: unknown; dangerous: string[] }>(`(() => {
+        const dangerous = [];
+        for (const el of document.querySelectorAll("#swagger-ui *")) {
+          if (["SCRIPT", "IFRAME", "FORM", "STYLE", "OBJECT", "EMBED"].includes(el.tagName)) dangerous.push(el.outerHTML.slice(0, 100));
+          for (const a of el.attributes) {
+            if (/^on/i.test(a.name) || /javascript:|evil\\.example/i.test(a.value) || a.name === "srcdoc") dangerous.push(a.name + "=" + a.value.slice(0, 60));
+          }
+        }
+        return { ran: window.__kwXss, dangerous };
+      })()`);
+      expect(found).toEqual({ ran: undefined, dangerous: [] });
+      expect(w.requests.every((r) => r.split(" ")[1]!.startsWith(`${origin}/`))).toBe(true);
+      // The CSP may report the inline handlers it blocked; anything else is a problem.
+      const blockedInline = /^(CSP violation: (script-src-attr|style-src-elem) blocked inline|console error: (Executing inline event handler|Applying inline style) violates)/;
+      expect(w.problems.filter((p) => !blockedInline.test(p))).toEqual([]);
+    } finally {
+      await w.context.close();
+    }
+  });
+
+  it("when the page's URL asks for another document (?url=, ?configUrl=, urls.primaryName) or carries markup in its #fragment, then it loads only /openapi.json and runs nothing", async () => {
+    const foreign = encodeURIComponent("https://evil.example/openapi.json");
+    const asked = [
+      `/docs?url=${foreign}&configUrl=${foreign}`,
+      `/docs?urls.primaryName=x&url=/docs/assets/swagger-ui.css.map`,
+      // (No "_" in a fragment: swagger-ui logs a deprecation error for any deep link with one.)
+      `/docs#/${encodeURIComponent("<img src=\"data:,\" onerror=\"window.kwFragment=1\">")}`,
+      `/docs#/KeyService/${encodeURIComponent("\"><svg onload=\"window.kwFragment=2\">")}`,
+    ];
+    for (const pagePath of asked) {
+      const w = await openDocs(undefined, pagePath);
+      try {
+        // Everything but the page and its assets: the one document, from this origin.
+        const documents = w.requests.filter((r) => !/^\/docs(\/assets\/[^/]+)?$/.test(new URL(r.split(" ")[1]!).pathname));
+        expect({ pagePath, documents }).toEqual({ pagePath, documents: [`GET ${origin}/openapi.json`] });
+        expect(await w.page.locator(".opblock-tag").count()).toBe(services.length);
+        expect(await w.page.evaluate<unknown>("window.kwFragment")).toBeUndefined();
+        expect({ pagePath, problems: w.problems }).toEqual({ pagePath, problems: [] });
+      } finally {
+        await w.context.close();
+      }
     }
   });
 });

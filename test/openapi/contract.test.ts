@@ -53,6 +53,18 @@ describe("GET /openapi.json", () => {
     expect(Buffer.from(await res.arrayBuffer()).equals(await readDocumentBytes())).toBe(true);
   });
 
+  it("when fetched, then it carries a CSP that runs and frames nothing, nosniff and no-referrer (it is data, its descriptions carry proto comments)", async () => {
+    for (const method of ["GET", "HEAD"]) {
+      const res = await fetch(`${server.url}/openapi.json`, { method, signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      const csp = res.headers.get("content-security-policy") ?? "";
+      expect(csp.split(/;\s*/)).toEqual(expect.arrayContaining(["default-src 'none'", "frame-ancestors 'none'", "sandbox"]));
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+      await res.arrayBuffer();
+    }
+  });
+
   it("when asked with HEAD, then it has the same headers and no body; other methods are 405", async () => {
     const head = await fetch(`${server.url}/openapi.json`, { method: "HEAD", signal: AbortSignal.timeout(10_000) });
     expect(head.status).toBe(200);
