@@ -293,6 +293,26 @@ describe("the console in chromium", () => {
     }
   });
 
+  it("when any call is answered 401 unauthenticated, then the session ends at once (the transport's interceptor) and the sign-in screen says why", async () => {
+    const c = await openConsole(server);
+    try {
+      await c.signIn(tenant.adminKey);
+      // keyward answers 401 to a credential it no longer knows; simulated for the next call.
+      await c.page.route("**/keyward.v1.KeyService/VerifyKey", (route) =>
+        route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "unauthenticated", message: "missing or invalid credential" }) }),
+      );
+      await c.page.getByRole("tab", { name: "OIDC federation" }).click();
+      const notice = c.page.getByTestId("signin-notice");
+      await notice.waitFor({ state: "visible" });
+      expect(await notice.textContent()).toMatch(/no longer accepts this credential/);
+      expect(await c.page.getByRole("tablist").count()).toBe(0);
+      expect(await c.page.locator("iframe").count()).toBe(0);
+      expect(c.violations).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+
   it("when the tabs are used with the keyboard, then arrow keys, Home and End move the selection and focus, and only the selected tab is in the tab order", async () => {
     const c = await openConsole(server);
     try {
