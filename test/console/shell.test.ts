@@ -15,6 +15,7 @@ import { implies } from "../../console/src/permissions.ts";
 import { consoleContentSecurityPolicy, createConsoleRoutes, defaultConsoleBuild } from "../../src/server/console-routes.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createUser, userToken } from "../tokens/helpers.ts";
 import { buildConsoleOnce, openConsole, screenshotDir, type ConsoleBrowser } from "./console-browser.ts";
 
 let server: TestServer;
@@ -240,6 +241,24 @@ describe("the console in chromium", () => {
       expect(kept).not.toContain(tenant.adminKey.slice(-16));
       expect(c.violations).toEqual([]);
       expect(c.requests.every((r) => r.split(" ")[1]!.startsWith(`${origin}/`))).toBe(true);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("when signed in with a per-user token, then the tabs show with the token's tenant, id and permissions, and the token is kept nowhere but in memory", async () => {
+    const user = await createUser(server, tenant, ["keys:write", "policies:read"]);
+    const minted = await userToken(server, tenant, user, { permissions: ["keys:read", "policies:read"], durationSeconds: 600 });
+    const c = await openConsole(server);
+    try {
+      await c.signIn(minted.accessToken);
+      const who = await c.page.getByTestId("signed-in-as").textContent();
+      expect(who).toContain(tenant.slug);
+      expect(who).toContain("keys:read, policies:read");
+      expect(who).not.toMatch(/\/keys\//);
+      const kept = await keptByBrowser(c);
+      expect(kept).not.toContain(minted.accessToken.split(".")[2]!);
+      expect(c.violations).toEqual([]);
     } finally {
       await c.close();
     }
