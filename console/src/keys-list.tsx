@@ -112,7 +112,7 @@ export function FineGrainedKeys(props: { session: Session; onMinted: (shown: Sho
             <tbody>
               {keys.map((key) => (
                 <tr key={key.name} data-testid={`key-${key.keyId}`}>
-                  <th scope="row">{key.displayName}<br /><small><code>{key.keyId}</code> …{key.hint}{key.org !== "" && ` · org ${key.org}`}</small></th>
+                  <th scope="row"><span class="key-name">{key.displayName}</span><br /><small><code>{key.keyId}</code> …{key.hint}{key.org !== "" && ` · org ${key.org}`}</small></th>
                   <td>{key.permissions.join(", ")}</td>
                   <TimeCell date={dateOf(key.createTime)} unset="—" />
                   <TimeCell date={dateOf(key.expireTime)} unset="never" />
