@@ -2,6 +2,7 @@
 // keys with create, clone and revoke. Everything goes through KeyService with the signed-in
 // credential; write controls are hidden from credentials without keys:write (the server
 // refuses them anyway). A minted secret is held here only while its dialog is open.
+import "./keys.css";
 import { useState } from "preact/hooks";
 import type { Session } from "./session.ts";
 import { FineGrainedKeys } from "./keys-list.tsx";

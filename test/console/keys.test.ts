@@ -99,15 +99,15 @@ describe("the API keys tab", () => {
     await expect(dialog.getByTestId("new-key-expires-at").textContent()).resolves.toContain(new Date(shownAt ?? "").toISOString().slice(0, 10));
     // The shortcuts: "Read all" implies every read; "Read & write all" every write.
     await dialog.getByRole("checkbox", { name: "Read all" }).check();
-    expect(await dialog.getByRole("checkbox", { name: "audit:read" }).isChecked()).toBe(true);
-    expect(await dialog.getByRole("checkbox", { name: "audit:read" }).isDisabled()).toBe(true);
+    expect(await dialog.getByRole("checkbox", { name: "audit:read", exact: true }).isChecked()).toBe(true);
+    expect(await dialog.getByRole("checkbox", { name: "audit:read", exact: true }).isDisabled()).toBe(true);
     await dialog.getByRole("checkbox", { name: "Read & write all" }).check();
-    expect(await dialog.getByRole("checkbox", { name: "keys:write" }).isChecked()).toBe(true);
+    expect(await dialog.getByRole("checkbox", { name: "keys:write", exact: true }).isChecked()).toBe(true);
     await dialog.getByRole("checkbox", { name: "Read & write all" }).uncheck();
     await dialog.getByRole("checkbox", { name: "Read all" }).uncheck();
-    expect(await dialog.getByRole("checkbox", { name: "audit:read" }).isChecked()).toBe(false);
-    await dialog.getByRole("checkbox", { name: "keys:read" }).check();
-    await dialog.getByRole("checkbox", { name: "policies:write" }).check();
+    expect(await dialog.getByRole("checkbox", { name: "audit:read", exact: true }).isChecked()).toBe(false);
+    await dialog.getByRole("checkbox", { name: "keys:read", exact: true }).check();
+    await dialog.getByRole("checkbox", { name: "policies:write", exact: true }).check();
     await admin.screenshot("keys-new-key-dialog");
     await dialog.getByLabel("Name").press("Enter");
 
@@ -172,8 +172,9 @@ describe("the API keys tab", () => {
     expect((await keys.verifyKey({ key: secret })).result).toBe(VerifyResult.VALID);
     expect((await keys.verifyKey({ key: old.secret })).result).toBe(VerifyResult.REVOKED);
     expect((await keys.verifyKey({ key: tenant.adminKey })).result).toBe(VerifyResult.VALID);
-    const after = slot.getByTestId("last-rotated").locator("time");
-    await page.waitForFunction(`document.querySelector('[data-testid="slot-admin-secondary"] time')?.getAttribute("datetime") !== ${JSON.stringify(before)}`, undefined, { timeout: uiBoundMs });
+    // The list refreshes once the secret dialog is closed: wait for a time other than before.
+    const after = slot.getByTestId("last-rotated").locator(`time:not([datetime="${before ?? ""}"])`);
+    await after.waitFor();
     const changed = Date.parse((await after.getAttribute("datetime")) ?? "");
     expect(Math.abs(changed - server.clock.now().getTime())).toBeLessThan(60_000);
   });
