@@ -119,7 +119,6 @@ describe("the API keys tab", () => {
     expect(stored.key?.displayName).toBe(name);
     expect(Math.abs(timestampDate(stored.key!.expireTime!).getTime() - expected)).toBeLessThan(60_000);
     await row(admin, name).waitFor();
-    await admin.screenshot("keys-list");
     created = { name, secret, keyName: stored.key!.name };
   });
 
@@ -128,6 +127,10 @@ describe("the API keys tab", () => {
     const { page } = admin;
     await page.getByRole("button", { name: `Clone ${created.name}`, exact: true }).click();
     const dialog = page.getByTestId("clone-key-dialog");
+    // A taken name: the server's refusal is shown in words with its reason, and nothing is lost.
+    await dialog.getByLabel("Name of the clone").fill(created.name);
+    await dialog.getByRole("button", { name: "Clone key" }).click();
+    await dialog.getByRole("alert").getByText("AlreadyExists · KEY_NAME_TAKEN").waitFor();
     const cloneName = `${created.name}-clone`;
     await dialog.getByLabel("Name of the clone").fill(cloneName);
     await dialog.getByRole("radio", { name: "7 days" }).check();
@@ -150,6 +153,7 @@ describe("the API keys tab", () => {
     expect((await keys.verifyKey({ key: created.secret })).result).toBe(VerifyResult.REVOKED);
     const stored = await keys.getKey({ name: created.keyName }, withKey(tenant.adminKey));
     expect(stored.key?.revokeReason).toBe("revoked in the admin console");
+    await admin.screenshot("keys-list");
   });
 
   it("when the admin rotates the secondary admin slot, then the confirmation names it, its last-rotated time changes and the old secondary value is REVOKED", async () => {
@@ -167,6 +171,7 @@ describe("the API keys tab", () => {
     await slot.getByRole("button", { name: "Rotate the secondary admin key" }).click();
     const confirm = page.getByTestId("confirm-dialog");
     await confirm.getByText("Rotate the secondary admin key? The current secondary value stops working").waitFor();
+    await admin.screenshot("keys-rotate-confirm");
     await confirm.getByRole("button", { name: "Rotate secondary" }).click();
     const secret = await takeSecret(admin);
     expect((await keys.verifyKey({ key: secret })).result).toBe(VerifyResult.VALID);
@@ -208,6 +213,7 @@ describe("the API keys tab", () => {
   it("then no request of the admin's console left 127.0.0.1, and no CSP violation or console error happened", () => {
     expect(admin.requests.length).toBeGreaterThan(0);
     for (const r of admin.requests) expect(new URL(r.replace(/^[A-Z]+ /, "")).hostname).toBe("127.0.0.1");
-    expect(admin.violations).toEqual([]);
+    // The browser logs the deliberate refusal (the taken clone name, 409) as a failed resource: nothing else.
+    expect(admin.violations.filter((v) => !v.includes("status of 409"))).toEqual([]);
   });
 });
