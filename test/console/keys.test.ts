@@ -85,8 +85,14 @@ describe("the API keys tab", () => {
 
   it("when an admin creates a key with 12 custom days and two permissions, then 'Expires at' shows the date, the key is stored so, and its copied secret verifies with those permissions", async () => {
     const { page } = admin;
+    // Esc closes the dialog (and forgets what was typed).
     await page.getByRole("button", { name: "Create your first key" }).click();
     const dialog = page.getByTestId("new-key-dialog");
+    await dialog.getByLabel("Name").fill("typed then abandoned");
+    await page.keyboard.press("Escape");
+    await dialog.getByLabel("Name").waitFor({ state: "detached" });
+    await page.getByRole("button", { name: "Create your first key" }).click();
+    expect(await dialog.getByLabel("Name").inputValue()).toBe("");
     const name = `ci-deploy-${Date.now().toString(36)}`;
     await dialog.getByLabel("Name").fill(name);
     await dialog.getByRole("radio", { name: "Custom" }).check();
@@ -205,6 +211,42 @@ describe("the API keys tab", () => {
       expect(rotateRefused.code).toBe(Code.PermissionDenied);
       expect(viewer.violations).toEqual([]);
       for (const r of viewer.requests) expect(new URL(r.replace(/^[A-Z]+ /, "")).hostname).toBe("127.0.0.1");
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  it("when a tenant has more keys than a page, then 'Load more' fetches the rest, and the state filter lists only what ListKeys returns for it", async () => {
+    const other = await createTestTenant(server, "console-pages");
+    const parent = `tenants/${other.slug}`;
+    const made: string[] = [];
+    for (let i = 0; i < 52; i++) {
+      const res = await keys.createKey({ parent, displayName: `bulk-${String(i).padStart(2, "0")}`, permissions: ["keys:read"], expireDays: 30 }, withKey(other.adminKey));
+      made.push(res.key!.name);
+    }
+    await keys.revokeKey({ name: made[0]!, reason: "test" }, withKey(other.adminKey));
+    const viewer = await openConsole(server);
+    try {
+      await viewer.signIn(other.adminKey);
+      const { page } = viewer;
+      await page.getByRole("tab", { name: "API keys" }).click();
+      const rows = page.locator("table.keys tbody tr");
+      await page.getByRole("button", { name: "Load more" }).waitFor();
+      expect(await rows.count()).toBe(50);
+      await page.getByRole("button", { name: "Load more" }).click();
+      await row(viewer, "bulk-00").waitFor();
+      expect(await rows.count()).toBe(52);
+      expect(await page.getByRole("button", { name: "Load more" }).count()).toBe(0);
+      await page.getByLabel("State").selectOption({ label: "revoked" });
+      await page.getByLabel("Owner").press("Enter");
+      await page.getByRole("button", { name: "Clear filters" }).waitFor();
+      await row(viewer, "bulk-01").waitFor({ state: "detached" });
+      await row(viewer, "bulk-00").waitFor();
+      expect(await rows.count()).toBe(1);
+      await expect(row(viewer, "bulk-00").getByTestId("key-state").textContent()).resolves.toBe("revoked");
+      await page.getByLabel("Owner").fill("nobody-here");
+      await page.getByRole("button", { name: "Apply filters" }).click();
+      await page.getByText("No key matches these filters.").waitFor();
     } finally {
       await viewer.close();
     }
