@@ -26,6 +26,23 @@ function useSubmit(): { busy: boolean; error: unknown; run: (call: () => Promise
   return { busy, error, run, reset: () => setError(undefined) };
 }
 
+/**
+ * A dialog form's end: the RPC's error (in words, with its reason), the submit button
+ * (`label`, `busyLabel` while the call runs) and Cancel (focused first in a `danger` form).
+ */
+function FormFooter(props: { submit: { busy: boolean; error: unknown }; label: string; busyLabel: string; onCancel: () => void; danger?: boolean; disabled?: boolean }) {
+  const { submit, danger = false } = props;
+  return (
+    <>
+      {submit.error !== undefined && <ErrorMessage error={submit.error} />}
+      <div class="kw-actions">
+        <button type="submit" class={danger ? "kw-danger" : "kw-primary"} disabled={submit.busy || props.disabled === true}>{submit.busy ? props.busyLabel : props.label}</button>
+        <button type="button" autoFocus={danger} onClick={props.onCancel}>Cancel</button>
+      </div>
+    </>
+  );
+}
+
 /** The new-key dialog: name (required, immutable), expiration and permissions. */
 export function NewKeyDialog(props: { session: Session; open: boolean; onClose: () => void; onMinted: (key: Key, shown: ShownSecret) => void }) {
   const { session } = props;
@@ -67,11 +84,7 @@ export function NewKeyDialog(props: { session: Session; open: boolean; onClose: 
         <ExpiryChooser idPrefix="new-key" value={expiry} onChange={setExpiry} />
         <PermissionPicker held={session.permissions} value={permissions} onChange={setPermissions} />
         {touched && permissionError !== undefined && <p class="field-error" role="alert">{permissionError}</p>}
-        {submit.error !== undefined && <ErrorMessage error={submit.error} />}
-        <div class="kw-actions">
-          <button type="submit" class="kw-primary" disabled={submit.busy}>{submit.busy ? "Creating…" : "Create key"}</button>
-          <button type="button" onClick={close}>Cancel</button>
-        </div>
+        <FormFooter submit={submit} label="Create key" busyLabel="Creating…" onCancel={close} />
       </form>
     </Dialog>
   );
@@ -113,11 +126,7 @@ export function CloneKeyDialog(props: { session: Session; source: Key | undefine
             {touched && nameError !== undefined && <small role="alert">{nameError}</small>}
           </p>
           <ExpiryChooser idPrefix="clone-key" value={expiry} onChange={setExpiry} allowSource />
-          {submit.error !== undefined && <ErrorMessage error={submit.error} />}
-          <div class="kw-actions">
-            <button type="submit" class="kw-primary" disabled={submit.busy}>{submit.busy ? "Cloning…" : "Clone key"}</button>
-            <button type="button" onClick={close}>Cancel</button>
-          </div>
+          <FormFooter submit={submit} label="Clone key" busyLabel="Cloning…" onCancel={close} />
         </form>
       )}
     </Dialog>
@@ -151,11 +160,7 @@ export function RevokeKeyDialog(props: { session: Session; target: Key | undefin
             <label for="revoke-reason">Reason</label>
             <input id="revoke-reason" required maxLength={500} value={reason} onInput={(e) => setReason(valueOf(e))} />
           </p>
-          {submit.error !== undefined && <ErrorMessage error={submit.error} />}
-          <div class="kw-actions">
-            <button type="submit" class="kw-danger" disabled={submit.busy || reason.trim() === ""}>{submit.busy ? "Revoking…" : "Revoke key"}</button>
-            <button type="button" autoFocus onClick={close}>Cancel</button>
-          </div>
+          <FormFooter submit={submit} label="Revoke key" busyLabel="Revoking…" onCancel={close} danger disabled={reason.trim() === ""} />
         </form>
       )}
     </Dialog>
