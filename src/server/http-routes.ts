@@ -1,10 +1,11 @@
-// Plain HTTP endpoints next to the RPCs: the health probe, the JWKS document, the metrics and
-// the API reference document.
+// Plain HTTP endpoints next to the RPCs: the health probe, the JWKS document, the metrics, the
+// API reference document and page, and the admin console.
 import { readFileSync } from "node:fs";
 import type http from "node:http";
 import type http2 from "node:http2";
 import type { Logger } from "../logger.ts";
 import { metricsContentType } from "../metrics.ts";
+import { createConsoleRoutes } from "./console-routes.ts";
 import { createDocsRoutes } from "./docs/docs-routes.ts";
 import type { HealthReport } from "./health.ts";
 import type { RequestHandler } from "./listener.ts";
@@ -20,8 +21,9 @@ type Res = http.ServerResponse | http2.Http2ServerResponse;
  * /healthz: expose the port to the scraper, not to the internet); and `GET /openapi.json`: the
  * OpenAPI 3.1 document of the Connect JSON API (DESIGN.md §6), the committed
  * gen/openapi/keyward.v1.openapi.json byte for byte, read once here; and `GET /docs` with its
- * `/docs/assets/…`: the interactive API reference (src/server/docs/docs-routes.ts). All answer
- * HEAD too.
+ * `/docs/assets/…`: the interactive API reference (src/server/docs/docs-routes.ts); and
+ * `GET /console` with its `/console/assets/…`: the admin console built from console/
+ * (src/server/console-routes.ts; 503 until `npm run build:console`). All answer HEAD too.
  */
 export function withHttpRoutes(
   connectHandler: RequestHandler,
@@ -29,9 +31,11 @@ export function withHttpRoutes(
 ): RequestHandler {
   const openApi = readFileSync(openApiFile);
   const docs = createDocsRoutes({ logger: opts.logger });
+  const adminConsole = createConsoleRoutes({ logger: opts.logger });
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/docs" || path.startsWith("/docs/")) return docs(req, res, path);
+    if (path === "/console" || path.startsWith("/console/")) return adminConsole(req, res, path);
     if (path === "/openapi.json") {
       if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: { code: "method_not_allowed", message: "use GET" } });
       (res as http.ServerResponse).writeHead(200, { "content-type": "application/json", "content-length": openApi.length, "cache-control": "public, max-age=300", ...openApiSecurityHeaders });

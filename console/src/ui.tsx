@@ -1,0 +1,145 @@
+// The console's small shared widgets: a modal dialog, a confirmation, a copy button, loading
+// and empty states. Keyboard-usable by construction (native <dialog>, <button>).
+import type { ComponentChildren } from "preact";
+import { useEffect, useId, useLayoutEffect, useRef, useState } from "preact/hooks";
+
+/**
+ * A modal dialog on the native <dialog> element opened with showModal(): the page behind is
+ * inert (focus stays inside), Esc asks `onClose` (the parent decides; the dialog closes when
+ * `open` turns false), and focus returns to the element that had it when the dialog opened.
+ * The children are rendered only while `open`: closing unmounts them, so nothing shown in a
+ * dialog (a new key's secret) stays in the DOM. `testId` sets data-testid on the <dialog>.
+ */
+export function Dialog(props: { open: boolean; title: string; onClose: () => void; children?: ComponentChildren; testId?: string }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const opener = useRef<HTMLElement | null>(null);
+  const onClose = useRef(props.onClose);
+  onClose.current = props.onClose;
+  const titleId = useId();
+
+  useLayoutEffect(() => {
+    const dialog = ref.current;
+    if (dialog === null) return;
+    if (props.open && !dialog.open) {
+      opener.current = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+      dialog.showModal();
+    } else if (!props.open && dialog.open) {
+      dialog.close();
+      restoreFocus(opener);
+    }
+  }, [props.open]);
+
+  useEffect(() => {
+    const dialog = ref.current;
+    if (dialog === null) return;
+    // Esc fires "cancel": keep the dialog open until the parent says so.
+    const cancel = (e: Event) => {
+      e.preventDefault();
+      onClose.current();
+    };
+    dialog.addEventListener("cancel", cancel);
+    return () => {
+      dialog.removeEventListener("cancel", cancel);
+      // Unmounted while open (the parent went away): the opener gets focus back.
+      if (dialog.open) restoreFocus(opener);
+    };
+  }, []);
+
+  return (
+    <dialog ref={ref} class="kw-dialog" aria-labelledby={titleId} data-testid={props.testId}>
+      {props.open ? (
+        <>
+          <header class="kw-dialog-header">
+            <h2 id={titleId}>{props.title}</h2>
+            <button type="button" class="kw-icon-button" aria-label="Close" onClick={() => onClose.current()}>
+              ×
+            </button>
+          </header>
+          <div class="kw-dialog-body">{props.children}</div>
+        </>
+      ) : null}
+    </dialog>
+  );
+}
+
+function restoreFocus(opener: { current: HTMLElement | null }): void {
+  const target = opener.current;
+  opener.current = null;
+  if (target !== null && target.isConnected) target.focus();
+}
+
+/**
+ * Asks before something that cannot be undone: `message`, then Cancel (focused first, the
+ * safe choice) and `confirmLabel`. Esc or Cancel call `onCancel`. `busy` disables both buttons
+ * while the action runs; `error` shows its failure inside the dialog.
+ */
+export function Confirm(props: {
+  open: boolean;
+  title: string;
+  message: ComponentChildren;
+  confirmLabel: string;
+  onConfirm: () => void;
+  onCancel: () => void;
+  busy?: boolean;
+  danger?: boolean;
+  children?: ComponentChildren;
+}) {
+  return (
+    <Dialog open={props.open} title={props.title} onClose={props.onCancel} testId="confirm-dialog">
+      <div class="kw-confirm-message">{props.message}</div>
+      {props.children}
+      <div class="kw-actions">
+        <button type="button" autofocus onClick={props.onCancel} disabled={props.busy === true}>
+          Cancel
+        </button>
+        <button type="button" class={props.danger === true ? "kw-danger" : "kw-primary"} onClick={props.onConfirm} disabled={props.busy === true}>
+          {props.confirmLabel}
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+/**
+ * Copies `text` to the clipboard (navigator.clipboard.writeText) and says so next to the
+ * button ("Copied", or how to copy by hand when the browser refuses). `label` is the button's
+ * text, e.g. "Copy key".
+ */
+export function CopyButton(props: { text: string; label: string }) {
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
+  useEffect(() => {
+    if (state !== "copied") return;
+    const timer = setTimeout(() => setState("idle"), 4000);
+    return () => clearTimeout(timer);
+  }, [state]);
+  const copy = () => {
+    navigator.clipboard.writeText(props.text).then(
+      () => setState("copied"),
+      () => setState("failed"),
+    );
+  };
+  return (
+    <span class="kw-copy">
+      <button type="button" onClick={copy}>
+        {props.label}
+      </button>
+      <span class="kw-copy-status" role="status" aria-live="polite">
+        {state === "copied" ? "Copied" : state === "failed" ? "The browser refused: select the text and copy it by hand" : ""}
+      </span>
+    </span>
+  );
+}
+
+/** A loading state, announced to screen readers. */
+export function Loading(props: { label?: string }) {
+  return (
+    <p class="kw-loading" role="status" aria-live="polite">
+      {props.label ?? "Loading…"}
+    </p>
+  );
+}
+
+/** An empty state: what is not there yet and, in the children, what to do about it. */
+export function Empty(props: { children?: ComponentChildren }) {
+  return <div class="kw-empty">{props.children}</div>;
+}
