@@ -2,8 +2,9 @@
 // claims (JSON) or its OIDC ID token and reads which policy matches and, for each that does
 // not, which claim failed, in words. Bad JSON is refused here before any call. A pasted
 // token lives only in this component's state and its textarea: "Clear", switching to
-// claims, or leaving the tab removes it from the DOM.
-import { useState } from "preact/hooks";
+// claims, or leaving the tab (the shell keeps a visited tab's panel mounted, hidden) removes
+// it from the DOM.
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { TestPolicyResponse } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { ErrorMessage } from "./errors.tsx";
 import { looksLikeToken, matchInWords, parseClaims, splitWarning } from "./oidc-model.ts";
@@ -28,6 +29,18 @@ export function DryRunPanel(props: { session: Session }) {
   const [error, setError] = useState<unknown>(undefined);
   const [result, setResult] = useState<TestPolicyResponse | undefined>(undefined);
   const [busy, setBusy] = useState(false);
+  const sectionRef = useRef<HTMLElement>(null);
+
+  // The shell hides a tab's panel when another tab is selected: forget the input then.
+  useEffect(() => {
+    const panel = sectionRef.current?.closest<HTMLElement>('[role="tabpanel"]');
+    if (panel === null || panel === undefined) return;
+    const observer = new MutationObserver(() => {
+      if (panel.hidden) clear();
+    });
+    observer.observe(panel, { attributes: true, attributeFilter: ["hidden"] });
+    return () => observer.disconnect();
+  }, []);
 
   function clear() {
     setClaimsText("");
@@ -86,7 +99,7 @@ export function DryRunPanel(props: { session: Session }) {
   const matched = result?.results.filter((r) => r.matched) ?? [];
 
   return (
-    <section class="oidc-dry-run" aria-labelledby="dry-run-heading" data-testid="dry-run">
+    <section ref={sectionRef} class="oidc-dry-run" aria-labelledby="dry-run-heading" data-testid="dry-run">
       <h3 id="dry-run-heading">Dry run</h3>
       <p class="hint">
         Paste a workflow's claims or its OIDC ID token to see which trust policy would accept it and, for each that would
