@@ -17,7 +17,7 @@ import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
 import { startLocalIssuer, type LocalIssuer } from "../oidc/local-issuer.ts";
 import { reasonOf, rpcError } from "../rpc.ts";
-import { openConsole, type ConsoleBrowser } from "./console-browser.ts";
+import { openConsole, uiBoundMs, type ConsoleBrowser } from "./console-browser.ts";
 
 let server: TestServer;
 let issuer: LocalIssuer;
@@ -69,6 +69,18 @@ function calls(c: ConsoleBrowser, method: string): number {
 async function pageText(page: Page): Promise<string> {
   const values = await page.evaluate<string>("JSON.stringify([...document.querySelectorAll('input, textarea')].map((e) => e.value))");
   return (await page.content()) + values;
+}
+
+/**
+ * Waits until the field `selector` holds `value`, polling for at most uiBoundMs (playwright's
+ * waitForFunction would evaluate a string, which the console's CSP forbids).
+ */
+async function fieldHolds(page: Page, selector: string, value: string): Promise<void> {
+  const field = page.locator(selector);
+  for (const started = Date.now(); (await field.inputValue()) !== value; ) {
+    if (Date.now() - started > uiBoundMs) throw new Error(`${selector} does not hold ${JSON.stringify(value)} within ${uiBoundMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Every request went to the server's own origin, and nothing went wrong in the page. */
@@ -183,7 +195,7 @@ describe("the OIDC federation tab in chromium", () => {
       await expect(dialog.getByTestId("edit-conflict").textContent()).resolves.toMatch(/Someone else changed this policy/);
       expect((await storedPolicy(weakName)).maxSessionDurationSeconds).toBe(900);
       await dialog.getByRole("button", { name: "Load the current version" }).click();
-      await page.waitForFunction(`document.querySelector("#policy-description")?.value === "changed elsewhere"`);
+      await fieldHolds(page, "#policy-description", "changed elsewhere");
       await expect(page.locator("#policy-duration").inputValue()).resolves.toBe("900");
       await page.keyboard.press("Escape");
       await dialog.waitFor({ state: "hidden" });
@@ -248,7 +260,13 @@ describe("the OIDC federation tab in chromium", () => {
 
   it("when an ID token is pasted into the dry run, then keyward verifies and compares it, and Clear (or leaving the tab) leaves no trace of it in the DOM", async () => {
     const audience = `${tenant.slug}.${server.config.audienceDomain}`;
-    const token = await issuer.token({ repository: "acme/deploy", repository_owner: "acme", repository_id: "123456789" }, { audience });
+    const tokenPolicy = "token deploys";
+    const created = await policies.createPolicy(
+      { parent: `tenants/${tenant.slug}`, policy: { displayName: tokenPolicy, claims: { repository: "acme/tokens", repositoryId: "555" }, permissions: ["harden_runner:read"] } },
+      withKey(tenant.adminKey),
+    );
+    const token = await issuer.token({ repository: "acme/tokens", repository_owner: "acme", repository_id: "555" }, { audience });
+    const secretPart = token.split(".")[2]!;
     const c = await openOidcTab(tenant.adminKey);
     const { page } = c;
     try {
@@ -256,20 +274,23 @@ describe("the OIDC federation tab in chromium", () => {
       await panel.getByRole("radio", { name: "ID token" }).check();
       await page.locator("#dry-run-token").fill(token);
       await panel.getByRole("button", { name: "Run dry run" }).click();
-      await expect(panel.getByTestId("dry-run-verdict").textContent()).resolves.toBe(`The policy "${weakName}" matches: an exchange would use it.`);
-      expect(c.requests.some((r) => r.includes(token))).toBe(false);
+      const row = panel.locator(`[data-testid="dry-run-row"][data-policy="${tokenPolicy}"]`);
+      await expect(row.textContent()).resolves.toMatch(/✓ matches/);
+      await expect(panel.getByTestId("dry-run-verdict").textContent()).resolves.toBe(`The policy "${tokenPolicy}" matches: an exchange would use it.`);
+      expect(c.requests.some((r) => r.includes(secretPart))).toBe(false);
       await panel.getByRole("button", { name: "Clear" }).click();
       await panel.getByTestId("dry-run-result").waitFor({ state: "detached" });
-      expect(await pageText(page)).not.toContain(token.split(".")[2]);
+      expect(await pageText(page)).not.toContain(secretPart);
 
       // Leaving the tab forgets it too (the shell keeps the panel mounted, hidden).
       await page.locator("#dry-run-token").fill(token);
       await page.getByRole("tab", { name: "API keys" }).click();
-      await page.waitForFunction(`document.querySelector("#dry-run-token")?.value === ""`);
-      expect(await pageText(page)).not.toContain(token.split(".")[2]);
+      await fieldHolds(page, "#dry-run-token", "");
+      expect(await pageText(page)).not.toContain(secretPart);
       expectClean(c);
     } finally {
       await c.close();
+      await policies.deletePolicy({ name: created.policy!.name, etag: created.policy!.etag }, withKey(tenant.adminKey));
     }
   });
 
