@@ -10,6 +10,11 @@ import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { PolicyService } from "../../gen/keyward/v1/policy_service_pb.ts";
 import { TokenExchangeService } from "../../gen/keyward/v1/token_exchange_service_pb.ts";
+import { SignInRefused } from "./describe-error.ts";
+import { implies } from "./permissions.ts";
+
+export { SignInRefused } from "./describe-error.ts";
+export { implies } from "./permissions.ts";
 
 /** One Connect client per keyward service, all carrying the signed-in credential. */
 export type Api = {
@@ -88,16 +93,6 @@ const refusals: Readonly<Record<number, string>> = {
   [VerifyResult.OWNER_SUSPENDED]: "The owner of this key or token is suspended.",
 };
 
-/** A sign-in that keyward refused: `message` is for the user. */
-export class SignInRefused extends Error {
-  readonly result: VerifyResult;
-  constructor(result: VerifyResult, message: string) {
-    super(message);
-    this.name = "SignInRefused";
-    this.result = result;
-  }
-}
-
 /**
  * Checks `key` with KeyService.VerifyKey (anonymous: the key travels in the body) and, when
  * VALID, makes it the session's credential. Throws SignInRefused for any other result (words
@@ -148,16 +143,4 @@ export function signOut(): void {
  */
 export function currentCredential(): string | undefined {
   return credential;
-}
-
-/** True when `held` (`category:level`, `*:level`) implies `wanted`: write implies read. */
-export function implies(held: readonly string[], wanted: string): boolean {
-  const [category, level] = wanted.split(":");
-  const rank = (l: string | undefined) => (l === "write" ? 2 : l === "read" ? 1 : 0);
-  const need = rank(level);
-  if (need === 0 || category === undefined) return false;
-  return held.some((h) => {
-    const [c, l] = h.split(":");
-    return (c === "*" || c === category) && rank(l) >= need;
-  });
 }

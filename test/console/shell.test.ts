@@ -8,11 +8,14 @@ import { cp, mkdtemp, readFile, realpath, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { ConnectError } from "@connectrpc/connect";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
+import { describeError, SignInRefused } from "../../console/src/describe-error.ts";
+import { implies } from "../../console/src/permissions.ts";
 import { consoleContentSecurityPolicy, createConsoleRoutes, defaultConsoleBuild } from "../../src/server/console-routes.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
-import { buildConsoleOnce, openConsole, type ConsoleBrowser } from "./console-browser.ts";
+import { buildConsoleOnce, openConsole, screenshotDir, type ConsoleBrowser } from "./console-browser.ts";
 
 let server: TestServer;
 let tenant: TestTenant;
@@ -50,9 +53,11 @@ function assetUrls(html: string): string[] {
 }
 
 /** A fine-grained key of the tenant made through the API; returns its name and secret. */
+let made = 0;
 async function makeKey(permissions: string[]): Promise<{ name: string; secret: string }> {
-  const made = await server.client(KeyService).createKey({ parent: `tenants/${tenant.slug}`, displayName: `console ${permissions.join(" ")}`, permissions, expireDays: 7 }, withKey(tenant.adminKey));
-  return { name: made.key!.name, secret: made.secret };
+  made += 1;
+  const created = await server.client(KeyService).createKey({ parent: `tenants/${tenant.slug}`, displayName: `console ${made} ${permissions.join(" ")}`, permissions, expireDays: 7 }, withKey(tenant.adminKey));
+  return { name: created.key!.name, secret: created.secret };
 }
 
 /** Everything the browser keeps and shows: cookies, storages, IndexedDB, URL, the DOM, every input's value. */
@@ -152,6 +157,66 @@ describe("GET /console over HTTP", () => {
   it("when /docs is requested, then its CSP lets the console (same origin) frame it and no other site", async () => {
     const res = await rawGet("/docs");
     expect(res.headers["content-security-policy"]).toContain("frame-ancestors 'self'");
+  });
+});
+
+/** The failure of `call`, which must fail. */
+async function failureOf(call: () => Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call();
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded");
+}
+
+describe("the console's words for errors (console/src/describe-error.ts) on keyward's real answers", () => {
+  it("when a key lacks the permission a call needs, then the words name that permission, with code PermissionDenied and reason INSUFFICIENT_SCOPE", async () => {
+    const reader = await makeKey(["keys:read"]);
+    const err = await failureOf(() => server.client(KeyService).createKey({ parent: `tenants/${tenant.slug}`, displayName: "x", permissions: ["keys:read"], expireDays: 7 }, withKey(reader.secret)));
+    const d = describeError(err);
+    expect(d).toEqual({ code: "PermissionDenied", reason: "INSUFFICIENT_SCOPE", message: "Permission denied: this needs the permission keys:write, which your credential does not hold." });
+  });
+
+  it("when a key grants what its caller does not hold, then the words name the exceeding permissions, with reason PERMISSIONS_EXCEED_CALLER", async () => {
+    const writer = await makeKey(["keys:write"]);
+    const err = await failureOf(() => server.client(KeyService).createKey({ parent: `tenants/${tenant.slug}`, displayName: "x", permissions: ["policies:read", "audit:read"], expireDays: 7 }, withKey(writer.secret)));
+    const d = describeError(err);
+    expect(d.code).toBe("PermissionDenied");
+    expect(d.reason).toBe("PERMISSIONS_EXCEED_CALLER");
+    expect(d.message).toMatch(/^Permission denied: you do not hold (audit:read, policies:read|policies:read, audit:read)\./);
+  });
+
+  it("when a request is invalid, unauthenticated or not found, then the words lead with what it means, keep keyward's message and give the reason", async () => {
+    const invalid = describeError(await failureOf(() => server.client(KeyService).createKey({ parent: `tenants/${tenant.slug}`, displayName: "", permissions: ["keys:read"], expireDays: 7 }, withKey(tenant.adminKey))));
+    expect(invalid.code).toBe("InvalidArgument");
+    expect(invalid.reason).toMatch(/^[A-Z_]+$/);
+    expect(invalid.message).toMatch(/^Check the form: .+/);
+    const unauthenticated = describeError(await failureOf(() => server.client(KeyService).listKeys({ parent: `tenants/${tenant.slug}` })));
+    expect(unauthenticated.code).toBe("Unauthenticated");
+    expect(unauthenticated.message).toMatch(/^Not signed in, or the credential is no longer valid: .+/);
+    const missing = describeError(await failureOf(() => server.client(KeyService).getKey({ name: `tenants/${tenant.slug}/keys/AAAAAAAAAAAAAAAA` }, withKey(tenant.adminKey))));
+    expect(missing.code).toBe("NotFound");
+    expect(missing.message).toMatch(/^Not found: .+/);
+  });
+
+  it("when the failure is no RPC answer, then it says the request failed; a refused sign-in keeps its sentence", () => {
+    expect(describeError(new TypeError("Failed to fetch"))).toEqual({ code: "Unknown", reason: undefined, message: "The request failed: Failed to fetch" });
+    expect(describeError(new SignInRefused(5, "This key or token has been revoked."))).toEqual({ code: "Refused", reason: undefined, message: "This key or token has been revoked." });
+  });
+
+  it("when the console asks whether the signed-in credential may do something, then write implies read and *: covers every category", () => {
+    expect(implies(["*:write"], "keys:write")).toBe(true);
+    expect(implies(["*:read"], "keys:read")).toBe(true);
+    expect(implies(["*:read"], "keys:write")).toBe(false);
+    expect(implies(["*:read", "policies:write"], "policies:write")).toBe(true);
+    expect(implies(["keys:write"], "keys:read")).toBe(true);
+    expect(implies(["keys:read"], "keys:write")).toBe(false);
+    expect(implies(["keys:write"], "policies:read")).toBe(false);
+    expect(implies(["keys:write"], "*:read")).toBe(false);
+    expect(implies(["*:write"], "*:read")).toBe(true);
+    expect(implies(["keys:write"], "keys")).toBe(false);
+    expect(implies([], "keys:read")).toBe(false);
   });
 });
 
@@ -265,6 +330,7 @@ describe("the console in chromium", () => {
       await docs.locator(".opblock-tag").first().waitFor({ state: "visible" });
       // swagger-ui shows a locked padlock once a scheme is authorized.
       await docs.locator(".auth-wrapper button.authorize.locked").waitFor({ state: "visible" });
+      await c.screenshot("api-reference-tab");
 
       const op = docs.locator(".opblock", { has: docs.locator('[data-path="/keyward.v1.KeyService/ListKeys"]') });
       await op.locator(".opblock-summary").first().click();
@@ -276,8 +342,11 @@ describe("the console in chromium", () => {
       ]);
       expect(response.status()).toBe(200);
       expect((await response.request().allHeaders())["authorization"]).toBe(`Bearer ${tenant.adminKey}`);
-      await op.locator(".live-responses-table tr.response .response-col_status").first().waitFor({ state: "visible" });
-      await c.screenshot("api-reference-tab");
+      const answer = op.locator(".live-responses-table tr.response").first();
+      await answer.locator(".response-col_status").waitFor({ state: "visible" });
+      expect(await answer.locator(".response-col_status").textContent()).toContain("200");
+      // The answer only (the curl line above it shows the key).
+      await answer.screenshot({ path: path.join(screenshotDir, "api-reference-list-keys.png") });
 
       expect(JSON.stringify(await c.context.storageState({ indexedDB: true }))).not.toContain(tenant.adminKey.slice(-16));
       expect(c.violations).toEqual([]);
