@@ -33,6 +33,7 @@ export function PolicyForm(props: {
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
+  const [unchanged, setUnchanged] = useState(false);
   const [saved, setSaved] = useState<Saved | undefined>(undefined);
   const editing = base !== undefined;
   const conflict = error !== undefined && describeError(error).reason === "ETAG_MISMATCH";
@@ -46,6 +47,7 @@ export function PolicyForm(props: {
     const found = draftProblems(draft);
     setProblems(found);
     setError(undefined);
+    setUnchanged(false);
     if (found.length > 0) return;
     setBusy(true);
     try {
@@ -57,7 +59,7 @@ export function PolicyForm(props: {
       } else {
         const paths = updateMaskOf(base, draft);
         if (paths.length === 0) {
-          setError(new Error("Nothing changed: edit a field, or close the form."));
+          setUnchanged(true);
           return;
         }
         const res = await session.api.policies.updatePolicy({ policy: { ...fields, name: base.name, etag: base.etag }, updateMask: { paths } });
@@ -211,6 +213,7 @@ export function PolicyForm(props: {
         </div>
       )}
       {error !== undefined && !conflict && <ErrorMessage error={error} />}
+      {unchanged && <p class="guidance" role="alert">Nothing changed: edit a field, or cancel.</p>}
 
       <div class="kw-actions">
         <button type="submit" class="kw-primary" disabled={busy}>{editing ? "Save changes" : "Create policy"}</button>

@@ -158,7 +158,7 @@ export function OidcTab(props: { session: Session }) {
 
       <DryRunPanel session={session} />
 
-      <Dialog open={open.kind === "create" || open.kind === "edit"} title={open.kind === "edit" ? `Edit trust policy "${open.policy.displayName}"` : "New trust policy"} onClose={close}>
+      <Dialog open={open.kind === "create" || open.kind === "edit"} title={open.kind === "edit" ? `Edit trust policy "${open.policy.displayName}"` : "New trust policy"} onClose={close} testId="policy-dialog">
         {(open.kind === "create" || open.kind === "edit") && (
           <PolicyForm
             key={open.kind === "edit" ? open.policy.name : "new"}
@@ -171,7 +171,7 @@ export function OidcTab(props: { session: Session }) {
         )}
       </Dialog>
 
-      <Dialog open={open.kind === "snippet"} title={open.kind === "snippet" ? `Workflow snippet: ${open.policy.displayName}` : "Workflow snippet"} onClose={close}>
+      <Dialog open={open.kind === "snippet"} title={open.kind === "snippet" ? `Workflow snippet: ${open.policy.displayName}` : "Workflow snippet"} onClose={close} testId="snippet-dialog">
         {open.kind === "snippet" && <Snippet policy={open.policy} onClose={close} />}
       </Dialog>
 

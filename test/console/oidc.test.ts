@@ -46,9 +46,9 @@ async function storedPolicy(displayName: string): Promise<TrustPolicy> {
   return found;
 }
 
-/** Opens the console signed in with `key`, on the OIDC federation tab. */
-async function openOidcTab(key: string): Promise<ConsoleBrowser> {
-  const c = await openConsole(server);
+/** Opens the console signed in with `key`, on the OIDC federation tab (`height`: of the viewport, for screenshots). */
+async function openOidcTab(key: string, height = 900): Promise<ConsoleBrowser> {
+  const c = await openConsole(server, { viewport: { width: 1280, height } });
   try {
     await c.signIn(key);
     await c.page.getByRole("tab", { name: "OIDC federation" }).click();
@@ -94,7 +94,7 @@ const weakName = "weak deploys";
 
 describe("the OIDC federation tab in chromium", () => {
   it("when the admin creates a policy with a weak claim set, then the form refuses a bad duration before calling, shows the server's refusals, and the saved policy shows the server's warnings in the result and the list", async () => {
-    const c = await openOidcTab(tenant.adminKey);
+    const c = await openOidcTab(tenant.adminKey, 1500);
     const { page } = c;
     try {
       // The audience, from GetTenant, and the empty state.
@@ -230,7 +230,7 @@ describe("the OIDC federation tab in chromium", () => {
   });
 
   it("when claims are dry-run, then bad JSON is refused before any call, matching claims name the policy, and claims failing on one claim name that claim with expected and actual", async () => {
-    const c = await openOidcTab(tenant.adminKey);
+    const c = await openOidcTab(tenant.adminKey, 1200);
     const { page } = c;
     try {
       const panel = page.getByTestId("dry-run");
@@ -250,6 +250,7 @@ describe("the OIDC federation tab in chromium", () => {
       await expect(panel.getByTestId("dry-run-verdict").textContent()).resolves.toMatch(/^No policy matches/);
       const row = panel.locator(`[data-testid="dry-run-row"][data-policy="${weakName}"]`);
       await expect(row.textContent()).resolves.toContain('fails on repository — the policy requires "acme/deploy", the token has "acme/deploy-evil"');
+      await panel.scrollIntoViewIfNeeded();
       await c.screenshot("oidc-dry-run");
       expect(calls(c, "PolicyService/TestPolicy")).toBe(2);
       expectClean(c);
