@@ -159,6 +159,33 @@ describe("the OIDC federation tab in chromium", () => {
     }
   });
 
+  it("when used from the keyboard, then Enter on New policy opens the form with focus inside, Tab walks its fields, and Esc closes it and gives focus back", async () => {
+    const c = await openOidcTab(tenant.adminKey);
+    const { page } = c;
+    try {
+      const opener = page.getByRole("button", { name: "New policy" });
+      await opener.focus();
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog", { name: "New trust policy" });
+      await dialog.waitFor({ state: "visible" });
+      const focusedId = () => page.evaluate<string>("document.activeElement?.id ?? ''");
+      const inDialog = () => page.evaluate<boolean>("document.querySelector('[data-testid=policy-dialog]').contains(document.activeElement)");
+      expect(await inDialog()).toBe(true);
+      await page.locator("#policy-name").focus();
+      await page.keyboard.type("typed by keyboard");
+      await page.keyboard.press("Tab");
+      expect(await focusedId()).toBe("policy-description");
+      await expect(page.locator("#policy-name").inputValue()).resolves.toBe("typed by keyboard");
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "hidden" });
+      expect(await page.evaluate<string>("document.activeElement?.textContent ?? ''")).toBe("New policy");
+      expect(calls(c, "PolicyService/CreatePolicy")).toBe(0);
+      expectClean(c);
+    } finally {
+      await c.close();
+    }
+  });
+
   it("when the admin edits the policy, then UpdatePolicy stores the change (read back with GetPolicy), the warnings shrink, and an edit made meanwhile by someone else is reported with a way to reload", async () => {
     const c = await openOidcTab(tenant.adminKey);
     const { page } = c;
