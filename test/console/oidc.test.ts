@@ -306,6 +306,8 @@ describe("the OIDC federation tab in chromium", () => {
       await expect(row.textContent()).resolves.toMatch(/✓ matches/);
       await expect(panel.getByTestId("dry-run-verdict").textContent()).resolves.toBe(`The policy "${tokenPolicy}" matches: an exchange would use it.`);
       expect(c.requests.some((r) => r.includes(secretPart))).toBe(false);
+      // The probe sees the token while it is pasted (so its absence below means something).
+      expect(await pageText(page)).toContain(secretPart);
       await panel.getByRole("button", { name: "Clear" }).click();
       await panel.getByTestId("dry-run-result").waitFor({ state: "detached" });
       expect(await pageText(page)).not.toContain(secretPart);
