@@ -15,6 +15,8 @@ export function Dialog(props: { open: boolean; title: string; onClose: () => voi
   const opener = useRef<HTMLElement | null>(null);
   const onClose = useRef(props.onClose);
   onClose.current = props.onClose;
+  const open = useRef(props.open);
+  open.current = props.open;
   const titleId = useId();
 
   useLayoutEffect(() => {
@@ -24,8 +26,7 @@ export function Dialog(props: { open: boolean; title: string; onClose: () => voi
       opener.current = document.activeElement instanceof HTMLElement ? document.activeElement : null;
       dialog.showModal();
     } else if (!props.open && dialog.open) {
-      dialog.close();
-      restoreFocus(opener);
+      dialog.close(); // the "close" listener gives focus back
     }
   }, [props.open]);
 
@@ -37,9 +38,17 @@ export function Dialog(props: { open: boolean; title: string; onClose: () => voi
       e.preventDefault();
       onClose.current();
     };
+    // Closed by the browser itself (a second Esc, which Chromium does not let a page cancel):
+    // the parent learns it, and focus goes back either way.
+    const closed = () => {
+      restoreFocus(opener);
+      if (open.current) onClose.current();
+    };
     dialog.addEventListener("cancel", cancel);
+    dialog.addEventListener("close", closed);
     return () => {
       dialog.removeEventListener("cancel", cancel);
+      dialog.removeEventListener("close", closed);
       // Unmounted while open (the parent went away): the opener gets focus back.
       if (dialog.open) restoreFocus(opener);
     };

@@ -15,6 +15,7 @@ import { implies } from "../../console/src/permissions.ts";
 import { consoleContentSecurityPolicy, createConsoleRoutes, defaultConsoleBuild } from "../../src/server/console-routes.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createTestTenant, startTestServer, withKey, type TestServer, type TestTenant } from "../harness.ts";
+import { createUser, userToken } from "../tokens/helpers.ts";
 import { buildConsoleOnce, openConsole, screenshotDir, type ConsoleBrowser } from "./console-browser.ts";
 
 let server: TestServer;
@@ -245,6 +246,24 @@ describe("the console in chromium", () => {
     }
   });
 
+  it("when signed in with a per-user token, then the tabs show with the token's tenant, id and permissions, and the token is kept nowhere but in memory", async () => {
+    const user = await createUser(server, tenant, ["keys:write", "policies:read"]);
+    const minted = await userToken(server, tenant, user, { permissions: ["keys:read", "policies:read"], durationSeconds: 600 });
+    const c = await openConsole(server);
+    try {
+      await c.signIn(minted.accessToken);
+      const who = await c.page.getByTestId("signed-in-as").textContent();
+      expect(who).toContain(tenant.slug);
+      expect(who).toContain("keys:read, policies:read");
+      expect(who).not.toMatch(/\/keys\//);
+      const kept = await keptByBrowser(c);
+      expect(kept).not.toContain(minted.accessToken.split(".")[2]!);
+      expect(c.violations).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+
   it("when the pasted key is not one keyward knows, then the sign-in screen says so, the field is emptied and no tab shows", async () => {
     const c = await openConsole(server);
     try {
@@ -287,6 +306,26 @@ describe("the console in chromium", () => {
       await c.page.getByLabel("API key or token").waitFor({ state: "visible" });
       await c.screenshot("session-ended");
       expect(await keptByBrowser(c)).not.toContain(key.secret.slice(-16));
+      expect(c.violations).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("when any call is answered 401 unauthenticated, then the session ends at once (the transport's interceptor) and the sign-in screen says why", async () => {
+    const c = await openConsole(server);
+    try {
+      await c.signIn(tenant.adminKey);
+      // keyward answers 401 to a credential it no longer knows; simulated for the next call.
+      await c.page.route("**/keyward.v1.KeyService/VerifyKey", (route) =>
+        route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "unauthenticated", message: "missing or invalid credential" }) }),
+      );
+      await c.page.getByRole("tab", { name: "OIDC federation" }).click();
+      const notice = c.page.getByTestId("signin-notice");
+      await notice.waitFor({ state: "visible" });
+      expect(await notice.textContent()).toMatch(/no longer accepts this credential/);
+      expect(await c.page.getByRole("tablist").count()).toBe(0);
+      expect(await c.page.locator("iframe").count()).toBe(0);
       expect(c.violations).toEqual([]);
     } finally {
       await c.close();
