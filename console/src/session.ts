@@ -5,6 +5,7 @@
 // Unauthenticated (HTTP 401) signs out everywhere and tells the listener set by the shell.
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { AuditService } from "../../gen/keyward/v1/audit_service_pb.ts";
 import { DirectoryService } from "../../gen/keyward/v1/directory_service_pb.ts";
 import { KeyService, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
@@ -60,7 +61,12 @@ const bearer: Interceptor = (next) => async (req) => {
   } catch (err) {
     // Only a refusal of the credential this call carried ends the session (not a late answer
     // to a call made with a credential already replaced).
-    if (sent !== undefined && sent === credential && ConnectError.from(err).code === Code.Unauthenticated) {
+    // The caller's own credential refused is reason UNAUTHENTICATED (src/server/auth-interceptor.ts);
+    // other Unauthenticated answers judge a token in the request, e.g. the dry run's pasted ID
+    // token (TestPolicy: MISSING_KEY_ID, INVALID_SIGNATURE, …): that call's error, not a sign-out.
+    const refused = ConnectError.from(err);
+    const reason = refused.findDetails(ErrorInfoSchema)[0]?.reason ?? "";
+    if (sent !== undefined && sent === credential && refused.code === Code.Unauthenticated && (reason === "" || reason === "UNAUTHENTICATED")) {
       credential = undefined;
       onUnauthenticated?.("Your session ended: keyward no longer accepts this credential (revoked, expired or rotated). Sign in again.");
     }
