@@ -69,6 +69,27 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
       });
     },
 
+    /**
+     * GetPermissionCatalogue: the deployment's permission categories (config
+     * `permissionCategories`, DESIGN.md §1), for any authenticated caller of the tenant —
+     * no permission needed, so a key holding only `keys:write` learns what it may grant.
+     * `name` is `tenants/{tenant}/permissionCatalogue` (empty: the caller's). Refusals:
+     * INVALID_ARGUMENT INVALID_RESOURCE_NAME, PERMISSION_DENIED TENANT_MISMATCH.
+     */
+    async getPermissionCatalogue(ctx: CallContext, name: string): Promise<{ name: string; categories: string[] }> {
+      const own = `tenants/${ctx.caller.tenantSlug}/permissionCatalogue`;
+      return audit.guard(ctx, "catalogue.get", own, async () => {
+        if (name !== "") {
+          const match = /^tenants\/([^/]+)\/permissionCatalogue$/.exec(name);
+          if (match === null || !slugPattern.test(match[1] ?? "")) {
+            throw invalidArgument("INVALID_RESOURCE_NAME", "name: expected tenants/{tenant}/permissionCatalogue", { field: "name" });
+          }
+          requireOwnTenant(ctx.caller, match[1]);
+        }
+        return { name: own, categories: [...catalogue.categories] };
+      });
+    },
+
     async updateTenant(ctx: CallContext, input: Update<{ displayName: string; disableKeysOfSuspendedPrincipals: boolean }>): Promise<TenantRecord> {
       const resource = `tenants/${ctx.caller.tenantSlug}`;
       return audit.guard(ctx, "tenant.update", resource, async () => {

@@ -37,6 +37,8 @@ export type PolicyView = Omit<PolicyRecord, "claims"> & {
   audience: string;
   /** GitHub Actions YAML to paste into a job (workflow-snippet.ts). */
   workflowSnippet: string;
+  /** Advice about the policy's weak constraints as stored (`CODE: advice`, policy-warnings.ts); [] for a strong one. */
+  warnings: string[];
 };
 
 /** A policy and the advice about its weak constraints (`CODE: advice`, policy-warnings.ts). */
@@ -162,6 +164,7 @@ export function createPolicyService(deps: {
         claims: org?.githubOwner ? effectiveClaims(r.claims, org) : { ...r.claims },
         audience,
         workflowSnippet: workflowSnippet({ keywardUrl: deps.publicUrl, tenant: tenantSlug, policyName: name, audience }),
+        warnings: warningsOf(catalogue, r),
       };
     });
   }
@@ -259,7 +262,7 @@ export function createPolicyService(deps: {
             creatorId: ctx.caller.principalRowId, boundedBy: boundsFor(ctx.caller, ctx.caller.principalRowId), createdAt: clock.now(),
           });
           const policy = await view(uow, ctx.caller.tenantSlug, record);
-          const warnings = warningsOf(catalogue, record);
+          const { warnings } = policy;
           audit.record(uow, { ...actorOf(ctx), orgId, action: "policy.create", resource: policy.name, outcome: "success", details: details(policy, warnings) });
           return { policy, warnings };
         });
@@ -351,7 +354,7 @@ export function createPolicyService(deps: {
           patch.boundedBy = boundsFor(ctx.caller, current.creatorId, current.boundedBy);
           const record = await policies.update(uow, ctx.caller.tenantId, current.id, patch, clock.now());
           const policy = await view(uow, ctx.caller.tenantSlug, record);
-          const warnings = warningsOf(catalogue, record);
+          const { warnings } = policy;
           audit.record(uow, {
             ...actorOf(ctx), orgId: record.orgId, action: "policy.update", resource, outcome: "success",
             details: { ...details(policy, warnings), updateMask: [...paths].join(",") },
@@ -379,7 +382,7 @@ export function createPolicyService(deps: {
           checkEtag(input.etag, current);
           const policy = await view(uow, ctx.caller.tenantSlug, current);
           if (!(await policies.delete(uow, ctx.caller.tenantId, current.id))) throw notFound();
-          audit.record(uow, { ...actorOf(ctx), orgId: current.orgId, action: "policy.delete", resource, outcome: "success", details: details(policy, warningsOf(catalogue, current)) });
+          audit.record(uow, { ...actorOf(ctx), orgId: current.orgId, action: "policy.delete", resource, outcome: "success", details: details(policy, policy.warnings) });
         });
       });
     },

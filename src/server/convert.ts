@@ -212,5 +212,6 @@ export function policyToProto(p: PolicyView) {
     etag: String(p.version),
     audience: p.audience,
     workflowSnippet: p.workflowSnippet,
+    warnings: [...p.warnings],
   });
 }

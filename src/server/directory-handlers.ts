@@ -13,6 +13,9 @@ export function createDirectoryHandlers(deps: { directory: DirectoryDomainServic
     async getTenant(req, ctx) {
       return { tenant: tenantToProto(await directory.getTenant(callContextOf(ctx), req.name), audienceDomain) };
     },
+    async getPermissionCatalogue(req, ctx) {
+      return { catalogue: await directory.getPermissionCatalogue(callContextOf(ctx), req.name) };
+    },
     async updateTenant(req, ctx) {
       const updated = await directory.updateTenant(callContextOf(ctx), {
         name: req.tenant?.name ?? "",

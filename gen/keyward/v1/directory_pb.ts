@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/directory.proto.
  */
 export const file_keyward_v1_directory: GenFile = /*@__PURE__*/
-  fileDesc("ChprZXl3YXJkL3YxL2RpcmVjdG9yeS5wcm90bxIKa2V5d2FyZC52MSLqAQoGVGVuYW50EgwKBG5hbWUYASABKAkSDAoEc2x1ZxgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSEAoIYXVkaWVuY2UYBCABKAkSLAokZGlzYWJsZV9rZXlzX29mX3N1c3BlbmRlZF9wcmluY2lwYWxzGAUgASgIEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgIIAEoCSLGAQoMT3JnYW5pemF0aW9uEgwKBG5hbWUYASABKAkSDAoEc2x1ZxgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSFAoMZ2l0aHViX293bmVyGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgHIAEoCSKtAgoJUHJpbmNpcGFsEgwKBG5hbWUYASABKAkSFAoMcHJpbmNpcGFsX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRInCgR0eXBlGAQgASgOMhkua2V5d2FyZC52MS5QcmluY2lwYWxUeXBlEisKBnN0YXR1cxgFIAEoDjIbLmtleXdhcmQudjEuUHJpbmNpcGFsU3RhdHVzEhMKC3Blcm1pc3Npb25zGAYgAygJEgsKA29yZxgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYCiABKAkqbAoNUHJpbmNpcGFsVHlwZRIeChpQUklOQ0lQQUxfVFlQRV9VTlNQRUNJRklFRBAAEhcKE1BSSU5DSVBBTF9UWVBFX1VTRVIQARIiCh5QUklOQ0lQQUxfVFlQRV9TRVJWSUNFX0FDQ09VTlQQAipwCg9QcmluY2lwYWxTdGF0dXMSIAocUFJJTkNJUEFMX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF1BSSU5DSVBBTF9TVEFUVVNfQUNUSVZFEAESHgoaUFJJTkNJUEFMX1NUQVRVU19TVVNQRU5ERUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChprZXl3YXJkL3YxL2RpcmVjdG9yeS5wcm90bxIKa2V5d2FyZC52MSLqAQoGVGVuYW50EgwKBG5hbWUYASABKAkSDAoEc2x1ZxgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSEAoIYXVkaWVuY2UYBCABKAkSLAokZGlzYWJsZV9rZXlzX29mX3N1c3BlbmRlZF9wcmluY2lwYWxzGAUgASgIEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgIIAEoCSI3ChNQZXJtaXNzaW9uQ2F0YWxvZ3VlEgwKBG5hbWUYASABKAkSEgoKY2F0ZWdvcmllcxgCIAMoCSLGAQoMT3JnYW5pemF0aW9uEgwKBG5hbWUYASABKAkSDAoEc2x1ZxgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSFAoMZ2l0aHViX293bmVyGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgHIAEoCSKtAgoJUHJpbmNpcGFsEgwKBG5hbWUYASABKAkSFAoMcHJpbmNpcGFsX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRInCgR0eXBlGAQgASgOMhkua2V5d2FyZC52MS5QcmluY2lwYWxUeXBlEisKBnN0YXR1cxgFIAEoDjIbLmtleXdhcmQudjEuUHJpbmNpcGFsU3RhdHVzEhMKC3Blcm1pc3Npb25zGAYgAygJEgsKA29yZxgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYCiABKAkqbAoNUHJpbmNpcGFsVHlwZRIeChpQUklOQ0lQQUxfVFlQRV9VTlNQRUNJRklFRBAAEhcKE1BSSU5DSVBBTF9UWVBFX1VTRVIQARIiCh5QUklOQ0lQQUxfVFlQRV9TRVJWSUNFX0FDQ09VTlQQAipwCg9QcmluY2lwYWxTdGF0dXMSIAocUFJJTkNJUEFMX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF1BSSU5DSVBBTF9TVEFUVVNfQUNUSVZFEAESHgoaUFJJTkNJUEFMX1NUQVRVU19TVVNQRU5ERUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A tenant: the top scope of every credential, policy and principal.
@@ -86,6 +86,39 @@ export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
   messageDesc(file_keyward_v1_directory, 0);
 
 /**
+ * The permission vocabulary a tenant's credentials use (DESIGN.md §1): the deployment's
+ * categories (`KEYWARD_PERMISSION_CATEGORIES`, or the default list). A permission is
+ * `{category}:read` or `{category}:write` (write implies read); `*:read` and `*:write`
+ * cover every category. Read-only: it changes only when the deployment is reconfigured.
+ *
+ * @generated from message keyward.v1.PermissionCatalogue
+ */
+export type PermissionCatalogue = Message<"keyward.v1.PermissionCatalogue"> & {
+  /**
+   * Resource name: `tenants/{tenant}/permissionCatalogue` (a singleton of the tenant).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Output only: the permission categories in the deployment's order: the configured
+   * ones (or the default list), with keyward's own `keys`, `policies`, `directory` and
+   * `audit` always among them, e.g. `harden_runner`, `keys`.
+   *
+   * @generated from field: repeated string categories = 2;
+   */
+  categories: string[];
+};
+
+/**
+ * Describes the message keyward.v1.PermissionCatalogue.
+ * Use `create(PermissionCatalogueSchema)` to create a new message.
+ */
+export const PermissionCatalogueSchema: GenMessage<PermissionCatalogue> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_directory, 1);
+
+/**
  * An organization inside a tenant, e.g. `acme-corp/infra`.
  *
  * @generated from message keyward.v1.Organization
@@ -147,7 +180,7 @@ export type Organization = Message<"keyward.v1.Organization"> & {
  * Use `create(OrganizationSchema)` to create a new message.
  */
 export const OrganizationSchema: GenMessage<Organization> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory, 1);
+  messageDesc(file_keyward_v1_directory, 2);
 
 /**
  * A user or service account of a tenant. Every key and policy has the principal who
@@ -232,7 +265,7 @@ export type Principal = Message<"keyward.v1.Principal"> & {
  * Use `create(PrincipalSchema)` to create a new message.
  */
 export const PrincipalSchema: GenMessage<Principal> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory, 2);
+  messageDesc(file_keyward_v1_directory, 3);
 
 /**
  * Whether a principal is a person or a machine.

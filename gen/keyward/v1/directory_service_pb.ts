@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
-import type { Organization, Principal, PrincipalStatus, PrincipalType, Tenant } from "./directory_pb.ts";
+import type { Organization, PermissionCatalogue, Principal, PrincipalStatus, PrincipalType, Tenant } from "./directory_pb.ts";
 import { file_keyward_v1_directory } from "./directory_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/directory_service.proto.
  */
 export const file_keyward_v1_directory_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJrZXl3YXJkL3YxL2RpcmVjdG9yeV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIiAKEEdldFRlbmFudFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI3ChFHZXRUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5rZXl3YXJkLnYxLlRlbmFudCJqChNVcGRhdGVUZW5hbnRSZXF1ZXN0EiIKBnRlbmFudBgBIAEoCzISLmtleXdhcmQudjEuVGVuYW50Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI6ChRVcGRhdGVUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5rZXl3YXJkLnYxLlRlbmFudCJlChlDcmVhdGVPcmdhbml6YXRpb25SZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIMCgRzbHVnGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIUCgxnaXRodWJfb3duZXIYBCABKAkiTAoaQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USLgoMb3JnYW5pemF0aW9uGAEgASgLMhgua2V5d2FyZC52MS5Pcmdhbml6YXRpb24iJgoWR2V0T3JnYW5pemF0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKF0dldE9yZ2FuaXphdGlvblJlc3BvbnNlEi4KDG9yZ2FuaXphdGlvbhgBIAEoCzIYLmtleXdhcmQudjEuT3JnYW5pemF0aW9uIlEKGExpc3RPcmdhbml6YXRpb25zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiZQoZTGlzdE9yZ2FuaXphdGlvbnNSZXNwb25zZRIvCg1vcmdhbml6YXRpb25zGAEgAygLMhgua2V5d2FyZC52MS5Pcmdhbml6YXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKGVVwZGF0ZU9yZ2FuaXphdGlvblJlcXVlc3QSLgoMb3JnYW5pemF0aW9uGAEgASgLMhgua2V5d2FyZC52MS5Pcmdhbml6YXRpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkwKGlVwZGF0ZU9yZ2FuaXphdGlvblJlc3BvbnNlEi4KDG9yZ2FuaXphdGlvbhgBIAEoCzIYLmtleXdhcmQudjEuT3JnYW5pemF0aW9uIp8BChZDcmVhdGVQcmluY2lwYWxSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIUCgxwcmluY2lwYWxfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEicKBHR5cGUYBCABKA4yGS5rZXl3YXJkLnYxLlByaW5jaXBhbFR5cGUSEwoLcGVybWlzc2lvbnMYBSADKAkSCwoDb3JnGAYgASgJIkMKF0NyZWF0ZVByaW5jaXBhbFJlc3BvbnNlEigKCXByaW5jaXBhbBgBIAEoCzIVLmtleXdhcmQudjEuUHJpbmNpcGFsIiMKE0dldFByaW5jaXBhbFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJAChRHZXRQcmluY2lwYWxSZXNwb25zZRIoCglwcmluY2lwYWwYASABKAsyFS5rZXl3YXJkLnYxLlByaW5jaXBhbCJ7ChVMaXN0UHJpbmNpcGFsc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEisKBnN0YXR1cxgEIAEoDjIbLmtleXdhcmQudjEuUHJpbmNpcGFsU3RhdHVzIlwKFkxpc3RQcmluY2lwYWxzUmVzcG9uc2USKQoKcHJpbmNpcGFscxgBIAMoCzIVLmtleXdhcmQudjEuUHJpbmNpcGFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJzChZVcGRhdGVQcmluY2lwYWxSZXF1ZXN0EigKCXByaW5jaXBhbBgBIAEoCzIVLmtleXdhcmQudjEuUHJpbmNpcGFsEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJDChdVcGRhdGVQcmluY2lwYWxSZXNwb25zZRIoCglwcmluY2lwYWwYASABKAsyFS5rZXl3YXJkLnYxLlByaW5jaXBhbDK0BwoQRGlyZWN0b3J5U2VydmljZRJNCglHZXRUZW5hbnQSHC5rZXl3YXJkLnYxLkdldFRlbmFudFJlcXVlc3QaHS5rZXl3YXJkLnYxLkdldFRlbmFudFJlc3BvbnNlIgOQAgESUQoMVXBkYXRlVGVuYW50Eh8ua2V5d2FyZC52MS5VcGRhdGVUZW5hbnRSZXF1ZXN0GiAua2V5d2FyZC52MS5VcGRhdGVUZW5hbnRSZXNwb25zZRJjChJDcmVhdGVPcmdhbml6YXRpb24SJS5rZXl3YXJkLnYxLkNyZWF0ZU9yZ2FuaXphdGlvblJlcXVlc3QaJi5rZXl3YXJkLnYxLkNyZWF0ZU9yZ2FuaXphdGlvblJlc3BvbnNlEl8KD0dldE9yZ2FuaXphdGlvbhIiLmtleXdhcmQudjEuR2V0T3JnYW5pemF0aW9uUmVxdWVzdBojLmtleXdhcmQudjEuR2V0T3JnYW5pemF0aW9uUmVzcG9uc2UiA5ACARJlChFMaXN0T3JnYW5pemF0aW9ucxIkLmtleXdhcmQudjEuTGlzdE9yZ2FuaXphdGlvbnNSZXF1ZXN0GiUua2V5d2FyZC52MS5MaXN0T3JnYW5pemF0aW9uc1Jlc3BvbnNlIgOQAgESYwoSVXBkYXRlT3JnYW5pemF0aW9uEiUua2V5d2FyZC52MS5VcGRhdGVPcmdhbml6YXRpb25SZXF1ZXN0GiYua2V5d2FyZC52MS5VcGRhdGVPcmdhbml6YXRpb25SZXNwb25zZRJaCg9DcmVhdGVQcmluY2lwYWwSIi5rZXl3YXJkLnYxLkNyZWF0ZVByaW5jaXBhbFJlcXVlc3QaIy5rZXl3YXJkLnYxLkNyZWF0ZVByaW5jaXBhbFJlc3BvbnNlElYKDEdldFByaW5jaXBhbBIfLmtleXdhcmQudjEuR2V0UHJpbmNpcGFsUmVxdWVzdBogLmtleXdhcmQudjEuR2V0UHJpbmNpcGFsUmVzcG9uc2UiA5ACARJcCg5MaXN0UHJpbmNpcGFscxIhLmtleXdhcmQudjEuTGlzdFByaW5jaXBhbHNSZXF1ZXN0GiIua2V5d2FyZC52MS5MaXN0UHJpbmNpcGFsc1Jlc3BvbnNlIgOQAgESWgoPVXBkYXRlUHJpbmNpcGFsEiIua2V5d2FyZC52MS5VcGRhdGVQcmluY2lwYWxSZXF1ZXN0GiMua2V5d2FyZC52MS5VcGRhdGVQcmluY2lwYWxSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_keyward_v1_directory]);
+  fileDesc("CiJrZXl3YXJkL3YxL2RpcmVjdG9yeV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIiAKEEdldFRlbmFudFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI3ChFHZXRUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5rZXl3YXJkLnYxLlRlbmFudCItCh1HZXRQZXJtaXNzaW9uQ2F0YWxvZ3VlUmVxdWVzdBIMCgRuYW1lGAEgASgJIlQKHkdldFBlcm1pc3Npb25DYXRhbG9ndWVSZXNwb25zZRIyCgljYXRhbG9ndWUYASABKAsyHy5rZXl3YXJkLnYxLlBlcm1pc3Npb25DYXRhbG9ndWUiagoTVXBkYXRlVGVuYW50UmVxdWVzdBIiCgZ0ZW5hbnQYASABKAsyEi5rZXl3YXJkLnYxLlRlbmFudBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOgoUVXBkYXRlVGVuYW50UmVzcG9uc2USIgoGdGVuYW50GAEgASgLMhIua2V5d2FyZC52MS5UZW5hbnQiZQoZQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSDAoEc2x1ZxgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSFAoMZ2l0aHViX293bmVyGAQgASgJIkwKGkNyZWF0ZU9yZ2FuaXphdGlvblJlc3BvbnNlEi4KDG9yZ2FuaXphdGlvbhgBIAEoCzIYLmtleXdhcmQudjEuT3JnYW5pemF0aW9uIiYKFkdldE9yZ2FuaXphdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJJChdHZXRPcmdhbml6YXRpb25SZXNwb25zZRIuCgxvcmdhbml6YXRpb24YASABKAsyGC5rZXl3YXJkLnYxLk9yZ2FuaXphdGlvbiJRChhMaXN0T3JnYW5pemF0aW9uc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RPcmdhbml6YXRpb25zUmVzcG9uc2USLwoNb3JnYW5pemF0aW9ucxgBIAMoCzIYLmtleXdhcmQudjEuT3JnYW5pemF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ8ChlVcGRhdGVPcmdhbml6YXRpb25SZXF1ZXN0Ei4KDG9yZ2FuaXphdGlvbhgBIAEoCzIYLmtleXdhcmQudjEuT3JnYW5pemF0aW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJMChpVcGRhdGVPcmdhbml6YXRpb25SZXNwb25zZRIuCgxvcmdhbml6YXRpb24YASABKAsyGC5rZXl3YXJkLnYxLk9yZ2FuaXphdGlvbiKfAQoWQ3JlYXRlUHJpbmNpcGFsUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSFAoMcHJpbmNpcGFsX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRInCgR0eXBlGAQgASgOMhkua2V5d2FyZC52MS5QcmluY2lwYWxUeXBlEhMKC3Blcm1pc3Npb25zGAUgAygJEgsKA29yZxgGIAEoCSJDChdDcmVhdGVQcmluY2lwYWxSZXNwb25zZRIoCglwcmluY2lwYWwYASABKAsyFS5rZXl3YXJkLnYxLlByaW5jaXBhbCIjChNHZXRQcmluY2lwYWxSZXF1ZXN0EgwKBG5hbWUYASABKAkiQAoUR2V0UHJpbmNpcGFsUmVzcG9uc2USKAoJcHJpbmNpcGFsGAEgASgLMhUua2V5d2FyZC52MS5QcmluY2lwYWwiewoVTGlzdFByaW5jaXBhbHNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIrCgZzdGF0dXMYBCABKA4yGy5rZXl3YXJkLnYxLlByaW5jaXBhbFN0YXR1cyJcChZMaXN0UHJpbmNpcGFsc1Jlc3BvbnNlEikKCnByaW5jaXBhbHMYASADKAsyFS5rZXl3YXJkLnYxLlByaW5jaXBhbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicwoWVXBkYXRlUHJpbmNpcGFsUmVxdWVzdBIoCglwcmluY2lwYWwYASABKAsyFS5rZXl3YXJkLnYxLlByaW5jaXBhbBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQwoXVXBkYXRlUHJpbmNpcGFsUmVzcG9uc2USKAoJcHJpbmNpcGFsGAEgASgLMhUua2V5d2FyZC52MS5QcmluY2lwYWwyqggKEERpcmVjdG9yeVNlcnZpY2USTQoJR2V0VGVuYW50Ehwua2V5d2FyZC52MS5HZXRUZW5hbnRSZXF1ZXN0Gh0ua2V5d2FyZC52MS5HZXRUZW5hbnRSZXNwb25zZSIDkAIBEnQKFkdldFBlcm1pc3Npb25DYXRhbG9ndWUSKS5rZXl3YXJkLnYxLkdldFBlcm1pc3Npb25DYXRhbG9ndWVSZXF1ZXN0Gioua2V5d2FyZC52MS5HZXRQZXJtaXNzaW9uQ2F0YWxvZ3VlUmVzcG9uc2UiA5ACARJRCgxVcGRhdGVUZW5hbnQSHy5rZXl3YXJkLnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaIC5rZXl3YXJkLnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlEmMKEkNyZWF0ZU9yZ2FuaXphdGlvbhIlLmtleXdhcmQudjEuQ3JlYXRlT3JnYW5pemF0aW9uUmVxdWVzdBomLmtleXdhcmQudjEuQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USXwoPR2V0T3JnYW5pemF0aW9uEiIua2V5d2FyZC52MS5HZXRPcmdhbml6YXRpb25SZXF1ZXN0GiMua2V5d2FyZC52MS5HZXRPcmdhbml6YXRpb25SZXNwb25zZSIDkAIBEmUKEUxpc3RPcmdhbml6YXRpb25zEiQua2V5d2FyZC52MS5MaXN0T3JnYW5pemF0aW9uc1JlcXVlc3QaJS5rZXl3YXJkLnYxLkxpc3RPcmdhbml6YXRpb25zUmVzcG9uc2UiA5ACARJjChJVcGRhdGVPcmdhbml6YXRpb24SJS5rZXl3YXJkLnYxLlVwZGF0ZU9yZ2FuaXphdGlvblJlcXVlc3QaJi5rZXl3YXJkLnYxLlVwZGF0ZU9yZ2FuaXphdGlvblJlc3BvbnNlEloKD0NyZWF0ZVByaW5jaXBhbBIiLmtleXdhcmQudjEuQ3JlYXRlUHJpbmNpcGFsUmVxdWVzdBojLmtleXdhcmQudjEuQ3JlYXRlUHJpbmNpcGFsUmVzcG9uc2USVgoMR2V0UHJpbmNpcGFsEh8ua2V5d2FyZC52MS5HZXRQcmluY2lwYWxSZXF1ZXN0GiAua2V5d2FyZC52MS5HZXRQcmluY2lwYWxSZXNwb25zZSIDkAIBElwKDkxpc3RQcmluY2lwYWxzEiEua2V5d2FyZC52MS5MaXN0UHJpbmNpcGFsc1JlcXVlc3QaIi5rZXl3YXJkLnYxLkxpc3RQcmluY2lwYWxzUmVzcG9uc2UiA5ACARJaCg9VcGRhdGVQcmluY2lwYWwSIi5rZXl3YXJkLnYxLlVwZGF0ZVByaW5jaXBhbFJlcXVlc3QaIy5rZXl3YXJkLnYxLlVwZGF0ZVByaW5jaXBhbFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_keyward_v1_directory]);
 
 /**
  * Request of DirectoryService.GetTenant.
@@ -59,6 +59,49 @@ export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE_
   messageDesc(file_keyward_v1_directory_service, 1);
 
 /**
+ * Request of DirectoryService.GetPermissionCatalogue.
+ *
+ * @generated from message keyward.v1.GetPermissionCatalogueRequest
+ */
+export type GetPermissionCatalogueRequest = Message<"keyward.v1.GetPermissionCatalogueRequest"> & {
+  /**
+   * Resource name: `tenants/{tenant}/permissionCatalogue`, the caller's own tenant
+   * (another tenant: PERMISSION_DENIED `TENANT_MISMATCH`).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message keyward.v1.GetPermissionCatalogueRequest.
+ * Use `create(GetPermissionCatalogueRequestSchema)` to create a new message.
+ */
+export const GetPermissionCatalogueRequestSchema: GenMessage<GetPermissionCatalogueRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_directory_service, 2);
+
+/**
+ * Response of DirectoryService.GetPermissionCatalogue.
+ *
+ * @generated from message keyward.v1.GetPermissionCatalogueResponse
+ */
+export type GetPermissionCatalogueResponse = Message<"keyward.v1.GetPermissionCatalogueResponse"> & {
+  /**
+   * The catalogue.
+   *
+   * @generated from field: keyward.v1.PermissionCatalogue catalogue = 1;
+   */
+  catalogue?: PermissionCatalogue | undefined;
+};
+
+/**
+ * Describes the message keyward.v1.GetPermissionCatalogueResponse.
+ * Use `create(GetPermissionCatalogueResponseSchema)` to create a new message.
+ */
+export const GetPermissionCatalogueResponseSchema: GenMessage<GetPermissionCatalogueResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_directory_service, 3);
+
+/**
  * Request of DirectoryService.UpdateTenant.
  *
  * @generated from message keyward.v1.UpdateTenantRequest
@@ -84,7 +127,7 @@ export type UpdateTenantRequest = Message<"keyward.v1.UpdateTenantRequest"> & {
  * Use `create(UpdateTenantRequestSchema)` to create a new message.
  */
 export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 2);
+  messageDesc(file_keyward_v1_directory_service, 4);
 
 /**
  * Response of DirectoryService.UpdateTenant.
@@ -105,7 +148,7 @@ export type UpdateTenantResponse = Message<"keyward.v1.UpdateTenantResponse"> & 
  * Use `create(UpdateTenantResponseSchema)` to create a new message.
  */
 export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 3);
+  messageDesc(file_keyward_v1_directory_service, 5);
 
 /**
  * Request of DirectoryService.CreateOrganization.
@@ -147,7 +190,7 @@ export type CreateOrganizationRequest = Message<"keyward.v1.CreateOrganizationRe
  * Use `create(CreateOrganizationRequestSchema)` to create a new message.
  */
 export const CreateOrganizationRequestSchema: GenMessage<CreateOrganizationRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 4);
+  messageDesc(file_keyward_v1_directory_service, 6);
 
 /**
  * Response of DirectoryService.CreateOrganization.
@@ -168,7 +211,7 @@ export type CreateOrganizationResponse = Message<"keyward.v1.CreateOrganizationR
  * Use `create(CreateOrganizationResponseSchema)` to create a new message.
  */
 export const CreateOrganizationResponseSchema: GenMessage<CreateOrganizationResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 5);
+  messageDesc(file_keyward_v1_directory_service, 7);
 
 /**
  * Request of DirectoryService.GetOrganization.
@@ -189,7 +232,7 @@ export type GetOrganizationRequest = Message<"keyward.v1.GetOrganizationRequest"
  * Use `create(GetOrganizationRequestSchema)` to create a new message.
  */
 export const GetOrganizationRequestSchema: GenMessage<GetOrganizationRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 6);
+  messageDesc(file_keyward_v1_directory_service, 8);
 
 /**
  * Response of DirectoryService.GetOrganization.
@@ -210,7 +253,7 @@ export type GetOrganizationResponse = Message<"keyward.v1.GetOrganizationRespons
  * Use `create(GetOrganizationResponseSchema)` to create a new message.
  */
 export const GetOrganizationResponseSchema: GenMessage<GetOrganizationResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 7);
+  messageDesc(file_keyward_v1_directory_service, 9);
 
 /**
  * Request of DirectoryService.ListOrganizations.
@@ -245,7 +288,7 @@ export type ListOrganizationsRequest = Message<"keyward.v1.ListOrganizationsRequ
  * Use `create(ListOrganizationsRequestSchema)` to create a new message.
  */
 export const ListOrganizationsRequestSchema: GenMessage<ListOrganizationsRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 8);
+  messageDesc(file_keyward_v1_directory_service, 10);
 
 /**
  * Response of DirectoryService.ListOrganizations.
@@ -273,7 +316,7 @@ export type ListOrganizationsResponse = Message<"keyward.v1.ListOrganizationsRes
  * Use `create(ListOrganizationsResponseSchema)` to create a new message.
  */
 export const ListOrganizationsResponseSchema: GenMessage<ListOrganizationsResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 9);
+  messageDesc(file_keyward_v1_directory_service, 11);
 
 /**
  * Request of DirectoryService.UpdateOrganization.
@@ -301,7 +344,7 @@ export type UpdateOrganizationRequest = Message<"keyward.v1.UpdateOrganizationRe
  * Use `create(UpdateOrganizationRequestSchema)` to create a new message.
  */
 export const UpdateOrganizationRequestSchema: GenMessage<UpdateOrganizationRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 10);
+  messageDesc(file_keyward_v1_directory_service, 12);
 
 /**
  * Response of DirectoryService.UpdateOrganization.
@@ -322,7 +365,7 @@ export type UpdateOrganizationResponse = Message<"keyward.v1.UpdateOrganizationR
  * Use `create(UpdateOrganizationResponseSchema)` to create a new message.
  */
 export const UpdateOrganizationResponseSchema: GenMessage<UpdateOrganizationResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 11);
+  messageDesc(file_keyward_v1_directory_service, 13);
 
 /**
  * Request of DirectoryService.CreatePrincipal.
@@ -378,7 +421,7 @@ export type CreatePrincipalRequest = Message<"keyward.v1.CreatePrincipalRequest"
  * Use `create(CreatePrincipalRequestSchema)` to create a new message.
  */
 export const CreatePrincipalRequestSchema: GenMessage<CreatePrincipalRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 12);
+  messageDesc(file_keyward_v1_directory_service, 14);
 
 /**
  * Response of DirectoryService.CreatePrincipal.
@@ -399,7 +442,7 @@ export type CreatePrincipalResponse = Message<"keyward.v1.CreatePrincipalRespons
  * Use `create(CreatePrincipalResponseSchema)` to create a new message.
  */
 export const CreatePrincipalResponseSchema: GenMessage<CreatePrincipalResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 13);
+  messageDesc(file_keyward_v1_directory_service, 15);
 
 /**
  * Request of DirectoryService.GetPrincipal.
@@ -420,7 +463,7 @@ export type GetPrincipalRequest = Message<"keyward.v1.GetPrincipalRequest"> & {
  * Use `create(GetPrincipalRequestSchema)` to create a new message.
  */
 export const GetPrincipalRequestSchema: GenMessage<GetPrincipalRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 14);
+  messageDesc(file_keyward_v1_directory_service, 16);
 
 /**
  * Response of DirectoryService.GetPrincipal.
@@ -441,7 +484,7 @@ export type GetPrincipalResponse = Message<"keyward.v1.GetPrincipalResponse"> & 
  * Use `create(GetPrincipalResponseSchema)` to create a new message.
  */
 export const GetPrincipalResponseSchema: GenMessage<GetPrincipalResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 15);
+  messageDesc(file_keyward_v1_directory_service, 17);
 
 /**
  * Request of DirectoryService.ListPrincipals.
@@ -483,7 +526,7 @@ export type ListPrincipalsRequest = Message<"keyward.v1.ListPrincipalsRequest"> 
  * Use `create(ListPrincipalsRequestSchema)` to create a new message.
  */
 export const ListPrincipalsRequestSchema: GenMessage<ListPrincipalsRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 16);
+  messageDesc(file_keyward_v1_directory_service, 18);
 
 /**
  * Response of DirectoryService.ListPrincipals.
@@ -511,7 +554,7 @@ export type ListPrincipalsResponse = Message<"keyward.v1.ListPrincipalsResponse"
  * Use `create(ListPrincipalsResponseSchema)` to create a new message.
  */
 export const ListPrincipalsResponseSchema: GenMessage<ListPrincipalsResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 17);
+  messageDesc(file_keyward_v1_directory_service, 19);
 
 /**
  * Request of DirectoryService.UpdatePrincipal.
@@ -540,7 +583,7 @@ export type UpdatePrincipalRequest = Message<"keyward.v1.UpdatePrincipalRequest"
  * Use `create(UpdatePrincipalRequestSchema)` to create a new message.
  */
 export const UpdatePrincipalRequestSchema: GenMessage<UpdatePrincipalRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 18);
+  messageDesc(file_keyward_v1_directory_service, 20);
 
 /**
  * Response of DirectoryService.UpdatePrincipal.
@@ -561,12 +604,12 @@ export type UpdatePrincipalResponse = Message<"keyward.v1.UpdatePrincipalRespons
  * Use `create(UpdatePrincipalResponseSchema)` to create a new message.
  */
 export const UpdatePrincipalResponseSchema: GenMessage<UpdatePrincipalResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_directory_service, 19);
+  messageDesc(file_keyward_v1_directory_service, 21);
 
 /**
  * Manages the caller's tenant, its organizations and its principals. Tenants are created
  * by `keyward bootstrap`, never through the API. Reads need `directory:read`, changes
- * `directory:write`.
+ * `directory:write`; GetPermissionCatalogue needs only an authenticated caller.
  *
  * @generated from service keyward.v1.DirectoryService
  */
@@ -580,6 +623,18 @@ export const DirectoryService: GenService<{
     methodKind: "unary";
     input: typeof GetTenantRequestSchema;
     output: typeof GetTenantResponseSchema;
+  },
+  /**
+   * Returns the permission categories the caller's credentials may name (the deployment's
+   * `KEYWARD_PERMISSION_CATEGORIES`). Any authenticated caller may read it, whatever its
+   * permissions: a key holding only `keys:write` needs it to know what it may grant.
+   *
+   * @generated from rpc keyward.v1.DirectoryService.GetPermissionCatalogue
+   */
+  getPermissionCatalogue: {
+    methodKind: "unary";
+    input: typeof GetPermissionCatalogueRequestSchema;
+    output: typeof GetPermissionCatalogueResponseSchema;
   },
   /**
    * Changes the caller's tenant settings (display name, suspended-owner behaviour).

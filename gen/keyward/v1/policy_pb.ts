@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/policy.proto.
  */
 export const file_keyward_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChdrZXl3YXJkL3YxL3BvbGljeS5wcm90bxIKa2V5d2FyZC52MSLEAQoQQ2xhaW1Db25zdHJhaW50cxIYChByZXBvc2l0b3J5X293bmVyGAEgASgJEhIKCnJlcG9zaXRvcnkYAiABKAkSGAoQam9iX3dvcmtmbG93X3JlZhgDIAEoCRILCgNyZWYYBCABKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSFQoNcmVwb3NpdG9yeV9pZBgGIAEoCRIbChNyZXBvc2l0b3J5X293bmVyX2lkGAcgASgJEhIKCmV2ZW50X25hbWUYCCABKAki/AIKC1RydXN0UG9saWN5EgwKBG5hbWUYASABKAkSEQoJcG9saWN5X2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRILCgNvcmcYBSABKAkSLAoGY2xhaW1zGAYgASgLMhwua2V5d2FyZC52MS5DbGFpbUNvbnN0cmFpbnRzEiQKHG1heF9zZXNzaW9uX2R1cmF0aW9uX3NlY29uZHMYByABKAUSEwoLcGVybWlzc2lvbnMYCCADKAkSDwoHY3JlYXRvchgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYDCABKAkSEAoIYXVkaWVuY2UYDSABKAkSGAoQd29ya2Zsb3dfc25pcHBldBgOIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdrZXl3YXJkL3YxL3BvbGljeS5wcm90bxIKa2V5d2FyZC52MSLEAQoQQ2xhaW1Db25zdHJhaW50cxIYChByZXBvc2l0b3J5X293bmVyGAEgASgJEhIKCnJlcG9zaXRvcnkYAiABKAkSGAoQam9iX3dvcmtmbG93X3JlZhgDIAEoCRILCgNyZWYYBCABKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSFQoNcmVwb3NpdG9yeV9pZBgGIAEoCRIbChNyZXBvc2l0b3J5X293bmVyX2lkGAcgASgJEhIKCmV2ZW50X25hbWUYCCABKAkijgMKC1RydXN0UG9saWN5EgwKBG5hbWUYASABKAkSEQoJcG9saWN5X2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRILCgNvcmcYBSABKAkSLAoGY2xhaW1zGAYgASgLMhwua2V5d2FyZC52MS5DbGFpbUNvbnN0cmFpbnRzEiQKHG1heF9zZXNzaW9uX2R1cmF0aW9uX3NlY29uZHMYByABKAUSEwoLcGVybWlzc2lvbnMYCCADKAkSDwoHY3JlYXRvchgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYDCABKAkSEAoIYXVkaWVuY2UYDSABKAkSGAoQd29ya2Zsb3dfc25pcHBldBgOIAEoCRIQCgh3YXJuaW5ncxgPIAMoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Claims an OIDC ID token must carry for a policy to match. Each non-empty field must
@@ -196,6 +196,17 @@ export type TrustPolicy = Message<"keyward.v1.TrustPolicy"> & {
    * @generated from field: string workflow_snippet = 14;
    */
   workflowSnippet: string;
+
+  /**
+   * Output only: advice about the policy's weak constraints, each `CODE: advice` with a
+   * stable code (`NO_STRONG_CLAIM`, `OWNER_WILDCARD`, `NO_IMMUTABLE_ID`, `GUARDED_EVENT`,
+   * `GRANTS_ADMINISTRATION`), made by the server from the policy as stored; empty for a
+   * strong policy. Filled on every policy returned (Get, List, Create, Update); the same
+   * list as CreatePolicyResponse/UpdatePolicyResponse `warnings`. Ignored on input.
+   *
+   * @generated from field: repeated string warnings = 15;
+   */
+  warnings: string[];
 };
 
 /**

@@ -59,7 +59,8 @@ export type CreatePolicyResponse = Message<"keyward.v1.CreatePolicyResponse"> & 
   policy?: TrustPolicy | undefined;
 
   /**
-   * Advice about weak constraints, e.g. no immutable repository id pinned.
+   * Advice about weak constraints, e.g. no immutable repository id pinned; the same list
+   * as `policy.warnings`.
    *
    * @generated from field: repeated string warnings = 2;
    */
@@ -228,7 +229,7 @@ export type UpdatePolicyResponse = Message<"keyward.v1.UpdatePolicyResponse"> & 
   policy?: TrustPolicy | undefined;
 
   /**
-   * Advice about weak constraints.
+   * Advice about weak constraints; the same list as `policy.warnings`.
    *
    * @generated from field: repeated string warnings = 2;
    */
