@@ -4,7 +4,8 @@
 import { useState } from "preact/hooks";
 import type { Key } from "../../gen/keyward/v1/key_pb.ts";
 import type { Session } from "./session.ts";
-import { Dialog } from "./ui.tsx";
+import { Dialog, Loading } from "./ui.tsx";
+import { usePermissionCatalogue } from "./catalogue.ts";
 import { ErrorMessage } from "./errors.tsx";
 import { ExpiryChooser, chosenDays, type ExpiryChoice } from "./keys-expiry.tsx";
 import { PermissionPicker, chosenPermissions, noPermissions, type PermissionChoice } from "./keys-permissions.tsx";
@@ -51,6 +52,7 @@ export function NewKeyDialog(props: { session: Session; open: boolean; onClose: 
   const [permissions, setPermissions] = useState<PermissionChoice>(noPermissions);
   const [touched, setTouched] = useState(false);
   const submit = useSubmit();
+  const catalogue = usePermissionCatalogue(session);
   const close = () => {
     setName(""); setExpiry({ preset: 30, custom: "" }); setPermissions(noPermissions); setTouched(false); submit.reset();
     props.onClose();
@@ -82,7 +84,9 @@ export function NewKeyDialog(props: { session: Session; open: boolean; onClose: 
           <small id="new-key-name-help">{touched && nameError !== undefined ? nameError : "Required; it cannot be changed later."}</small>
         </p>
         <ExpiryChooser idPrefix="new-key" value={expiry} onChange={setExpiry} />
-        <PermissionPicker held={session.permissions} value={permissions} onChange={setPermissions} />
+        {catalogue === undefined ? <Loading label="Loading the permission catalogue…" />
+          : "error" in catalogue ? <ErrorMessage error={catalogue.error} />
+          : <PermissionPicker held={session.permissions} catalogue={catalogue.categories} value={permissions} onChange={setPermissions} />}
         {touched && permissionError !== undefined && <p class="field-error" role="alert">{permissionError}</p>}
         <FormFooter submit={submit} label="Create key" busyLabel="Creating…" onCancel={close} />
       </form>

@@ -6,38 +6,17 @@ import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { KeyKind, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
 import { toPermissionSet, type Catalogue } from "../../src/directory/permissions.ts";
 
-/**
- * The default permission catalogue (DESIGN.md §1, README "Keys, permissions and who may do
- * what"). No RPC returns a deployment's configured catalogue (KEYWARD_PERMISSION_CATEGORIES),
- * so a credential holding `*:read` or `*:write` is offered these; a deployment configured
- * otherwise refuses an unknown one with INVALID_ARGUMENT UNKNOWN_PERMISSION, shown to the user.
- */
-export const defaultCategories: readonly string[] = [
-  "harden_runner", "orchestrate_security", "workflow_run_policies", "oss_package_security", "apps_and_pats", "secure_registry",
-  "keys", "policies", "directory", "audit",
-];
-
-/**
- * The catalogue the console offers for `held` (the signed-in credential's effective
- * permissions, from VerifyKey): every category it names explicitly, plus the default
- * catalogue when it holds a wildcard.
- */
-export function knownCatalogue(held: readonly string[]): Catalogue {
-  const named = held.map((p) => p.split(":")[0] ?? "").filter((c) => c !== "" && c !== "*");
-  const wildcard = held.some((p) => p.startsWith("*:"));
-  return { categories: [...new Set([...(wildcard ? defaultCategories : []), ...named])] };
-}
-
 /** One category's grantable levels: read and/or write, as the credential holds them. */
 export type GrantableCategory = { category: string; read: boolean; write: boolean };
 
 /**
  * What the signed-in credential may grant (a new key's permissions must be implied by the
- * caller's; `write` implies `read`; `*:read` / `*:write` cover every category): per category,
+ * caller's; `write` implies `read`; `*:read` / `*:write` cover every category): per category
+ * of `categories` (the deployment's catalogue, from the server: catalogue.ts), in its order,
  * and whether the "Read all" / "Read & write all" shortcuts are within reach.
  */
-export function grantable(held: readonly string[]): { categories: GrantableCategory[]; readAll: boolean; writeAll: boolean } {
-  const catalogue = knownCatalogue(held);
+export function grantable(held: readonly string[], catalogueCategories: readonly string[]): { categories: GrantableCategory[]; readAll: boolean; writeAll: boolean } {
+  const catalogue: Catalogue = { categories: catalogueCategories };
   const set = toPermissionSet(catalogue, held);
   const categories = catalogue.categories
     .map((category) => ({ category, read: (set.get(category) ?? 0) >= 1, write: (set.get(category) ?? 0) >= 2 }))

@@ -1,6 +1,7 @@
 // The permission picker of the new-key dialog: categories with read / write, and the
 // "Read all" (`*:read`) and "Read & write all" (`*:write`) shortcuts, offering only what the
-// signed-in credential holds (write implies read, as the server defines: DESIGN.md §1).
+// signed-in credential holds (write implies read, as the server defines: DESIGN.md §1), over
+// the deployment's catalogue as the server publishes it (catalogue.ts).
 import { grantable } from "./keys-model.ts";
 
 /** The picker's state: the wildcard level and each category's level. */
@@ -19,10 +20,13 @@ export function chosenPermissions(choice: PermissionChoice): string[] {
   return out.sort();
 }
 
-/** Checkboxes for every grantable permission; `held` is the signed-in credential's. */
-export function PermissionPicker(props: { held: readonly string[]; value: PermissionChoice; onChange: (v: PermissionChoice) => void }) {
+/**
+ * Checkboxes for every grantable permission; `held` is the signed-in credential's,
+ * `catalogue` the deployment's categories (GetPermissionCatalogue).
+ */
+export function PermissionPicker(props: { held: readonly string[]; catalogue: readonly string[]; value: PermissionChoice; onChange: (v: PermissionChoice) => void }) {
   const { value, onChange } = props;
-  const offer = grantable(props.held);
+  const offer = grantable(props.held, props.catalogue);
   const setLevel = (category: string, level: "read" | "write", on: boolean) => {
     const next = { ...value.categories };
     if (on) next[category] = level === "write" || next[category] !== "write" ? level : "write";

@@ -5,8 +5,6 @@
 // output. Tested by test/console/oidc-model.test.ts.
 import type { ClaimConstraints, TrustPolicy } from "../../gen/keyward/v1/policy_pb.ts";
 import type { PolicyMatch } from "../../gen/keyward/v1/policy_service_pb.ts";
-import { administrativePermissions, policyWarnings } from "../../src/policies/policy-warnings.ts";
-import type { RequiredClaims } from "../../src/policies/claim-matching.ts";
 
 /** A ClaimConstraints field, by its name in the generated message (lowerCamelCase). */
 export type ClaimKey = "repositoryOwner" | "repository" | "repositoryOwnerId" | "repositoryId" | "jobWorkflowRef" | "ref" | "environment" | "eventName";
@@ -154,33 +152,7 @@ export function splitWarning(warning: string): { code: string; advice: string } 
   return match === null ? { code: "", advice: warning } : { code: match[1] ?? "", advice: match[2] ?? "" };
 }
 
-/** The claim names policy-warnings.ts knows, by ClaimKey. */
-function requiredClaimsOf(claims: ClaimConstraints | undefined): RequiredClaims {
-  return Object.fromEntries(claimFields.map((f) => [f.claim, claims?.[f.key] ?? ""])) as RequiredClaims;
-}
-
-/**
- * The weak-policy warnings of a listed policy (ListPolicies carries none), made by the
- * server's own pure function (src/policies/policy-warnings.ts, bundled as is) from the
- * policy as the server returned it: its claims (an org policy's already pinned to the org's
- * owner), its scope, and the administrative permissions its allowlist implies (`*:write`
- * implies all three). The same list CreatePolicy/UpdatePolicy answered for it.
- */
-export function listedPolicyWarnings(policy: TrustPolicy): string[] {
-  const administrative = administrativePermissions.filter((p) => {
-    const [category] = p.split(":");
-    return policy.permissions.includes("*:write") || policy.permissions.includes(`${category}:write`);
-  });
-  return policyWarnings(requiredClaimsOf(policy.claims), policy.org === "" ? "tenant" : "org", administrative);
-}
-
 // ---- permissions -----------------------------------------------------------------------
-
-/** The default category catalogue (DESIGN.md §1, src/config.ts), offered when the credential holds `*:…`. */
-export const defaultCategories: readonly string[] = [
-  "harden_runner", "orchestrate_security", "workflow_run_policies", "oss_package_security", "apps_and_pats", "secure_registry",
-  "keys", "policies", "directory", "audit",
-];
 
 /** 0 none, 1 read, 2 write. */
 export type Level = 0 | 1 | 2;
@@ -200,16 +172,15 @@ export function levelIn(permissions: readonly string[], category: string): Level
 }
 
 /**
- * The categories the allowlist editor shows: every category named in `held` or in
- * `current` (the policy's own), plus the default catalogue when `held` has a `*:` entry;
- * in catalogue order, then any others by name.
+ * The categories the allowlist editor shows: those of `catalogue` (the deployment's, from
+ * GetPermissionCatalogue: catalogue.ts) that `held` or `current` (the policy's own allowlist)
+ * gives a level (`*:` counts for every one), in catalogue order; then, by name, any category
+ * `current` names that the catalogue no longer has (so an old allowlist still shows whole).
  */
-export function categoriesFor(held: readonly string[], current: readonly string[] = []): string[] {
-  const named = [...held, ...current].map((p) => p.split(":")[0] ?? "").filter((c) => c !== "" && c !== "*");
-  const wildcard = held.some((p) => p.startsWith("*:")) || current.some((p) => p.startsWith("*:"));
-  const all = new Set([...(wildcard ? defaultCategories : []), ...named]);
-  const inOrder = defaultCategories.filter((c) => all.has(c));
-  return [...inOrder, ...[...all].filter((c) => !defaultCategories.includes(c)).sort()];
+export function categoriesFor(catalogue: readonly string[], held: readonly string[], current: readonly string[] = []): string[] {
+  const shown = catalogue.filter((c) => levelIn(held, c) > 0 || levelIn(current, c) > 0);
+  const stale = current.map((p) => p.split(":")[0] ?? "").filter((c) => c !== "" && c !== "*" && !catalogue.includes(c));
+  return [...shown, ...[...new Set(stale)].sort()];
 }
 
 /**

@@ -12,6 +12,8 @@ import {
   policyFieldsOf, updateMaskOf, withLevel, type FieldProblem, type Level, type PolicyDraft,
 } from "./oidc-model.ts";
 import { Warnings } from "./oidc-warnings.tsx";
+import { usePermissionCatalogue } from "./catalogue.ts";
+import { Loading } from "./ui.tsx";
 
 /** What a save produced: the stored policy and the server's warnings. */
 export type Saved = Readonly<{ policy: TrustPolicy; warnings: readonly string[]; created: boolean }>;
@@ -35,6 +37,7 @@ export function PolicyForm(props: {
   const [busy, setBusy] = useState(false);
   const [unchanged, setUnchanged] = useState(false);
   const [saved, setSaved] = useState<Saved | undefined>(undefined);
+  const catalogue = usePermissionCatalogue(session);
   const editing = base !== undefined;
   const conflict = error !== undefined && describeError(error).reason === "ETAG_MISMATCH";
 
@@ -108,7 +111,7 @@ export function PolicyForm(props: {
   }
 
   const held = session.permissions;
-  const categories = categoriesFor(held, draft.permissions);
+  const categories = catalogue !== undefined && "categories" in catalogue ? categoriesFor(catalogue.categories, held, draft.permissions) : [];
   const durationProblem = problemOf("maxSessionDuration");
   const nameProblem = problemOf("displayName");
 
@@ -182,6 +185,8 @@ export function PolicyForm(props: {
           {held.includes("*:write") && <button type="button" onClick={() => set("permissions", ["*:write"])}>Read &amp; write all</button>}
           <button type="button" onClick={() => set("permissions", [])}>None</button>
         </div>
+        {catalogue === undefined && <Loading label="Loading the permission catalogue…" />}
+        {catalogue !== undefined && "error" in catalogue && <ErrorMessage error={catalogue.error} />}
         <div class="permissions-grid">
           {categories.map((category) => {
             const mine = levelIn(held, category);

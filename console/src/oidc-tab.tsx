@@ -6,7 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { TrustPolicy } from "../../gen/keyward/v1/policy_pb.ts";
 import { DryRunPanel } from "./oidc-dry-run.tsx";
-import { claimsSummary, durationText, listedPolicyWarnings } from "./oidc-model.ts";
+import { claimsSummary, durationText } from "./oidc-model.ts";
 import { PolicyForm, type Saved } from "./oidc-policy-form.tsx";
 import { Warnings } from "./oidc-warnings.tsx";
 import { ErrorMessage } from "./errors.tsx";
@@ -36,8 +36,6 @@ export function OidcTab(props: { session: Session }) {
   const [deleteError, setDeleteError] = useState<unknown>(undefined);
   const [deleting, setDeleting] = useState(false);
   const [notice, setNotice] = useState<string | undefined>(undefined);
-  /** The warnings the server answered for policies saved here, by name and etag. */
-  const [answered, setAnswered] = useState<ReadonlyMap<string, { etag: string; warnings: readonly string[] }>>(new Map());
 
   async function load(pageToken = "") {
     setListError(undefined);
@@ -55,14 +53,8 @@ export function OidcTab(props: { session: Session }) {
     void load();
   }, [session]);
 
-  function saved(result: Saved) {
-    setAnswered((m) => new Map(m).set(result.policy.name, { etag: result.policy.etag, warnings: result.warnings }));
+  function saved(_result: Saved) {
     void load();
-  }
-
-  function warningsOf(p: TrustPolicy): readonly string[] {
-    const fromServer = answered.get(p.name);
-    return fromServer !== undefined && fromServer.etag === p.etag ? fromServer.warnings : listedPolicyWarnings(p);
   }
 
   async function confirmDelete(policy: TrustPolicy) {
@@ -136,7 +128,7 @@ export function OidcTab(props: { session: Session }) {
                   <td><code class="claims-summary">{claimsSummary(p.claims) || "—"}</code></td>
                   <td>{p.permissions.map((perm) => <code class="permission" key={perm}>{perm}</code>)}</td>
                   <td>{durationText(p.maxSessionDurationSeconds)}</td>
-                  <td>{warningsOf(p).length === 0 ? <span class="badge ok">none</span> : <Warnings warnings={warningsOf(p)} />}</td>
+                  <td>{p.warnings.length === 0 ? <span class="badge ok">none</span> : <Warnings warnings={p.warnings} />}</td>
                   <td class="row-actions">
                     <button type="button" onClick={() => setOpen({ kind: "snippet", policy: p })} aria-label={`Show ready-to-paste workflow snippet for ${p.displayName}`}>
                       Workflow snippet

@@ -1,16 +1,14 @@
 // The OIDC tab's pure helpers (console/src/oidc-model.ts): the dry run's claim parsing (bad
 // JSON refused in words before any call), the update mask of an edit, the allowlist editor's
-// permission levels, the dry run's words, and the listed policies' warnings being the
-// server's own (src/policies/policy-warnings.ts) for the policy as returned.
+// categories and permission levels (over the server's catalogue), and the dry run's words.
 import { describe, expect, it } from "@jest/globals";
 import { create } from "@bufbuild/protobuf";
 import { TrustPolicySchema } from "../../gen/keyward/v1/policy_pb.ts";
 import { PolicyMatchSchema } from "../../gen/keyward/v1/policy_service_pb.ts";
 import {
-  categoriesFor, claimsSummary, draftOf, draftProblems, lacksOwnerAndRepository, levelIn, listedPolicyWarnings, looksLikeToken,
+  categoriesFor, claimsSummary, draftOf, draftProblems, lacksOwnerAndRepository, levelIn, looksLikeToken,
   matchInWords, parseClaims, policyFieldsOf, updateMaskOf, withLevel,
 } from "../../console/src/oidc-model.ts";
-import { policyWarnings } from "../../src/policies/policy-warnings.ts";
 
 const stored = create(TrustPolicySchema, {
   name: "tenants/acme/policies/p1", displayName: "deploys", description: "prod", etag: "3",
@@ -79,9 +77,15 @@ describe("the policy draft", () => {
 });
 
 describe("the allowlist editor", () => {
-  it("when the credential holds *:write, then the whole default catalogue is offered; otherwise only what it names", () => {
-    expect(categoriesFor(["*:write"])).toContain("harden_runner");
-    expect(categoriesFor(["policies:write", "harden_runner:read"])).toEqual(["harden_runner", "policies"]);
+  it("when the credential holds *:write, then the server's whole catalogue is offered in its order; otherwise only the categories it holds", () => {
+    const catalogue = ["deploy", "billing", "keys", "policies", "directory", "audit"];
+    expect(categoriesFor(catalogue, ["*:write"])).toEqual(catalogue);
+    expect(categoriesFor(catalogue, ["policies:write", "billing:read"])).toEqual(["billing", "policies"]);
+    expect(categoriesFor(catalogue, ["*:read"], ["keys:write"])).toEqual(catalogue);
+  });
+
+  it("when a policy's allowlist names a category the catalogue no longer has, then it is still shown, after the catalogue's", () => {
+    expect(categoriesFor(["keys", "policies"], ["policies:write"], ["harden_runner:read", "keys:read"])).toEqual(["keys", "policies", "harden_runner"]);
   });
 
   it("when one category changes under *:read, then the others keep read", () => {
@@ -98,16 +102,5 @@ describe("the dry run in words", () => {
     expect(matchInWords(fail)).toBe('Does not match: fails on repository — the policy requires "acme/infra", the token has "acme/infra-evil".');
     expect(matchInWords(create(PolicyMatchSchema, { matched: false, failedClaim: "ref", expected: "refs/heads/main" }))).toMatch(/the token has no ref claim/);
     expect(matchInWords(create(PolicyMatchSchema, { matched: true }))).toMatch(/^Matches/);
-  });
-});
-
-describe("the listed policies' warnings", () => {
-  it("are the server's policyWarnings for the policy's claims, scope and administrative permissions", () => {
-    const weak = create(TrustPolicySchema, { claims: { repositoryOwner: "acme" }, permissions: ["*:write"] });
-    const warnings = listedPolicyWarnings(weak);
-    expect(warnings).toEqual(policyWarnings({ repository_owner: "acme" }, "tenant", ["keys:write", "policies:write", "directory:write"]));
-    expect(warnings.map((w) => w.split(":")[0])).toEqual(["NO_STRONG_CLAIM", "OWNER_WILDCARD", "NO_IMMUTABLE_ID", "GRANTS_ADMINISTRATION"]);
-    const strong = create(TrustPolicySchema, { org: "infra", claims: { repositoryOwner: "acme", repository: "acme/x", repositoryId: "1" }, permissions: ["keys:read"] });
-    expect(listedPolicyWarnings(strong)).toEqual([]);
   });
 });
