@@ -140,6 +140,10 @@ describe("the OIDC federation tab in chromium", () => {
       await dialog.waitFor({ state: "hidden" });
       const row = page.locator(`[data-testid="policy-row"][data-policy="${weakName}"]`);
       await expect(row.getByTestId("policy-warnings").locator("summary").textContent()).resolves.toMatch(/3 warnings/);
+      // The list shows the server's TrustPolicy.warnings (ListPolicies), the same as CreatePolicy answered.
+      const listedCodes = await row.getByTestId("policy-warnings").locator("li code").allTextContents();
+      expect(listedCodes).toEqual(stored.warnings.map((w) => w.split(":")[0]));
+      expect(listedCodes).toEqual(shown);
       await expect(row.textContent()).resolves.toMatch(/repository_owner = acme.*harden_runner:write.*900 s \(15 min\)/);
 
       // The name is unique: the server's refusal is shown.
