@@ -40,7 +40,11 @@ export function Dialog(props: { open: boolean; title: string; onClose: () => voi
     };
     // Closed by the browser itself (a second Esc, which Chromium does not let a page cancel):
     // the parent learns it, and focus goes back either way.
+    // The event comes a task after the close: when the dialog has been opened again meanwhile
+    // (the opener clicked at once), it is stale and changes nothing — before, it told the parent
+    // to close the dialog just reopened (the flaky "Esc twice" test).
     const closed = () => {
+      if (dialog.open) return;
       restoreFocus(opener);
       if (open.current) onClose.current();
     };
