@@ -60,7 +60,9 @@ const leads: Record<number, string> = {
  * Describes any failure for the user. A ConnectError gives its code's name, ErrorInfo's
  * reason and keyward's message, led by words for the code; PermissionDenied names the missing
  * permission (ErrorInfo metadata `permission`) or the ones exceeding the caller's (`exceeding`).
- * A refused sign-in keeps its own sentence; anything else (a network failure) says so.
+ * A refused sign-in keeps its own sentence; a call that got no answer (keyward down or
+ * unreachable: fetch's TypeError) says keyward could not be reached; anything else says the
+ * request failed.
  */
 export function describeError(err: unknown): DescribedError {
   if (err instanceof SignInRefused) return { code: "Refused", reason: undefined, message: err.message };
@@ -69,6 +71,10 @@ export function describeError(err: unknown): DescribedError {
     return { code: "Unknown", reason: undefined, message: `The request failed: ${text}` };
   }
   const info = err.findDetails(ErrorInfoSchema)[0];
+  // No answer at all: connect-web wraps fetch's TypeError ("Failed to fetch") as Unknown.
+  if (err.code === Code.Unknown && info === undefined && err.cause instanceof TypeError) {
+    return { code: "Unknown", reason: undefined, message: `keyward could not be reached: check that it is running and that this computer can reach it, then try again (the browser said: ${err.cause.message}).` };
+  }
   const reason = info?.reason === "" ? undefined : info?.reason;
   const metadata = info?.metadata ?? {};
   const code = codeNames[err.code] ?? String(err.code);

@@ -119,7 +119,7 @@ export function PolicyForm(props: {
     <form class="oidc-form" onSubmit={submit} noValidate aria-busy={busy} data-testid="policy-form">
       <div class="field">
         <label for="policy-name">Name</label>
-        <input id="policy-name" name="displayName" required maxLength={200} autoComplete="off" value={draft.displayName}
+        <input id="policy-name" name="displayName" required maxLength={200} autoComplete="off" autoFocus value={draft.displayName}
           aria-invalid={nameProblem !== undefined} aria-describedby="policy-name-hint"
           onInput={(e) => set("displayName", e.currentTarget.value)} />
         <small id="policy-name-hint">{nameProblem ?? "Unique within its scope (the tenant, or the organization); keyward refuses a name already taken."}</small>

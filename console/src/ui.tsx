@@ -9,10 +9,14 @@ import { useEffect, useId, useLayoutEffect, useRef, useState } from "preact/hook
  * `open` turns false), and focus returns to the element that had it when the dialog opened.
  * The children are rendered only while `open`: closing unmounts them, so nothing shown in a
  * dialog (a new key's secret) stays in the DOM. `testId` sets data-testid on the <dialog>.
+ * Focus goes back to the opener; when that is gone (a dialog opened from inside another one
+ * that closed meanwhile: new key → its secret), to the outer dialog's opener; when a list
+ * re-rendered after the action takes the opener away (a revoked key's Revoke button), to the
+ * heading of the opener's section, so a keyboard user is never left on <body>.
  */
 export function Dialog(props: { open: boolean; title: string; onClose: () => void; children?: ComponentChildren; testId?: string }) {
   const ref = useRef<HTMLDialogElement>(null);
-  const opener = useRef<HTMLElement | null>(null);
+  const opener = useRef<readonly HTMLElement[]>([]);
   const onClose = useRef(props.onClose);
   onClose.current = props.onClose;
   const open = useRef(props.open);
@@ -23,7 +27,10 @@ export function Dialog(props: { open: boolean; title: string; onClose: () => voi
     const dialog = ref.current;
     if (dialog === null) return;
     if (props.open && !dialog.open) {
-      opener.current = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+      const active = document.activeElement instanceof HTMLElement && document.activeElement !== document.body ? document.activeElement : null;
+      const outer = active?.closest("dialog");
+      opener.current = [...(active === null ? [] : [active]), ...((outer && openers.get(outer)) || [])];
+      openers.set(dialog, opener.current);
       dialog.showModal();
     } else if (!props.open && dialog.open) {
       dialog.close(); // the "close" listener gives focus back
@@ -40,7 +47,11 @@ export function Dialog(props: { open: boolean; title: string; onClose: () => voi
     };
     // Closed by the browser itself (a second Esc, which Chromium does not let a page cancel):
     // the parent learns it, and focus goes back either way.
+    // The event comes a task after the close: when the dialog has been opened again meanwhile
+    // (the opener clicked at once), it is stale and changes nothing — before, it told the parent
+    // to close the dialog just reopened (the flaky "Esc twice" test).
     const closed = () => {
+      if (dialog.open) return;
       restoreFocus(opener);
       if (open.current) onClose.current();
     };
@@ -71,10 +82,45 @@ export function Dialog(props: { open: boolean; title: string; onClose: () => voi
   );
 }
 
-function restoreFocus(opener: { current: HTMLElement | null }): void {
-  const target = opener.current;
-  opener.current = null;
-  if (target !== null && target.isConnected) target.focus();
+/** What each open Dialog will give focus back to, first choice first (see restoreFocus). */
+const openers = new WeakMap<HTMLDialogElement, readonly HTMLElement[]>();
+
+/** How long after a dialog closed focus is kept from falling to <body> when its opener goes. */
+const focusWatchMs = 15_000;
+
+/**
+ * Focuses the first of `opener`'s elements still on the page and outside a closed dialog, then
+ * watches it for a while: if a re-render removes it while nothing else took focus, focus goes to
+ * the first heading of its section (made focusable with tabindex=-1).
+ */
+function restoreFocus(opener: { current: readonly HTMLElement[] }): void {
+  const target = opener.current.find((el) => el.isConnected && el.closest("dialog:not([open])") === null);
+  opener.current = [];
+  if (target === undefined) return;
+  target.focus();
+  const home = target.closest("section, [role=tabpanel]");
+  if (home === null) return;
+  const fallback = home.querySelector<HTMLElement>("h1, h2, h3, h4") ?? (home as HTMLElement);
+  const stop = () => {
+    observer.disconnect();
+    clearTimeout(timer);
+    document.removeEventListener("focusin", moved, true);
+  };
+  const moved = (e: Event) => {
+    if (e.target !== target) stop();
+  };
+  const observer = new MutationObserver(() => {
+    if (target.isConnected) return;
+    stop();
+    const now = document.activeElement;
+    if ((now === null || now === document.body) && fallback.isConnected) {
+      if (!fallback.hasAttribute("tabindex")) fallback.setAttribute("tabindex", "-1");
+      fallback.focus();
+    }
+  });
+  const timer = setTimeout(stop, focusWatchMs);
+  observer.observe(home, { childList: true, subtree: true });
+  document.addEventListener("focusin", moved, true);
 }
 
 /**

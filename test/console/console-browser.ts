@@ -95,7 +95,10 @@ export async function openConsole(server: { url: string }, opts: { viewport?: { 
     });
     page.on("pageerror", (e) => violations.push(`page error: ${e.message}`));
     page.on("requestfailed", (r) => {
-      if (r.url().startsWith(`${origin}/`)) violations.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ""}`);
+      // A call the console itself aborted (a list's AbortController when its tab unmounts, e.g.
+      // at sign-out while ListKeys is still in flight on a loaded machine) is not a failure.
+      const ownAbort = r.failure()?.errorText === "net::ERR_ABORTED" && r.url().startsWith(`${origin}/keyward.v1.`);
+      if (r.url().startsWith(`${origin}/`) && !ownAbort) violations.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ""}`);
     });
     page.on("response", (r) => {
       if (r.status() >= 400 && !new URL(r.url()).pathname.startsWith("/keyward.v1.")) violations.push(`HTTP ${r.status()}: ${r.url()}`);

@@ -8,7 +8,7 @@ import { cp, mkdtemp, readFile, realpath, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
 import { describeError, SignInRefused } from "../../console/src/describe-error.ts";
 import { implies } from "../../console/src/permissions.ts";
@@ -204,6 +204,13 @@ describe("the console's words for errors (console/src/describe-error.ts) on keyw
   it("when the failure is no RPC answer, then it says the request failed; a refused sign-in keeps its sentence", () => {
     expect(describeError(new TypeError("Failed to fetch"))).toEqual({ code: "Unknown", reason: undefined, message: "The request failed: Failed to fetch" });
     expect(describeError(new SignInRefused(5, "This key or token has been revoked."))).toEqual({ code: "Refused", reason: undefined, message: "This key or token has been revoked." });
+  });
+
+  it("when a call got no answer (keyward down: connect-web wraps fetch's TypeError), then the words say keyward could not be reached, not just \"Failed to fetch\"", () => {
+    const described = describeError(ConnectError.from(new TypeError("Failed to fetch")));
+    expect(described).toEqual({ code: "Unknown", reason: undefined, message: expect.stringMatching(/^keyward could not be reached: check that it is running .*\(the browser said: Failed to fetch\)\.$/) });
+    // An Unknown answered by a server keeps its own message.
+    expect(describeError(new ConnectError("boom", Code.Unknown)).message).toBe("boom");
   });
 
   it("when the console asks whether the signed-in credential may do something, then write implies read and *: covers every category", () => {

@@ -125,6 +125,34 @@ describe("the console's shared widgets in chromium", () => {
     }
   });
 
+  it("when Esc closes a dialog a second time with no click between, then the parent already knows as the dialog closes: the opener clicked at once opens it again", async () => {
+    const f = await openFixture();
+    try {
+      const open = f.page.getByRole("button", { name: "Show secret" });
+      const dialog = f.page.getByRole("dialog", { name: "New key" });
+      await open.focus();
+      await f.page.keyboard.press("Enter");
+      await dialog.waitFor({ state: "visible" });
+      await f.page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "hidden" });
+      await f.page.keyboard.press("Enter");
+      await dialog.waitFor({ state: "visible" });
+      // Clicks the opener at the first microtask checkpoint after the dialog loses `open`, before
+      // any later task runs: the moment a fast user (or a loaded test) may click.
+      await f.page.evaluate(`(() => {
+        const d = document.querySelector("dialog[data-testid=secret-dialog]");
+        const opener = [...document.querySelectorAll("button")].find((b) => b.textContent.trim() === "Show secret");
+        new MutationObserver((_, o) => { if (!d.open) { o.disconnect(); opener.click(); } }).observe(d, { attributes: true, attributeFilter: ["open"] });
+      })()`);
+      await f.page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "visible", timeout: 3000 });
+      expect(await f.page.getByTestId("secret").textContent()).toBe(secret);
+      expect(f.problems).toEqual([]);
+    } finally {
+      await f.close();
+    }
+  });
+
   it("when Copy is pressed, then the clipboard holds the text and the button says Copied", async () => {
     const f = await openFixture();
     try {
