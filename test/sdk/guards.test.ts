@@ -22,6 +22,7 @@ import {
   verifyResultName,
   type KeyVerifier,
   type KeywardClient,
+  type KeywardMiddleware,
   type KeywardRequest,
   type Verifier,
 } from "../../sdk/src/index.ts";
@@ -88,6 +89,16 @@ async function close(server: Server | undefined): Promise<void> {
   if (server === undefined || !server.listening) return;
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
+}
+
+/** A node:http server that runs `mw` as a boolean guard and, past it, answers `reach()`'s text; the server and its URL. */
+async function serveGuard(mw: KeywardMiddleware, reach: () => string = () => "reached"): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    void (async () => {
+      if (await mw(req, res)) res.end(reach());
+    })();
+  });
+  return { server, url: await listen(server) };
 }
 
 /** A guarded node:http server and a guarded Connect server, and how many requests reached their handlers (a refused request must never get there). */
@@ -278,12 +289,7 @@ describe("every verdict maps to 401 or 403 without saying which", () => {
     ["INSUFFICIENT_PERMISSIONS", 403],
   ])("when the verifier answers %s, then the middleware answers %i with the fixed body and the interceptor the matching code", async (resultName, status) => {
     const mw = keywardMiddleware({ verifier: stub(resultName) });
-    const server = createServer((req, res) => {
-      void (async () => {
-        if (await mw(req, res)) res.end("reached");
-      })();
-    });
-    const url = await listen(server);
+    const { server, url } = await serveGuard(mw);
     try {
       const res = await fetch(url, { headers: { authorization: "Bearer k" } });
       expect({ status: res.status, body: await res.text() }).toEqual({ status, body: JSON.stringify(status === 401 ? UNAUTHORIZED : FORBIDDEN) });
@@ -306,12 +312,7 @@ describe("every verdict maps to 401 or 403 without saying which", () => {
       const verifier: KeyVerifier = { verify: async () => { throw thrown; } };
       const mw = keywardMiddleware({ verifier });
       let reached = 0;
-      const server = createServer((req, res) => {
-        void (async () => {
-          if (await mw(req, res)) res.end(String((reached += 1)));
-        })();
-      });
-      const url = await listen(server);
+      const { server, url } = await serveGuard(mw, () => String((reached += 1)));
       try {
         const res = await fetch(url, { headers: { authorization: `Bearer ${readKey}` } });
         expect({ status: res.status, body: await res.text() }).toEqual({ status: 503, body: JSON.stringify(UNAVAILABLE) });
@@ -331,12 +332,7 @@ describe("every verdict maps to 401 or 403 without saying which", () => {
   it("when a refused request is HEAD or OPTIONS, then it gets the same 401 status and headers (HEAD without a body) and never reaches the handler", async () => {
     const mw = keywardMiddleware({ verifier: { verify: async () => ({ valid: false, result: 0, resultName: "REVOKED", missingPermissions: [] }) } });
     let reached = 0;
-    const server = createServer((req, res) => {
-      void (async () => {
-        if (await mw(req, res)) res.end(String((reached += 1)));
-      })();
-    });
-    const url = await listen(server);
+    const { server, url } = await serveGuard(mw, () => String((reached += 1)));
     try {
       for (const method of ["HEAD", "OPTIONS"]) {
         const res = await fetch(url, { method, headers: { authorization: "Bearer k" } });
@@ -352,12 +348,7 @@ describe("every verdict maps to 401 or 403 without saying which", () => {
 
   it("when the verifier says valid but gives no identity, then the request is refused 401 (fail closed)", async () => {
     const mw = keywardMiddleware({ verifier: { verify: async () => ({ valid: true, result: 1, resultName: "VALID", missingPermissions: [] }) } });
-    const server = createServer((req, res) => {
-      void (async () => {
-        if (await mw(req, res)) res.end("reached");
-      })();
-    });
-    const url = await listen(server);
+    const { server, url } = await serveGuard(mw);
     try {
       expect((await fetch(url, { headers: { authorization: "Bearer k" } })).status).toBe(401);
     } finally {
