@@ -52,6 +52,19 @@ export function summarize(latencies: readonly number[]): LatencySummary {
   return { p50Ms: quantile(sorted, 0.5), p95Ms: quantile(sorted, 0.95), p99Ms: quantile(sorted, 0.99), maxMs: sorted[sorted.length - 1]! };
 }
 
+/**
+ * Calls `seen()` until it answers true, pausing `pollIntervalMs` ms between calls, while less than
+ * `boundMs` ms have passed since `since` (a performance.now()); a throw from `seen` ends the wait
+ * with that error. Returns performance.now() at the first true, or undefined when the bound passed first.
+ */
+export async function pollUntil(seen: () => Promise<boolean>, since: number, boundMs: number, pollIntervalMs: number): Promise<number | undefined> {
+  while (performance.now() - since < boundMs) {
+    if (await seen()) return performance.now();
+    await new Promise((r) => setTimeout(r, pollIntervalMs));
+  }
+  return undefined;
+}
+
 /** What every load generator is given (as its JSON argument). Times in seconds. */
 export type LoadOptions = {
   url: string;

@@ -12,7 +12,7 @@
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { summarize, type LatencySummary } from "./bodies.ts";
+import { pollUntil, summarize, type LatencySummary } from "./bodies.ts";
 
 /** The target: p99 under this many ms. */
 export const propagationTargetMs = 100;
@@ -99,19 +99,22 @@ export async function measurePropagation(opts: PropagationOptions): Promise<Prop
       if (before["result"] !== "VERIFY_RESULT_VALID") throw new Error(`before the revocation B answered ${JSON.stringify(before["result"])}`);
       await call(opts.a + revokePath, { name: key.name, reason: "bench: propagation trial" }, opts.adminKey);
       const committed = performance.now();
-      let seenAt: number | undefined;
-      for (let n = 1; performance.now() - committed < boundMs; n++) {
-        const answer = await verify(key.raw);
-        polls++;
-        if (answer["result"] === "VERIFY_RESULT_REVOKED") {
-          seenAt = performance.now();
-          if (n === 1) firstPollRevoked++;
-          break;
-        }
-        if (answer["result"] !== "VERIFY_RESULT_VALID") throw new Error(`after the revocation B answered ${JSON.stringify(answer["result"])}`);
-        await new Promise((r) => setTimeout(r, pollIntervalMs));
-      }
+      let trialPolls = 0;
+      const seenAt = await pollUntil(
+        async () => {
+          const answer = await verify(key.raw);
+          polls++;
+          trialPolls++;
+          if (answer["result"] === "VERIFY_RESULT_REVOKED") return true;
+          if (answer["result"] !== "VERIFY_RESULT_VALID") throw new Error(`after the revocation B answered ${JSON.stringify(answer["result"])}`);
+          return false;
+        },
+        committed,
+        boundMs,
+        pollIntervalMs,
+      );
       if (seenAt === undefined) throw new Error(`B still answered VALID ${boundMs} ms after A's RevokeKey response`);
+      if (trialPolls === 1) firstPollRevoked++;
       latencies.push(seenAt - committed);
     } catch (e) {
       failures++;

@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createKeywardClient } from "../sdk/src/index.ts";
-import { summarize, type LatencySummary } from "./bodies.ts";
+import { pollUntil, summarize, type LatencySummary } from "./bodies.ts";
 
 /** The target: p99 under this many ms. */
 export const guardRevocationTargetMs = 1_000;
@@ -102,18 +102,19 @@ export async function measureGuardRevocation(opts: GuardRevocationOptions): Prom
       if (before !== 200) throw new Error(`before the revocation the guard answered ${before}`);
       await kw.keys.revokeKey({ name, reason: "bench: guard revocation trial" });
       const revoked = performance.now();
-      let refusedAt: number | undefined;
       let trialPolls = 0;
-      while (performance.now() - revoked < boundMs) {
-        const status = await guardStatus(opts.guard, created.secret);
-        trialPolls++;
-        if (status === 401) {
-          refusedAt = performance.now();
-          break;
-        }
-        if (status !== 200) throw new Error(`after the revocation the guard answered ${status}`);
-        await new Promise((r) => setTimeout(r, pollIntervalMs));
-      }
+      const refusedAt = await pollUntil(
+        async () => {
+          const status = await guardStatus(opts.guard, created.secret);
+          trialPolls++;
+          if (status === 401) return true;
+          if (status !== 200) throw new Error(`after the revocation the guard answered ${status}`);
+          return false;
+        },
+        revoked,
+        boundMs,
+        pollIntervalMs,
+      );
       if (refusedAt === undefined) throw new Error(`the guard still let the key through ${boundMs} ms after RevokeKey returned`);
       if (measured) {
         latencies.push(refusedAt - revoked);
