@@ -187,8 +187,8 @@ export function retryIdempotentReads(opts: RetryOptions = {}): Interceptor {
   };
 }
 
-/** Waits `ms` milliseconds; false when `signal` fired first. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+/** Waits `ms` milliseconds; false when `signal` fired first. Removes its abort listener either way (internal: not exported by index.ts). */
+export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     const onAbort = (): void => {
       clearTimeout(timer);

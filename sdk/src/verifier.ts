@@ -3,7 +3,7 @@
 import { hash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { createKeywardClient, verifyResultName, type KeywardClient } from "./client.ts";
+import { createKeywardClient, sleep, verifyResultName, type KeywardClient } from "./client.ts";
 import { InvalidationScope, VerifyResult, type VerifyKeyResponse } from "../../gen/keyward/v1/key_service_pb.ts";
 import type { KeyKind } from "../../gen/keyward/v1/key_pb.ts";
 import type { VerifyOptions } from "./guard-types.ts";
@@ -256,10 +256,7 @@ export function createVerifier(opts: VerifierOptions): Verifier {
       if (closed) break;
       const backoff = Math.random() * Math.min(5000, 100 * 2 ** failures);
       failures = Math.min(failures + 1, 10);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, backoff);
-        ac.signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
-      });
+      await sleep(backoff, ac.signal);
     }
   };
   if (watch) void runStream();
