@@ -40,15 +40,15 @@ export const unauthenticatedMessage = "Missing or invalid API key";
 /** Authenticates keyward.v1 management calls; health and reflection stay open. */
 export function createAuthInterceptor(authenticate: Authenticator): Interceptor {
   return (next) => async (req) => {
-    const procedure = `${req.service.typeName}/${req.method.name}`;
     if (!req.service.typeName.startsWith("keyward.") || isAnonymous(req.method)) return next(req);
+    const call = { procedure: `${req.service.typeName}/${req.method.name}`, requestId: req.contextValues.get(requestIdKey), signal: req.signal };
     const credential = bearer.exec(req.header.get("authorization") ?? "")?.[1];
-    const caller = credential === undefined ? undefined : await authenticate(credential, { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
+    const caller = credential === undefined ? undefined : await authenticate(credential, call);
     if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
     req.contextValues.set(callerKey, caller);
     if (credential !== undefined && req.method.methodKind === "server_streaming") {
       // A stream outlives its credential's check: it asks again while it runs (WatchInvalidations).
-      req.contextValues.set(reauthenticateKey, () => authenticate(credential, { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal }));
+      req.contextValues.set(reauthenticateKey, () => authenticate(credential, call));
     }
     return next(req);
   };
