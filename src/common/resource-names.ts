@@ -24,6 +24,19 @@ export function parseTenantName(value: string, field = "parent"): string | undef
   return match[1];
 }
 
+/**
+ * Parses `tenants/{tenant}/{singleton}` (e.g. `permissionCatalogue`), returning the tenant;
+ * empty means "the caller's tenant" and yields undefined.
+ */
+export function parseTenantSingletonName(value: string, singleton: string, field = "name"): string | undefined {
+  if (value === "") return undefined;
+  const match = /^tenants\/([^/]+)\/([^/]+)$/.exec(value);
+  if (match === null || match[2] !== singleton || !slugPattern.test(match[1] ?? "")) {
+    throw invalidArgument("INVALID_RESOURCE_NAME", `${field}: expected tenants/{tenant}/${singleton}`, { field });
+  }
+  return match[1];
+}
+
 /** Parses `tenants/{tenant}/{collection}/{id}`. */
 export function parseResourceName(value: string, collection: Collection, field = "name"): { tenant: string; id: string } {
   const match = /^tenants\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(value);

@@ -36,10 +36,11 @@ export type CallContext = Readonly<{
   signal?: AbortSignal | undefined;
   /**
    * Long-lived calls (server streams) only: authenticates the call's credential again, now —
-   * the current Caller, or undefined once it is revoked, expired or unknown; throws as the
-   * authenticator does (PERMISSION_DENIED for a suspended owner or creator).
+   * the current Caller; throws UNAUTHENTICATED once it is revoked, expired or unknown (the
+   * answer the call would get if it started now), and as the authenticator does otherwise
+   * (PERMISSION_DENIED for a suspended owner or creator).
    */
-  reauthenticate?: (() => Promise<Caller | undefined>) | undefined;
+  reauthenticate?: (() => Promise<Caller>) | undefined;
 }>;
 
 /** The message every missing-permission refusal starts with (DESIGN.md, the SDK's 403). */

@@ -9,7 +9,7 @@ import { canSeeOrg, requireHeld, requireOwnTenant, requirePermission, requireTen
 import { directoryRepository as directory, type OrgRecord, type PrincipalRecord, type PrincipalStatus, type PrincipalType, type TenantRecord } from "./directory-repository.ts";
 import { decodePageToken, pageOf, pageSizeOf, patternPart } from "../common/page-token.ts";
 import { notImplied, parsePermissions, toPermissionSet, type Catalogue } from "./permissions.ts";
-import { auditedName, parseResourceName, parseTenantName, principalIdPattern, resourceName, slugPattern } from "../common/resource-names.ts";
+import { auditedName, parseResourceName, parseTenantName, parseTenantSingletonName, principalIdPattern, resourceName, slugPattern } from "../common/resource-names.ts";
 import { patternField, textField } from "../common/text-fields.ts";
 import { checkUpdateMask } from "../common/update-mask.ts";
 
@@ -79,13 +79,7 @@ export function createDirectoryService(deps: { units: UnitsOfWork; audit: AuditL
     async getPermissionCatalogue(ctx: CallContext, name: string): Promise<{ name: string; categories: string[] }> {
       const own = `tenants/${ctx.caller.tenantSlug}/permissionCatalogue`;
       return audit.guard(ctx, "catalogue.get", own, async () => {
-        if (name !== "") {
-          const match = /^tenants\/([^/]+)\/permissionCatalogue$/.exec(name);
-          if (match === null || !slugPattern.test(match[1] ?? "")) {
-            throw invalidArgument("INVALID_RESOURCE_NAME", "name: expected tenants/{tenant}/permissionCatalogue", { field: "name" });
-          }
-          requireOwnTenant(ctx.caller, match[1]);
-        }
+        requireOwnTenant(ctx.caller, parseTenantSingletonName(name, "permissionCatalogue"));
         return { name: own, categories: [...catalogue.categories] };
       });
     },

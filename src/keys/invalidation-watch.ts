@@ -135,8 +135,7 @@ export function createInvalidationWatch(deps: {
   let stopped = false;
 
   /** Refuses a caller that may no longer watch `tenantId` (the checks of the stream's start, again). */
-  const stillAllowed = (caller: Caller | undefined, tenantId: string): void => {
-    if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", "Missing or invalid API key");
+  const stillAllowed = (caller: Caller, tenantId: string): void => {
     if (caller.tenantId !== tenantId) throw new KeywardError(ErrorKind.PERMISSION_DENIED, "TENANT_MISMATCH", "the credential is not valid for this tenant");
     requirePermission(catalogue, caller, "keys:read");
   };

@@ -14,7 +14,7 @@ import { requestIdKey } from "./context.ts";
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });
 
 /** For server streams: authenticates the call's credential again (CallContext.reauthenticate). */
-const reauthenticateKey = createContextKey<(() => Promise<Caller | undefined>) | undefined>(undefined, { description: "re-authenticate the caller" });
+const reauthenticateKey = createContextKey<(() => Promise<Caller>) | undefined>(undefined, { description: "re-authenticate the caller" });
 
 /**
  * Whether anyone may call a method: the `(keyward.v1.anonymous)` option in its proto
@@ -37,18 +37,25 @@ const bearer = new RegExp(`^Bearer[ \\t]+(\\S{1,${maxAccessTokenLength}})[ \\t]*
 /** The one message for every authentication failure (DESIGN.md §3). */
 export const unauthenticatedMessage = "Missing or invalid API key";
 
+/** The one answer to a missing or bad credential. */
+const unauthenticated = (): KeywardError => new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
+
 /** Authenticates keyward.v1 management calls; health and reflection stay open. */
 export function createAuthInterceptor(authenticate: Authenticator): Interceptor {
   return (next) => async (req) => {
-    const procedure = `${req.service.typeName}/${req.method.name}`;
     if (!req.service.typeName.startsWith("keyward.") || isAnonymous(req.method)) return next(req);
+    const call = { procedure: `${req.service.typeName}/${req.method.name}`, requestId: req.contextValues.get(requestIdKey), signal: req.signal };
     const credential = bearer.exec(req.header.get("authorization") ?? "")?.[1];
-    const caller = credential === undefined ? undefined : await authenticate(credential, { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal });
-    if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
+    const caller = credential === undefined ? undefined : await authenticate(credential, call);
+    if (caller === undefined) throw unauthenticated();
     req.contextValues.set(callerKey, caller);
     if (credential !== undefined && req.method.methodKind === "server_streaming") {
       // A stream outlives its credential's check: it asks again while it runs (WatchInvalidations).
-      req.contextValues.set(reauthenticateKey, () => authenticate(credential, { procedure, requestId: req.contextValues.get(requestIdKey), signal: req.signal }));
+      req.contextValues.set(reauthenticateKey, async () => {
+        const again = await authenticate(credential, call);
+        if (again === undefined) throw unauthenticated();
+        return again;
+      });
     }
     return next(req);
   };
@@ -57,6 +64,6 @@ export function createAuthInterceptor(authenticate: Authenticator): Interceptor 
 /** The CallContext of a handler's call (caller, request id, and its signal); only reachable behind the auth interceptor. */
 export function callContextOf(ctx: { values: { get<T>(key: { id: symbol; defaultValue: T }): T }; signal: AbortSignal }): CallContext {
   const caller = ctx.values.get(callerKey);
-  if (caller === undefined) throw new KeywardError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", unauthenticatedMessage);
+  if (caller === undefined) throw unauthenticated();
   return { caller, requestId: ctx.values.get(requestIdKey), signal: ctx.signal, reauthenticate: ctx.values.get(reauthenticateKey) };
 }

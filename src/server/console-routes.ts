@@ -5,13 +5,8 @@
 import { readdir, readFile, realpath } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type http from "node:http";
-import type http2 from "node:http2";
 import type { Logger } from "../logger.ts";
-import { contentHash, createStaticRoutes, staticAsset, versionedCache, type StaticAsset, type StaticSite } from "./static-assets.ts";
-
-type Req = http.IncomingMessage | http2.Http2ServerRequest;
-type Res = http.ServerResponse | http2.Http2ServerResponse;
+import { contentHash, createStaticRoutes, staticAsset, versionedCache, type StaticAsset, type StaticRoutes, type StaticSite } from "./static-assets.ts";
 
 /** The canonical address of the console; `/console/` redirects here. */
 export const consolePath = "/console";
@@ -65,7 +60,7 @@ class ConsoleNotBuilt extends Error {}
  * 304, 404 for any other path, 405 for another method), each with the CSP above, `nosniff`,
  * `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`.
  */
-export function createConsoleRoutes(opts: { logger: Logger; build?: string }): (req: Req, res: Res, path: string) => void {
+export function createConsoleRoutes(opts: { logger: Logger; build?: string }): StaticRoutes {
   const build = opts.build ?? defaultConsoleBuild;
   return createStaticRoutes({
     base: consolePath,

@@ -4,7 +4,7 @@ import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/prot
 import { AuditEventSchema, AuditOutcome } from "../../gen/keyward/v1/audit_pb.ts";
 import { OrganizationSchema, PrincipalSchema, PrincipalStatus, PrincipalType, TenantSchema } from "../../gen/keyward/v1/directory_pb.ts";
 import { KeyKind, KeySchema, KeySlot, KeyState } from "../../gen/keyward/v1/key_pb.ts";
-import { VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
+import { InvalidationScope, VerifyResult } from "../../gen/keyward/v1/key_service_pb.ts";
 import { ClaimConstraintsSchema, TrustPolicySchema, type ClaimConstraints } from "../../gen/keyward/v1/policy_pb.ts";
 import type { AuditOutcome as AuditOutcomeName, AuditRecord } from "../audit/audit-log.ts";
 import type { PrincipalStatus as StatusName, PrincipalType as TypeName, TenantRecord } from "../directory/directory-repository.ts";
@@ -13,6 +13,7 @@ import { resourceName } from "../common/resource-names.ts";
 import { tenantAudience } from "../common/tenant-audience.ts";
 import type { KeyKindName } from "../keys/key-format.ts";
 import type { KeyState as KeyStateName, SlotName } from "../keys/key-repository.ts";
+import type { Invalidation } from "../keys/invalidation-watch.ts";
 import type { KeyView } from "../keys/key-service.ts";
 import type { VerifyResultName } from "../verify/verifier.ts";
 import type { RequiredClaims } from "../policies/claim-matching.ts";
@@ -46,6 +47,11 @@ export const keyStates = enumMap<KeyState, KeyStateName>([
   [KeyState.ACTIVE, "active"],
   [KeyState.EXPIRED, "expired"],
   [KeyState.REVOKED, "revoked"],
+]);
+/** InvalidationScope ⇄ watch scope. */
+export const invalidationScopes = enumMap<InvalidationScope, Invalidation["scope"]>([
+  [InvalidationScope.KEY, "key"],
+  [InvalidationScope.TENANT, "tenant"],
 ]);
 /** VerifyResult ⇄ verdict. */
 export const verifyResults = enumMap<VerifyResult, VerifyResultName>([

@@ -2,13 +2,13 @@
 // convert the result.
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { InvalidationScope, KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
+import { KeyService } from "../../gen/keyward/v1/key_service_pb.ts";
 import type { InvalidationWatch } from "../keys/invalidation-watch.ts";
 import type { KeyService as KeyDomainService } from "../keys/key-service.ts";
 import type { Verifier } from "../verify/verifier.ts";
 import { callContextOf } from "./auth-interceptor.ts";
 import { verdictKey } from "./context.ts";
-import { keyKinds, keySlots, keyStates, keyToProto } from "./convert.ts";
+import { invalidationScopes, keyKinds, keySlots, keyStates, keyToProto } from "./convert.ts";
 import { verifyKeyResponseOf } from "./verify-response.ts";
 
 /** The KeyService implementation. */
@@ -69,7 +69,7 @@ export function createKeyHandlers(deps: { keys: KeyDomainService; verifier: Veri
       for await (const batch of watch.watch(callContextOf(ctx), { parent: req.parent, resumeToken: req.resumeToken })) {
         yield {
           invalidations: batch.invalidations.map((i) => ({
-            scope: i.scope === "key" ? InvalidationScope.KEY : InvalidationScope.TENANT,
+            scope: invalidationScopes.number(i.scope),
             keyIdHash: i.keyIdHash,
             changeTime: timestampFromDate(i.changeTime),
           })),

@@ -12,6 +12,9 @@ import type { Logger } from "../logger.ts";
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
+/** The handler of a site: `path` is the request's path without its query. */
+export type StaticRoutes = (req: Req, res: Res, path: string) => void;
+
 /** One file held in memory, ready to send (gzip precomputed for text types). */
 export type StaticAsset = { body: Buffer; gzipped: Buffer | undefined; type: string; etag: string; cacheControl: string };
 /** A site: its page and its assets by served name. */
@@ -50,7 +53,7 @@ export function createStaticRoutes(opts: {
   load: () => Promise<StaticSite>;
   onLoadFailure: (err: unknown) => LoadFailure & { quiet?: boolean };
   logger: Logger;
-}): (req: Req, res: Res, path: string) => void {
+}): StaticRoutes {
   const assetsPath = `${opts.base}/assets/`;
   let loading: Promise<StaticSite> | undefined;
   const load = (): Promise<StaticSite> => {

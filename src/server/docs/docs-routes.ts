@@ -5,13 +5,8 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type http from "node:http";
-import type http2 from "node:http2";
 import type { Logger } from "../../logger.ts";
-import { contentHash, createStaticRoutes, staticAsset, versionedCache, type StaticAsset, type StaticSite } from "../static-assets.ts";
-
-type Req = http.IncomingMessage | http2.Http2ServerRequest;
-type Res = http.ServerResponse | http2.Http2ServerResponse;
+import { contentHash, createStaticRoutes, staticAsset, versionedCache, type StaticAsset, type StaticRoutes, type StaticSite } from "../static-assets.ts";
 
 /** The canonical address of the page; `/docs/` redirects here. */
 export const docsPath = "/docs";
@@ -59,7 +54,7 @@ type Source = { file: string; type: string; versioned: boolean };
  * directory (../static-assets.ts). Every answer carries the CSP above, `nosniff` and
  * `Referrer-Policy: no-referrer`.
  */
-export function createDocsRoutes(opts: { logger: Logger }): (req: Req, res: Res, path: string) => void {
+export function createDocsRoutes(opts: { logger: Logger }): StaticRoutes {
   const require = createRequire(import.meta.url);
   const dist = path.dirname(require.resolve("swagger-ui-dist/package.json"));
   const own = path.dirname(fileURLToPath(import.meta.url));
