@@ -5,6 +5,9 @@
 // output. Tested by test/console/oidc-model.test.ts.
 import type { ClaimConstraints, TrustPolicy } from "../../gen/keyward/v1/policy_pb.ts";
 import type { PolicyMatch } from "../../gen/keyward/v1/policy_service_pb.ts";
+import { levelIn, type Level } from "./permissions.ts";
+
+export { levelIn, type Level } from "./permissions.ts";
 
 /** A ClaimConstraints field, by its name in the generated message (lowerCamelCase). */
 export type ClaimKey = "repositoryOwner" | "repository" | "repositoryOwnerId" | "repositoryId" | "jobWorkflowRef" | "ref" | "environment" | "eventName";
@@ -153,23 +156,6 @@ export function splitWarning(warning: string): { code: string; advice: string } 
 }
 
 // ---- permissions -----------------------------------------------------------------------
-
-/** 0 none, 1 read, 2 write. */
-export type Level = 0 | 1 | 2;
-
-function rank(level: string | undefined): Level {
-  return level === "write" ? 2 : level === "read" ? 1 : 0;
-}
-
-/** The level `permissions` give `category` (`*:` counts for every category; write implies read). */
-export function levelIn(permissions: readonly string[], category: string): Level {
-  let best: Level = 0;
-  for (const p of permissions) {
-    const [c, l] = p.split(":");
-    if (c === "*" || c === category) best = Math.max(best, rank(l)) as Level;
-  }
-  return best;
-}
 
 /**
  * The categories the allowlist editor shows: those of `catalogue` (the deployment's, from

@@ -7,7 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { TrustPolicy } from "../../gen/keyward/v1/policy_pb.ts";
 import { DryRunPanel } from "./oidc-dry-run.tsx";
 import { claimsSummary, durationText } from "./oidc-model.ts";
-import { PolicyForm, type Saved } from "./oidc-policy-form.tsx";
+import { PolicyForm } from "./oidc-policy-form.tsx";
 import { Warnings } from "./oidc-warnings.tsx";
 import { ErrorMessage } from "./errors.tsx";
 import type { Session } from "./session.ts";
@@ -52,10 +52,6 @@ export function OidcTab(props: { session: Session }) {
   useEffect(() => {
     void load();
   }, [session]);
-
-  function saved(_result: Saved) {
-    void load();
-  }
 
   async function confirmDelete(policy: TrustPolicy) {
     setDeleting(true);
@@ -156,7 +152,7 @@ export function OidcTab(props: { session: Session }) {
             key={open.kind === "edit" ? open.policy.name : "new"}
             session={session}
             policy={open.kind === "edit" ? open.policy : undefined}
-            onSaved={saved}
+            onSaved={() => void load()}
             onShowSnippet={(policy) => setOpen({ kind: "snippet", policy })}
             onClose={close}
           />

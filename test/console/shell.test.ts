@@ -61,6 +61,14 @@ async function makeKey(permissions: string[]): Promise<{ name: string; secret: s
   return { name: created.key!.name, secret: created.secret };
 }
 
+/** The session ended on its own: the sign-in screen's notice says `why` and no tab is left. */
+async function expectSessionEnded(c: ConsoleBrowser, why: RegExp): Promise<void> {
+  const notice = c.page.getByTestId("signin-notice");
+  await notice.waitFor({ state: "visible" });
+  expect(await notice.textContent()).toMatch(why);
+  expect(await c.page.getByRole("tablist").count()).toBe(0);
+}
+
 /** Everything the browser keeps and shows: cookies, storages, IndexedDB, URL, the DOM, every input's value. */
 async function keptByBrowser(c: ConsoleBrowser): Promise<string> {
   const state = await c.context.storageState({ indexedDB: true });
@@ -306,10 +314,7 @@ describe("the console in chromium", () => {
       expect(await c.page.getByTestId("signed-in-as").textContent()).toContain(key.name);
       await server.client(KeyService).revokeKey({ name: key.name, reason: "console test" }, withKey(tenant.adminKey));
       await c.page.getByRole("tab", { name: "OIDC federation" }).click();
-      const notice = c.page.getByTestId("signin-notice");
-      await notice.waitFor({ state: "visible" });
-      expect(await notice.textContent()).toMatch(/session ended.*revoked/i);
-      expect(await c.page.getByRole("tablist").count()).toBe(0);
+      await expectSessionEnded(c, /session ended.*revoked/i);
       await c.page.getByLabel("API key or token").waitFor({ state: "visible" });
       await c.screenshot("session-ended");
       expect(await keptByBrowser(c)).not.toContain(key.secret.slice(-16));
@@ -328,10 +333,7 @@ describe("the console in chromium", () => {
         route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "unauthenticated", message: "missing or invalid credential" }) }),
       );
       await c.page.getByRole("tab", { name: "OIDC federation" }).click();
-      const notice = c.page.getByTestId("signin-notice");
-      await notice.waitFor({ state: "visible" });
-      expect(await notice.textContent()).toMatch(/no longer accepts this credential/);
-      expect(await c.page.getByRole("tablist").count()).toBe(0);
+      await expectSessionEnded(c, /no longer accepts this credential/);
       expect(await c.page.locator("iframe").count()).toBe(0);
       expect(c.violations).toEqual([]);
     } finally {

@@ -10,7 +10,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { consoleContentSecurityPolicy } from "../../src/server/console-routes.ts";
 import { screenshotDir, uiBoundMs } from "./console-browser.ts";
 
@@ -71,6 +71,12 @@ async function openFixture(): Promise<{ page: Page; problems: string[]; close: (
 
 const focused = (page: Page) => page.evaluate<string>("(document.activeElement?.getAttribute('aria-label') || document.activeElement?.textContent || '').trim()");
 
+/** Presses `key` and waits (bounded by the context's default timeout) until `dialog` is `state`. */
+async function pressAndWait(page: Page, key: "Enter" | "Escape", dialog: Locator, state: "visible" | "hidden"): Promise<void> {
+  await page.keyboard.press(key);
+  await dialog.waitFor({ state });
+}
+
 describe("the console's shared widgets in chromium", () => {
   it("when a dialog is opened from the keyboard, then it is modal (Tab stays inside), Esc closes it, focus returns to its opener and its content leaves the DOM", async () => {
     const f = await openFixture();
@@ -85,8 +91,7 @@ describe("the console's shared widgets in chromium", () => {
         await f.page.keyboard.press("Tab");
         expect(await f.page.evaluate<boolean>("document.querySelector('dialog[open]').contains(document.activeElement) || document.activeElement === document.body")).toBe(true);
       }
-      await f.page.keyboard.press("Escape");
-      await dialog.waitFor({ state: "hidden" });
+      await pressAndWait(f.page, "Escape", dialog, "hidden");
       expect(await focused(f.page)).toBe("Show secret");
       expect(await f.page.content()).not.toContain(secret);
       expect(f.problems).toEqual([]);
@@ -107,14 +112,10 @@ describe("the console's shared widgets in chromium", () => {
       expect(await f.page.content()).not.toContain(secret);
       // Opened, then Esc with no click in between, twice (Chromium may refuse to let a page cancel the second).
       await open.focus();
-      await f.page.keyboard.press("Enter");
-      await dialog.waitFor({ state: "visible" });
-      await f.page.keyboard.press("Escape");
-      await dialog.waitFor({ state: "hidden" });
-      await f.page.keyboard.press("Enter");
-      await dialog.waitFor({ state: "visible" });
-      await f.page.keyboard.press("Escape");
-      await dialog.waitFor({ state: "hidden" });
+      await pressAndWait(f.page, "Enter", dialog, "visible");
+      await pressAndWait(f.page, "Escape", dialog, "hidden");
+      await pressAndWait(f.page, "Enter", dialog, "visible");
+      await pressAndWait(f.page, "Escape", dialog, "hidden");
       expect(await f.page.content()).not.toContain(secret);
       // The parent's state followed: it opens again.
       await open.click();
@@ -131,12 +132,9 @@ describe("the console's shared widgets in chromium", () => {
       const open = f.page.getByRole("button", { name: "Show secret" });
       const dialog = f.page.getByRole("dialog", { name: "New key" });
       await open.focus();
-      await f.page.keyboard.press("Enter");
-      await dialog.waitFor({ state: "visible" });
-      await f.page.keyboard.press("Escape");
-      await dialog.waitFor({ state: "hidden" });
-      await f.page.keyboard.press("Enter");
-      await dialog.waitFor({ state: "visible" });
+      await pressAndWait(f.page, "Enter", dialog, "visible");
+      await pressAndWait(f.page, "Escape", dialog, "hidden");
+      await pressAndWait(f.page, "Enter", dialog, "visible");
       // Clicks the opener at the first microtask checkpoint after the dialog loses `open`, before
       // any later task runs: the moment a fast user (or a loaded test) may click.
       await f.page.evaluate(`(() => {
@@ -175,8 +173,7 @@ describe("the console's shared widgets in chromium", () => {
       await dialog.waitFor({ state: "visible" });
       expect(await dialog.textContent()).toContain("The thing goes for good.");
       expect(await focused(f.page)).toBe("Cancel");
-      await f.page.keyboard.press("Escape");
-      await dialog.waitFor({ state: "hidden" });
+      await pressAndWait(f.page, "Escape", dialog, "hidden");
       expect(await f.page.getByTestId("outcome").textContent()).toBe("canceled");
       expect(await focused(f.page)).toBe("Delete thing");
       await opener.click();
