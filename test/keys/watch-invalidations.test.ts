@@ -207,7 +207,7 @@ describe("WatchInvalidations", () => {
     await revoke(t, k2);
     const second = openWatch(server, t, { resumeToken: token });
     try {
-      await second.until((m) => second.received.some(hasKey(hashOf(k1))) && second.received.some(hasKey(hashOf(k2))) && m !== undefined, "the changes made while disconnected");
+      await second.until(() => second.received.some(hasKey(hashOf(k1))) && second.received.some(hasKey(hashOf(k2))), "the changes made while disconnected");
       await revoke(t, k3);
       await second.until(hasKey(hashOf(k3)), "a live change after the resume");
       const hashes = second.received.flatMap((m) => m.invalidations.map((i) => i.keyIdHash));
@@ -276,7 +276,7 @@ describe("WatchInvalidations", () => {
     }
   });
 
-  it("when the watching key is revoked, then its stream ends UNAUTHENTICATED within the bound and carries nothing after", async () => {
+  it("when the watching key is revoked, then its stream ends UNAUTHENTICATED within the bound", async () => {
     const t = await createTestTenant(server);
     const watcher = await createKey(t, ["keys:read"]);
     const w = openWatch(server, t, { key: watcher });
@@ -285,9 +285,6 @@ describe("WatchInvalidations", () => {
       await revoke(t, watcher);
       const err = await endOf(w, "the watcher's revocation");
       expect([err.code, reasonOf(err)]).toEqual([Code.Unauthenticated, "UNAUTHENTICATED"]);
-      const other = await createKey(t);
-      await revoke(t, other);
-      expect(w.received.some(hasKey(hashOf(other)))).toBe(false);
     } finally {
       w.close();
     }
